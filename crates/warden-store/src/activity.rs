@@ -1,0 +1,421 @@
+//! The activity log: one append-only table, written by a single thread that
+//! groups concurrent appends into one transaction and chains every row to the
+//! one before it (`hash = sha256(prev_hash ‖ row)`).
+//!
+//! `append` returns only once the row is committed; callers that must not act
+//! before the record exists (the gateway, before forwarding a call) await it.
+//! When the database cannot be written, every caller in that group gets an
+//! error and the in-memory chain head is reloaded, so the next group starts
+//! from what is really on disk.
+
+use std::thread;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, Result, now_us};
+
+/// The hash that the first row chains to.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Largest number of appends grouped into one transaction.
+const MAX_GROUP: usize = 1024;
+
+/// One event to record. Arguments must already be redacted by the caller.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewEvent {
+    pub kind: String,
+    pub call_id: Option<String>,
+    pub agent: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub chain: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub arguments: Option<String>,
+    pub arguments_hash: Option<String>,
+    pub risk: Option<String>,
+    pub decision: Option<String>,
+    pub approver: Option<String>,
+    pub outcome: Option<String>,
+    pub latency_us: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// A stored row, as queries return it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivityRow {
+    pub id: i64,
+    pub time_us: i64,
+    #[serde(flatten)]
+    pub event: NewEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Filters for [`ActivityLog::query`]; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub agent: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub kind: Option<String>,
+    /// Only rows with an id below this one (keyset pagination, newest first).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+enum Msg {
+    Append(Box<NewEvent>, oneshot::Sender<Result<i64>>),
+    Touch { agent_id: i64, at_us: i64 },
+}
+
+/// Handle on the writer thread. Cloning shares the thread.
+#[derive(Clone)]
+pub struct ActivityLog {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl ActivityLog {
+    pub(crate) fn start(conn: Connection) -> Result<ActivityLog> {
+        let head = chain_head(&conn)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        thread::Builder::new()
+            .name("warden-activity".into())
+            .spawn(move || writer(conn, head, rx))
+            .map_err(|e| Error::LogUnavailable(format!("could not start the log writer: {e}")))?;
+        Ok(ActivityLog { tx })
+    }
+
+    /// Appends one event and waits until it is committed. Returns its row id.
+    pub async fn append(&self, event: NewEvent) -> Result<i64> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Append(Box::new(event), done))
+            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?
+    }
+
+    /// Appends from blocking code (CLI commands): the same commit guarantee.
+    pub fn append_blocking(&self, event: NewEvent) -> Result<i64> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Append(Box::new(event), done))
+            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?;
+        wait.blocking_recv()
+            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?
+    }
+
+    /// Records that an agent was seen, without waiting. Coalesced per group.
+    pub fn touch_agent(&self, agent_id: i64) {
+        let _ = self.tx.send(Msg::Touch {
+            agent_id,
+            at_us: now_us(),
+        });
+    }
+
+    /// Newest-first page of rows matching `filter`.
+    pub fn query(conn: &Connection, filter: &ActivityFilter) -> Result<Vec<ActivityRow>> {
+        let mut sql = String::from("SELECT ");
+        sql.push_str(ROW_COLUMNS);
+        sql.push_str(" FROM activity WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |clause: &str, v: rusqlite::types::Value| {
+            sql.push_str(clause);
+            args.push(v);
+        };
+        if let Some(a) = &filter.agent {
+            add(" AND agent = ?", a.clone().into());
+        }
+        if let Some(s) = &filter.server {
+            add(" AND server = ?", s.clone().into());
+        }
+        if let Some(t) = &filter.tool {
+            add(" AND tool = ?", t.clone().into());
+        }
+        if let Some(k) = &filter.kind {
+            add(" AND kind = ?", k.clone().into());
+        }
+        if let Some(b) = filter.before_id {
+            add(" AND id < ?", b.into());
+        }
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), read_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
+
+const ROW_COLUMNS: &str = "id, time_us, kind, call_id, agent, on_behalf_of, chain, server, tool, \
+     arguments, arguments_hash, risk, decision, approver, outcome, latency_us, detail, prev_hash, hash";
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActivityRow> {
+    Ok(ActivityRow {
+        id: r.get(0)?,
+        time_us: r.get(1)?,
+        event: NewEvent {
+            kind: r.get(2)?,
+            call_id: r.get(3)?,
+            agent: r.get(4)?,
+            on_behalf_of: r.get(5)?,
+            chain: r.get(6)?,
+            server: r.get(7)?,
+            tool: r.get(8)?,
+            arguments: r.get(9)?,
+            arguments_hash: r.get(10)?,
+            risk: r.get(11)?,
+            decision: r.get(12)?,
+            approver: r.get(13)?,
+            outcome: r.get(14)?,
+            latency_us: r.get(15)?,
+            detail: r.get(16)?,
+        },
+        prev_hash: r.get(17)?,
+        hash: r.get(18)?,
+    })
+}
+
+/// The hash of a row: SHA-256 over the previous hash and every field, each
+/// length-prefixed so that no two different rows serialise alike.
+pub fn row_hash(prev_hash: &str, time_us: i64, e: &NewEvent) -> String {
+    let mut h = Sha256::new();
+    let mut field = |v: Option<&str>| match v {
+        None => h.update(b"-"),
+        Some(s) => {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+    };
+    field(Some(prev_hash));
+    field(Some(&time_us.to_string()));
+    field(Some(&e.kind));
+    for v in [
+        &e.call_id,
+        &e.agent,
+        &e.on_behalf_of,
+        &e.chain,
+        &e.server,
+        &e.tool,
+        &e.arguments,
+        &e.arguments_hash,
+        &e.risk,
+        &e.decision,
+        &e.approver,
+        &e.outcome,
+    ] {
+        field(v.as_deref());
+    }
+    field(e.latency_us.map(|l| l.to_string()).as_deref());
+    field(e.detail.as_deref());
+    hex::encode(h.finalize())
+}
+
+fn chain_head(conn: &Connection) -> Result<(String, i64)> {
+    let last: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT hash, time_us FROM activity ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(last.unwrap_or_else(|| (GENESIS.to_string(), 0)))
+}
+
+fn writer(mut conn: Connection, head: (String, i64), mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let (mut prev_hash, mut last_time) = head;
+    let mut batch: Vec<(Box<NewEvent>, oneshot::Sender<Result<i64>>)> = Vec::new();
+    let mut touches: Vec<(i64, i64)> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Append(e, done) => batch.push((e, done)),
+                Msg::Touch { agent_id, at_us } => touches.push((agent_id, at_us)),
+            }
+            if batch.len() < MAX_GROUP {
+                next = rx.try_recv().ok();
+            }
+        }
+        let result = write_group(
+            &mut conn,
+            &mut prev_hash,
+            &mut last_time,
+            &batch,
+            &touches,
+        );
+        touches.clear();
+        match result {
+            Ok(ids) => {
+                for ((_, done), id) in batch.drain(..).zip(ids) {
+                    let _ = done.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "activity log write failed; calls are refused until it recovers");
+                let message = e.to_string();
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(Err(Error::LogUnavailable(message.clone())));
+                }
+                match chain_head(&conn) {
+                    Ok((h, t)) => {
+                        prev_hash = h;
+                        last_time = t;
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not reload the chain head"),
+                }
+            }
+        }
+    }
+}
+
+fn write_group(
+    conn: &mut Connection,
+    prev_hash: &mut String,
+    last_time: &mut i64,
+    batch: &[(Box<NewEvent>, oneshot::Sender<Result<i64>>)],
+    touches: &[(i64, i64)],
+) -> Result<Vec<i64>> {
+    let tx = conn.transaction()?;
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut hash = prev_hash.clone();
+    let mut time = *last_time;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO activity (time_us, kind, call_id, agent, on_behalf_of, chain, server, tool, \
+             arguments, arguments_hash, risk, decision, approver, outcome, latency_us, detail, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        )?;
+        for (e, _) in batch {
+            // Times never go backwards along the chain, even if the clock does.
+            time = now_us().max(time);
+            let new_hash = row_hash(&hash, time, e);
+            stmt.execute(params![
+                time,
+                e.kind,
+                e.call_id,
+                e.agent,
+                e.on_behalf_of,
+                e.chain,
+                e.server,
+                e.tool,
+                e.arguments,
+                e.arguments_hash,
+                e.risk,
+                e.decision,
+                e.approver,
+                e.outcome,
+                e.latency_us,
+                e.detail,
+                hash,
+                new_hash,
+            ])?;
+            ids.push(tx.last_insert_rowid());
+            hash = new_hash;
+        }
+        if !touches.is_empty() {
+            let mut touch = tx.prepare_cached(
+                "UPDATE agents SET last_used_at_us = max(coalesce(last_used_at_us, 0), ?1) WHERE id = ?2",
+            )?;
+            for (agent_id, at) in touches {
+                touch.execute(params![at, agent_id])?;
+            }
+        }
+    }
+    tx.commit()?;
+    *prev_hash = hash;
+    *last_time = time;
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_chain_each_row_to_the_previous_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::Store::open(&dir.path().join("w.db")).expect("open store");
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let ev = NewEvent {
+                kind: "tool_call.requested".into(),
+                tool: Some(format!("t{i}")),
+                ..Default::default()
+            };
+            ids.push(store.activity().append(ev).await.expect("append"));
+        }
+        let conn = store.connect().expect("connect");
+        let mut rows = ActivityLog::query(
+            &conn,
+            &ActivityFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .expect("query");
+        rows.reverse();
+        assert_eq!(rows.len(), 5);
+        let mut prev = GENESIS.to_string();
+        for r in &rows {
+            assert_eq!(r.prev_hash, prev, "row {} must chain to its predecessor", r.id);
+            assert_eq!(r.hash, row_hash(&r.prev_hash, r.time_us, &r.event));
+            prev = r.hash.clone();
+        }
+        // Reopening continues the chain from the stored head.
+        drop(store);
+        let store = crate::Store::open(&dir.path().join("w.db")).expect("reopen");
+        store
+            .activity()
+            .append(NewEvent {
+                kind: "x".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("append after reopen");
+        let last = &ActivityLog::query(
+            &store.connect().expect("connect"),
+            &ActivityFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .expect("query")[0];
+        assert_eq!(last.prev_hash, prev);
+    }
+
+    #[tokio::test]
+    async fn a_read_only_database_refuses_appends() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("w.db");
+        let store = crate::Store::open(&path).expect("open store");
+        // Make writes fail at the SQLite level, as a read-only or full disk would.
+        let conn = store.connect().expect("connect");
+        conn.execute_batch(
+            "CREATE TRIGGER block BEFORE INSERT ON activity BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .expect("install trigger");
+        let err = store
+            .activity()
+            .append(NewEvent {
+                kind: "x".into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("append must fail while writes fail");
+        assert!(matches!(err, Error::LogUnavailable(_)));
+        conn.execute_batch("DROP TRIGGER block").expect("drop trigger");
+        store
+            .activity()
+            .append(NewEvent {
+                kind: "x".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("the log recovers once writes succeed again");
+    }
+}

@@ -1,0 +1,170 @@
+//! Agents: the identities MCP clients present to the gateway.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::{Error, Result, now_us};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Active,
+    Revoked,
+}
+
+impl AgentStatus {
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "active" => Ok(Self::Active),
+            "revoked" => Ok(Self::Revoked),
+            other => Err(Error::Corrupt(format!("unknown agent status {other:?}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub id: i64,
+    pub name: String,
+    pub status: AgentStatus,
+    pub created_at_us: i64,
+    pub last_used_at_us: Option<i64>,
+}
+
+/// What the gateway needs to authenticate a request: the credential hash and
+/// the agent it belongs to.
+#[derive(Debug, Clone)]
+pub struct AgentKey {
+    pub credential_hash: String,
+    pub agent: Agent,
+}
+
+const COLUMNS: &str = "id, name, status, created_at_us, last_used_at_us";
+
+fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Agent, String)> {
+    let status: String = r.get(2)?;
+    Ok((
+        Agent {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            status: AgentStatus::Active,
+            created_at_us: r.get(3)?,
+            last_used_at_us: r.get(4)?,
+        },
+        status,
+    ))
+}
+
+fn finish((mut agent, status): (Agent, String)) -> Result<Agent> {
+    agent.status = AgentStatus::parse(&status)?;
+    Ok(agent)
+}
+
+pub fn insert(conn: &Connection, name: &str, credential_hash: &str) -> Result<Agent> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM agents WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(Error::Exists(format!("an agent named {name:?}")));
+    }
+    conn.execute(
+        "INSERT INTO agents (name, credential_hash, created_at_us) VALUES (?1, ?2, ?3)",
+        params![name, credential_hash, now_us()],
+    )?;
+    get(conn, name)?.ok_or_else(|| Error::NotFound(format!("agent {name:?}")))
+}
+
+pub fn get(conn: &Connection, name: &str) -> Result<Option<Agent>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM agents WHERE name = ?1"),
+        [name],
+        row_to_agent,
+    )
+    .optional()?
+    .map(finish)
+    .transpose()
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Agent>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM agents ORDER BY name"))?;
+    let rows = stmt
+        .query_map([], row_to_agent)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(finish).collect()
+}
+
+/// Every active agent with its credential hash, for the gateway's in-memory
+/// authentication table.
+pub fn active_keys(conn: &Connection) -> Result<Vec<AgentKey>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS}, credential_hash FROM agents WHERE status = 'active'"
+    ))?;
+    let rows = stmt
+        .query_map([], |r| Ok((row_to_agent(r)?, r.get::<_, String>(5)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(a, h)| {
+            Ok(AgentKey {
+                credential_hash: h,
+                agent: finish(a)?,
+            })
+        })
+        .collect()
+}
+
+pub fn set_status(conn: &Connection, name: &str, status: AgentStatus) -> Result<()> {
+    let s = match status {
+        AgentStatus::Active => "active",
+        AgentStatus::Revoked => "revoked",
+    };
+    let n = conn.execute(
+        "UPDATE agents SET status = ?1 WHERE name = ?2",
+        params![s, name],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound(format!("agent {name:?}")));
+    }
+    Ok(())
+}
+
+pub fn touch(conn: &Connection, agent_id: i64, at_us: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE agents SET last_used_at_us = ?1 WHERE id = ?2",
+        params![at_us, agent_id],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().expect("in-memory db");
+        crate::migrate::apply(&mut c).expect("migrations apply");
+        c
+    }
+
+    #[test]
+    fn agent_names_are_unique_and_revocation_hides_the_key() {
+        let c = db();
+        insert(&c, "claude", "h1").expect("first insert");
+        let dup = insert(&c, "claude", "h2");
+        assert!(
+            matches!(dup, Err(Error::Exists(_))),
+            "a second agent with the same name must be refused"
+        );
+        assert_eq!(active_keys(&c).expect("keys").len(), 1);
+        set_status(&c, "claude", AgentStatus::Revoked).expect("revoke");
+        assert!(
+            active_keys(&c).expect("keys").is_empty(),
+            "a revoked agent must not authenticate"
+        );
+        assert!(matches!(
+            set_status(&c, "nobody", AgentStatus::Revoked),
+            Err(Error::NotFound(_))
+        ));
+    }
+}

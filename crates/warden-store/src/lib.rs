@@ -1,0 +1,98 @@
+//! Warden's durable state in SQLite: the agents that may call the gateway and
+//! the append-only activity log.
+//!
+//! The database runs in WAL mode with `synchronous=NORMAL`: a committed
+//! transaction survives a crash of the process (kill -9), which is what the
+//! "committed before forwarded" rule of the activity log relies on. Activity
+//! rows are written by one thread that groups the commits of concurrent
+//! callers, so logging costs the call path one channel hop, not one fsync.
+
+mod activity;
+mod agents;
+mod migrate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use activity::{ActivityFilter, ActivityLog, ActivityRow, NewEvent};
+pub use agents::{Agent, AgentKey, AgentStatus};
+pub mod agent {
+    pub use crate::agents::{active_keys, get, insert, list, set_status, touch};
+}
+
+/// Errors from the store. Messages say what failed; they never carry secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the database at {path} could not be opened: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the activity log could not be written: {0}")]
+    LogUnavailable(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} was not found")]
+    NotFound(String),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Microseconds since the Unix epoch, the time unit of every stored timestamp.
+pub fn now_us() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// A handle on the database. Cheap to clone; the activity writer is shared.
+#[derive(Clone)]
+pub struct Store {
+    path: Arc<PathBuf>,
+    activity: ActivityLog,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = open_connection(path)?;
+        migrate::apply(&mut conn)?;
+        let activity = ActivityLog::start(open_connection(path)?)?;
+        Ok(Store {
+            path: Arc::new(path.to_path_buf()),
+            activity,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn activity(&self) -> &ActivityLog {
+        &self.activity
+    }
+
+    /// A fresh connection for short, blocking work (CLI commands, admin calls).
+    /// Async callers run it under `spawn_blocking`.
+    pub fn connect(&self) -> Result<Connection> {
+        open_connection(&self.path)
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}

@@ -1,0 +1,48 @@
+//! Embedded migrations, applied in name order and never edited once landed.
+
+use rusqlite::Connection;
+
+use crate::{Error, Result};
+
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "20261127000000_init",
+    include_str!("../migrations/20261127000000_init.sql"),
+)];
+
+pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at_us INTEGER NOT NULL)",
+    )?;
+    let tx = conn.transaction()?;
+    for (name, sql) in MIGRATIONS {
+        let done: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if done {
+            continue;
+        }
+        tx.execute_batch(sql)
+            .map_err(|e| Error::Corrupt(format!("migration {name} failed: {e}")))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (name, applied_at_us) VALUES (?1, ?2)",
+            rusqlite::params![name, crate::now_us()],
+        )?;
+    }
+    let known: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT name FROM schema_migrations")?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    if let Some(unknown) = known
+        .iter()
+        .find(|n| !MIGRATIONS.iter().any(|(m, _)| m == n))
+    {
+        return Err(Error::Corrupt(format!(
+            "the database was written by a newer Warden (migration {unknown}); upgrade Warden"
+        )));
+    }
+    tx.commit()?;
+    Ok(())
+}
