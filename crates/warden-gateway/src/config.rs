@@ -1,0 +1,277 @@
+//! The configuration file (`config.toml`): gateway settings and the servers
+//! Warden connects to. Values that are secrets never live here: an env value
+//! or header written as `keychain:NAME` is read from the OS keychain.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub servers: BTreeMap<String, ServerSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Where the downstream endpoint listens. Loopback only.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes (413 above it).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// How long a call may wait for an upstream answer, in seconds.
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout_secs: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            call_timeout_secs: default_call_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+fn default_max_body() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_call_timeout() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter such as "info" or "warden_gateway=debug".
+    /// `RUST_LOG` takes precedence when set.
+    pub level: Option<String>,
+}
+
+/// One upstream server: a local command (stdio) or a remote URL.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// Environment for the child. It does not inherit Warden's environment,
+    /// except PATH, HOME, LANG, TMPDIR and USER.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    pub url: Option<String>,
+    /// Extra headers for a remote server; values may be `keychain:NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+pub enum Transport<'a> {
+    Stdio { command: &'a str },
+    Http { url: &'a url::Url },
+}
+
+impl ServerSpec {
+    pub fn validate(&self, name: &str) -> Result<()> {
+        validate_server_name(name)?;
+        match (&self.command, &self.url) {
+            (Some(c), None) if !c.trim().is_empty() => Ok(()),
+            (None, Some(u)) => validate_url(u).map(|_| ()),
+            (Some(_), Some(_)) => Err(Error::Config(format!(
+                "server {name:?} has both a command and a url; give one"
+            ))),
+            _ => Err(Error::Config(format!(
+                "server {name:?} needs a command (local) or a url (remote)"
+            ))),
+        }
+    }
+}
+
+/// Server names become tool-name prefixes: lowercase letters, digits and
+/// single hyphens, at most 32 characters, so `<server>__<tool>` splits at the
+/// first `__` without doubt.
+pub fn validate_server_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "{name:?} is not a valid server name: use 1 to 32 lowercase letters, digits and single hyphens (for example \"files\" or \"github-work\")"
+        )))
+    }
+}
+
+/// Remote servers must use https; plain http is allowed only to loopback.
+pub fn validate_url(raw: &str) -> Result<url::Url> {
+    let url = url::Url::parse(raw)
+        .map_err(|e| Error::Config(format!("{raw:?} is not a valid URL: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback_host(&url) => Ok(url),
+        "http" => Err(Error::Config(format!(
+            "{raw} uses plain http; remote servers must use https (http is allowed only for 127.0.0.1, ::1 and localhost)"
+        ))),
+        other => Err(Error::Config(format!(
+            "{raw} uses {other}:, but only https (or http to this machine) is supported"
+        ))),
+    }
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+impl Config {
+    /// Reads the file; a missing file is the default configuration. Errors
+    /// name the file, the line and the field.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "could not read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            Error::Config(format!(
+                "{}{}: {}",
+                path.display(),
+                line.map(|l| format!(", line {l}")).unwrap_or_default(),
+                e.message()
+            ))
+        })?;
+        config.validate().map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let addr: SocketAddr = self.gateway.listen.parse().map_err(|_| {
+            Error::Config(format!(
+                "gateway.listen {:?} is not an address like 127.0.0.1:7411",
+                self.gateway.listen
+            ))
+        })?;
+        if !addr.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "gateway.listen {addr} is not a loopback address; Warden only listens on this machine (127.0.0.1 or ::1)"
+            )));
+        }
+        if self.gateway.max_body_bytes < 1024 {
+            return Err(Error::Config(
+                "gateway.max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        for (name, spec) in &self.servers {
+            spec.validate(name)?;
+        }
+        Ok(())
+    }
+
+    /// Writes atomically (temp file + rename) with mode 0600.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| Error::Config(format!("could not write the configuration: {e}")))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("could not create {}: {e}", dir.display())))?;
+        let tmp: PathBuf = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text)
+            .map_err(|e| Error::Config(format!("could not write {}: {e}", tmp.display())))?;
+        set_private(&tmp);
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::Config(format!("could not replace {}: {e}", path.display())))?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.gateway
+            .listen
+            .parse()
+            .map_err(|_| Error::Config(format!("bad listen address {:?}", self.gateway.listen)))
+    }
+}
+
+#[cfg(unix)]
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+#[cfg(not(unix))]
+fn set_private(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file_line_and_field() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[gateway]\nlisten = \"127.0.0.1:1\"\n\n[servers.files]\ncomand = \"x\"\n")
+            .expect("write config");
+        let err = Config::load(&path).expect_err("a misspelled field must be refused").to_string();
+        assert!(err.contains("config.toml"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("comand"), "{err}");
+    }
+
+    #[test]
+    fn refuses_non_loopback_listen_and_plain_http_remotes() {
+        let mut c = Config::default();
+        c.gateway.listen = "0.0.0.0:7411".into();
+        assert!(c.validate().is_err());
+        assert!(validate_url("http://example.com/mcp").is_err());
+        assert!(validate_url("http://127.0.0.1:9/mcp").is_ok());
+        assert!(validate_url("https://example.com/mcp").is_ok());
+        assert!(validate_url("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn server_names_are_safe_prefixes() {
+        for good in ["files", "a", "github-work", "s3"] {
+            assert!(validate_server_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Files", "a__b", "a_b", "-a", "a-", "a--b", &"x".repeat(33)] {
+            assert!(validate_server_name(bad).is_err(), "{bad}");
+        }
+    }
+}

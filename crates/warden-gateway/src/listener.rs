@@ -1,0 +1,281 @@
+//! The downstream endpoint: Streamable HTTP on loopback, both protocol eras.
+//!
+//! Every request passes, in order: the Host and Origin check (DNS
+//! rebinding: anything but this machine's own names gets 403), the bearer
+//! credential (401, no detail), the body limit (413), JSON-RPC framing (400
+//! with -32700 or -32600), and then the gateway.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream_lite::UnboundedReceiverStream;
+
+use crate::gateway::{Answer, Caller, Gateway};
+use crate::jsonrpc::{self, Envelope};
+use crate::upstream;
+
+#[derive(Clone)]
+struct Ctx {
+    gw: Gateway,
+    port: u16,
+    max_body: usize,
+}
+
+/// Serves until the gateway's shutdown token is cancelled.
+pub async fn serve(gw: Gateway, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let max_body = gw.config().gateway.max_body_bytes;
+    let ctx = Ctx { gw: gw.clone(), port: addr.port(), max_body };
+    let app = Router::new()
+        .route("/mcp", post(post_all).get(get_all).delete(delete_all))
+        .route("/servers/{name}/mcp", post(post_one).get(get_one).delete(delete_one))
+        .with_state(ctx);
+    let stop = gw.shutdown_token();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+async fn post_all(State(ctx): State<Ctx>, req: Request) -> Response {
+    on_post(ctx, None, req).await
+}
+async fn post_one(State(ctx): State<Ctx>, Path(name): Path<String>, req: Request) -> Response {
+    on_post(ctx, Some(name), req).await
+}
+async fn get_all(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    on_get(ctx, None, headers)
+}
+async fn get_one(State(ctx): State<Ctx>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    on_get(ctx, Some(name), headers)
+}
+async fn delete_all(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    on_delete(ctx, None, headers)
+}
+async fn delete_one(State(ctx): State<Ctx>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    on_delete(ctx, Some(name), headers)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Accepts only this machine's names for the port we listen on.
+fn local_origin(ctx: &Ctx, headers: &HeaderMap) -> bool {
+    let port = ctx.port;
+    let allowed_host = |h: &str| {
+        let h = h.to_ascii_lowercase();
+        [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")].contains(&h)
+    };
+    let host_ok = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(allowed_host);
+    let origin_ok = match headers.get(header::ORIGIN) {
+        None => true,
+        Some(o) => o.to_str().ok().is_some_and(|o| {
+            let o = o.to_ascii_lowercase();
+            o.strip_prefix("http://").is_some_and(allowed_host)
+        }),
+    };
+    host_ok && origin_ok
+}
+
+fn authenticate(ctx: &Ctx, headers: &HeaderMap) -> Result<crate::gateway::AgentRef, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match token.and_then(|t| ctx.gw.authenticate(t)) {
+        Some(agent) => Ok(agent),
+        None => Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"warden\"")],
+            "unauthorized",
+        )
+            .into_response()),
+    }
+}
+
+fn guard(ctx: &Ctx, scope: Option<&str>, headers: &HeaderMap) -> Result<crate::gateway::AgentRef, Response> {
+    if !local_origin(ctx, headers) {
+        return Err(plain(StatusCode::FORBIDDEN, "forbidden: this endpoint only answers requests addressed to this machine"));
+    }
+    let agent = authenticate(ctx, headers)?;
+    if let Some(s) = scope {
+        if !ctx.gw.has_server(s) {
+            return Err(plain(StatusCode::NOT_FOUND, "no such server"));
+        }
+    }
+    Ok(agent)
+}
+
+const UNSUPPORTED_VERSION: i64 = -32004;
+
+async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let agent = match guard(&ctx, scope.as_deref(), &headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+        if len > ctx.max_body {
+            return too_large(&ctx);
+        }
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, ctx.max_body).await {
+        Ok(b) => b,
+        Err(_) => return too_large(&ctx),
+    };
+    let env = match Envelope::parse(&bytes) {
+        Ok(e) => e,
+        Err(e) if e.starts_with("batches") => {
+            return json(StatusCode::BAD_REQUEST, jsonrpc::error(None, jsonrpc::INVALID_REQUEST, "JSON-RPC batches are not supported; send one message per request"));
+        }
+        Err(e) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() => {
+            return json(StatusCode::BAD_REQUEST, jsonrpc::error(None, jsonrpc::INVALID_REQUEST, &format!("invalid request: {e}")));
+        }
+        Err(_) => {
+            return json(StatusCode::BAD_REQUEST, jsonrpc::error(None, jsonrpc::PARSE_ERROR, "parse error: the body is not valid JSON"));
+        }
+    };
+
+    // Era: a request that names its version in _meta (or a header that is not
+    // a legacy revision) is modern; everything else belongs to a session.
+    let meta_version = env
+        .params_map()
+        .ok()
+        .and_then(|p| p.meta().str("io.modelcontextprotocol/protocolVersion"));
+    let header_version = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let modern_version = meta_version.or_else(|| {
+        header_version
+            .clone()
+            .filter(|v| !upstream::LEGACY_VERSIONS.contains(&v.as_str()))
+    });
+    let session_id = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+    let session = match session_id {
+        Some(sid) => match ctx.gw.session(sid) {
+            Some(s) if s.agent.id == agent.id && s.scope == scope => Some(s),
+            _ => return plain(StatusCode::NOT_FOUND, "session not found; initialize a new session"),
+        },
+        None => None,
+    };
+    let modern = session.is_none() && modern_version.is_some() && env.method.as_deref() != Some("initialize");
+    if modern {
+        let v = modern_version.unwrap_or_default();
+        if v != upstream::MODERN_VERSION {
+            let data = serde_json::json!({
+                "code": UNSUPPORTED_VERSION,
+                "message": format!("unsupported protocol version {v}"),
+                "data": {"supported": [upstream::MODERN_VERSION], "requested": v}
+            });
+            return json(StatusCode::BAD_REQUEST, jsonrpc::error_response(env.id.as_deref(), &jsonrpc::to_raw(&data)));
+        }
+    }
+    let caller = Caller { agent, session, scope };
+    match ctx.gw.handle(caller, env, modern).await {
+        Answer::Message(m) => json(StatusCode::OK, m),
+        Answer::Accepted => StatusCode::ACCEPTED.into_response(),
+        Answer::Session(s, m) => {
+            let mut r = json(StatusCode::OK, m);
+            if let Ok(v) = HeaderValue::from_str(&s.id) {
+                r.headers_mut().insert("mcp-session-id", v);
+            }
+            r
+        }
+        Answer::Stream(rx) => sse(rx),
+    }
+}
+
+fn too_large(ctx: &Ctx) -> Response {
+    json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        jsonrpc::error(None, jsonrpc::INVALID_REQUEST, &format!("the request is larger than the limit of {} bytes", ctx.max_body)),
+    )
+}
+
+fn sse(rx: mpsc::UnboundedReceiver<String>) -> Response {
+    let stream = UnboundedReceiverStream::new(rx)
+        .map(|m| Ok::<_, Infallible>(Bytes::from(format!("event: message\ndata: {m}\n\n"))));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn on_get(ctx: Ctx, scope: Option<String>, headers: HeaderMap) -> Response {
+    let agent = match guard(&ctx, scope.as_deref(), &headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(sid) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "GET needs a session (protocol 2025-11-25 and earlier)");
+    };
+    match ctx.gw.session(sid) {
+        Some(s) if s.agent.id == agent.id && s.scope == scope => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            s.attach_stream(tx);
+            sse(rx)
+        }
+        _ => plain(StatusCode::NOT_FOUND, "session not found"),
+    }
+}
+
+fn on_delete(ctx: Ctx, scope: Option<String>, headers: HeaderMap) -> Response {
+    let agent = match guard(&ctx, scope.as_deref(), &headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(sid) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
+        return plain(StatusCode::BAD_REQUEST, "no session given");
+    };
+    match ctx.gw.session(sid) {
+        Some(s) if s.agent.id == agent.id => {
+            ctx.gw.end_session(sid);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => plain(StatusCode::NOT_FOUND, "session not found"),
+    }
+}
+
+/// A stream over an unbounded receiver (what tokio-stream's wrapper does),
+/// kept here to avoid a dependency for twenty lines.
+mod tokio_stream_lite {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::sync::mpsc;
+
+    pub struct UnboundedReceiverStream<T>(mpsc::UnboundedReceiver<T>);
+
+    impl<T> UnboundedReceiverStream<T> {
+        pub fn new(rx: mpsc::UnboundedReceiver<T>) -> Self {
+            Self(rx)
+        }
+    }
+
+    impl<T> futures::Stream for UnboundedReceiverStream<T> {
+        type Item = T;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}
