@@ -11,7 +11,7 @@
 use std::thread;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,7 +24,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 const MAX_GROUP: usize = 1024;
 
 /// One event to record. Arguments must already be redacted by the caller.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewEvent {
     pub kind: String,
     pub call_id: Option<String>,
@@ -44,7 +44,7 @@ pub struct NewEvent {
 }
 
 /// A stored row, as queries return it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActivityRow {
     pub id: i64,
     pub time_us: i64,

@@ -83,6 +83,16 @@ impl Store {
     pub fn connect(&self) -> Result<Connection> {
         open_connection(&self.path)
     }
+
+    /// This install's random id, made by the first migration.
+    pub fn install_id(&self) -> Result<String> {
+        let conn = self.connect()?;
+        Ok(conn.query_row(
+            "SELECT value FROM settings WHERE key = 'install_id'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {

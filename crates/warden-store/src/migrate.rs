@@ -4,10 +4,16 @@ use rusqlite::Connection;
 
 use crate::{Error, Result};
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "20261127000000_init",
-    include_str!("../migrations/20261127000000_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "20261127000000_init",
+        include_str!("../migrations/20261127000000_init.sql"),
+    ),
+    (
+        "20261127000100_settings",
+        include_str!("../migrations/20261127000100_settings.sql"),
+    ),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(

@@ -1,0 +1,303 @@
+//! `warden`: the headless gateway and its command line. Each subcommand is
+//! one call into warden-api, through the running gateway's control socket
+//! when one runs for this data folder, or on the data folder directly.
+
+mod connect;
+mod logging;
+mod serve;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use warden_api::{Api, ControlClient, Request, Response};
+use warden_gateway::config::ServerSpec;
+
+#[derive(Parser)]
+#[command(name = "warden", version, about = "Warden: a gateway between AI agents and the MCP servers they call")]
+struct Cli {
+    /// Folder for the database, configuration and logs (default: the platform's data folder).
+    #[arg(long, global = true, env = "WARDEN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway in the foreground.
+    Serve {
+        /// Address to listen on (loopback only), e.g. 127.0.0.1:7411; port 0 picks a free one.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage upstream MCP servers.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Manage agents (the identities MCP clients use).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Relay stdio to the gateway as AGENT, for clients that only launch stdio servers.
+    Connect { agent: String },
+    /// Show recent activity.
+    Log {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long)]
+        tool: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// Add a server: `server add NAME -- CMD [ARGS...]` or `server add NAME --url URL`.
+    Add {
+        name: String,
+        #[arg(long, conflicts_with = "command")]
+        url: Option<String>,
+        /// Environment for a local server, KEY=VALUE (VALUE may be keychain:NAME).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Header for a remote server, NAME=VALUE (VALUE may be keychain:NAME).
+        #[arg(long = "header", value_name = "NAME=VALUE")]
+        headers: Vec<String>,
+        /// Working directory for a local server.
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Tools {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create an agent and print its credential (shown once).
+    Add {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke { name: String },
+}
+
+pub struct Paths {
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Paths {
+    fn resolve(data_dir: Option<PathBuf>) -> Result<Paths> {
+        let (data_dir, config_dir) = match data_dir {
+            Some(d) => (d.clone(), d),
+            None => {
+                let dirs = directories::ProjectDirs::from("dev", "warden", "warden")
+                    .context("could not find this user's home folder; pass --data-dir")?;
+                (dirs.data_dir().to_path_buf(), dirs.config_dir().to_path_buf())
+            }
+        };
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("could not create the data folder {}", data_dir.display()))?;
+        Ok(Paths {
+            config: config_dir.join("config.toml"),
+            db: data_dir.join("warden.db"),
+            data_dir,
+        })
+    }
+
+    pub fn open_api(&self, gateway: Option<warden_gateway::Gateway>) -> Result<Api> {
+        let store = warden_store::Store::open(&self.db)?;
+        Ok(Api::new(store, self.config.clone(), warden_auth::Keychain::default(), gateway))
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match run(cli).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let paths = Paths::resolve(cli.data_dir)?;
+    match cli.command {
+        Command::Serve { listen } => serve::run(&paths, listen).await,
+        Command::Connect { agent } => connect::run(&paths, &agent).await,
+        Command::Server(cmd) => server(&paths, cmd).await,
+        Command::Agent(cmd) => agent(&paths, cmd).await,
+        Command::Log { agent, server, tool, limit, json } => {
+            let Response::Log(rows) = call(&paths, Request::Log { agent, server, tool, limit }).await? else {
+                bail!("unexpected answer");
+            };
+            if json {
+                for r in &rows {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+            } else {
+                for r in rows.iter().rev() {
+                    let e = &r.event;
+                    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.time_us) * 1000)
+                        .ok()
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default();
+                    println!(
+                        "{when}  {:<22} agent={} server={} tool={} {}{}",
+                        e.kind,
+                        e.agent.as_deref().unwrap_or("-"),
+                        e.server.as_deref().unwrap_or("-"),
+                        e.tool.as_deref().unwrap_or("-"),
+                        e.outcome.as_deref().map(|o| format!("outcome={o} ")).unwrap_or_default(),
+                        e.latency_us.map(|l| format!("{:.1}ms", l as f64 / 1000.0)).unwrap_or_default(),
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One API call: through the running gateway if there is one, else locally.
+async fn call(paths: &Paths, req: Request) -> Result<Response> {
+    let result = match ControlClient::connect(&paths.data_dir).await {
+        Some(client) => client.call(&req).await,
+        None => paths.open_api(None)?.call(req).await,
+    };
+    result.map_err(|e| anyhow::anyhow!(e.message))
+}
+
+fn pairs(items: &[String], what: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("{what} {kv:?} must look like NAME=VALUE"))
+        })
+        .collect()
+}
+
+async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
+    match cmd {
+        ServerCommand::Add { name, url, env, headers, cwd, command } => {
+            let spec = match (url, command.split_first()) {
+                (Some(url), None) => ServerSpec { url: Some(url), headers: pairs(&headers, "header")?, ..Default::default() },
+                (None, Some((cmd, args))) => ServerSpec {
+                    command: Some(cmd.clone()),
+                    args: args.to_vec(),
+                    env: pairs(&env, "env")?,
+                    cwd,
+                    ..Default::default()
+                },
+                (Some(_), Some(_)) => bail!("give either --url or a command after --, not both"),
+                (None, None) => bail!("give the server's command after -- (e.g. `warden server add files -- npx @modelcontextprotocol/server-filesystem ~/Documents`) or --url URL"),
+            };
+            call(paths, Request::ServerAdd { name: name.clone(), spec }).await?;
+            println!("Added server {name}.");
+            Ok(())
+        }
+        ServerCommand::List { json } => {
+            let Response::Servers(servers) = call(paths, Request::ServerList).await? else { bail!("unexpected answer") };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&servers)?);
+            } else if servers.is_empty() {
+                println!("No servers yet. Add one with `warden server add NAME -- COMMAND` or `--url URL`.");
+            } else {
+                for s in servers {
+                    println!("{:<20} {:<6} {:<40} {} ({} tools)", s.name, s.transport, s.status.to_string(), s.target, s.tools);
+                }
+            }
+            Ok(())
+        }
+        ServerCommand::Tools { name, json } => {
+            let Response::Tools(tools) = call(paths, Request::ServerTools { name }).await? else { bail!("unexpected answer") };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tools)?);
+            } else {
+                for t in tools {
+                    let desc = t["description"].as_str().unwrap_or("").lines().next().unwrap_or("").to_string();
+                    println!("{:<32} {desc}", t["name"].as_str().unwrap_or("?"));
+                }
+            }
+            Ok(())
+        }
+        ServerCommand::Remove { name } => {
+            call(paths, Request::ServerRemove { name: name.clone() }).await?;
+            println!("Removed server {name}.");
+            Ok(())
+        }
+    }
+}
+
+async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
+    match cmd {
+        AgentCommand::Add { name, json } => {
+            let Response::AgentCreated(created) = call(paths, Request::AgentAdd { name }).await? else { bail!("unexpected answer") };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                    "agent": created.agent,
+                    "credential": created.credential,
+                    "keychain": created.keychain.as_ref().err(),
+                }))?);
+            } else {
+                println!("Created agent {}.", created.agent.name);
+                println!("Its credential (shown once; only a hash is stored):\n\n  {}\n", created.credential);
+                match &created.keychain {
+                    Ok(()) => println!("It is also saved in the OS keychain, so `warden connect {}` works on this machine.", created.agent.name),
+                    Err(e) => eprintln!("warning: the credential was not saved in the keychain ({e}); `warden connect` will not find it."),
+                }
+            }
+            Ok(())
+        }
+        AgentCommand::List { json } => {
+            let Response::Agents(agents) = call(paths, Request::AgentList).await? else { bail!("unexpected answer") };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&agents)?);
+            } else {
+                for a in agents {
+                    println!("{:<24} {:?}", a.name, a.status);
+                }
+            }
+            Ok(())
+        }
+        AgentCommand::Revoke { name } => {
+            call(paths, Request::AgentRevoke { name: name.clone() }).await?;
+            println!("Revoked agent {name}. Its credential stops working on its next request.");
+            Ok(())
+        }
+    }
+}

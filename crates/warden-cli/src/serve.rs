@@ -1,0 +1,64 @@
+//! `warden serve`: the gateway in the foreground until SIGINT or SIGTERM.
+
+use anyhow::{Context, Result, bail};
+use warden_gateway::config::Config;
+use warden_gateway::{Gateway, listener};
+
+use crate::Paths;
+
+pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
+    let config = Config::load(&paths.config)?;
+    let _log_guard = crate::logging::init(&paths.data_dir, config.log.level.as_deref());
+    let mut config = config;
+    if let Some(l) = listen {
+        config.gateway.listen = l;
+    }
+    config.validate()?;
+    let addr = config.listen_addr()?;
+    if !addr.ip().is_loopback() {
+        bail!("Warden only listens on this machine (127.0.0.1 or ::1), not {addr}");
+    }
+    let api_without_gateway = paths.open_api(None)?;
+    let store = api_without_gateway.store().clone();
+    let keychain = warden_auth::Keychain::default();
+    let gateway = Gateway::start(
+        store.clone(),
+        paths.config.clone(),
+        config.clone(),
+        warden_api::secret_resolver(keychain.clone()),
+    )?;
+    let api = warden_api::Api::new(store, paths.config.clone(), keychain, Some(gateway.clone()));
+    let stop = gateway.shutdown_token();
+    warden_api::serve_control(api, warden_api::socket_path(&paths.data_dir), stop.clone())
+        .await
+        .context("could not open the control socket")?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr} (is another program using that port?)"))?;
+    let local = tcp.local_addr()?;
+    // The first line on stdout is the endpoint, for scripts and tests.
+    println!("http://{local}/mcp");
+    tracing::info!(endpoint = %format!("http://{local}/mcp"), "Warden is listening");
+
+    let server = tokio::spawn(listener::serve(gateway.clone(), tcp));
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping servers");
+    gateway.shutdown().await;
+    stop.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), server).await;
+    let _ = std::fs::remove_file(warden_api::socket_path(&paths.data_dir));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
