@@ -17,7 +17,11 @@ pub async fn run(paths: &Paths, agent: &str) -> Result<()> {
     let api = paths.open_api(None)?;
     let credential = api.agent_credential(agent).await.map_err(|e| anyhow!(e.message))?;
     let config = Config::load(&paths.config)?;
-    let endpoint = std::env::var("WARDEN_ENDPOINT").unwrap_or_else(|_| format!("http://{}/mcp", config.gateway.listen));
+    // A running gateway writes its endpoint to the data folder; otherwise the
+    // configured address is where it will be.
+    let endpoint = std::fs::read_to_string(paths.data_dir.join("endpoint"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| format!("http://{}/mcp", config.gateway.listen));
     let client = reqwest::Client::builder().build().context("could not build the HTTP client")?;
     let relay = Arc::new(Relay {
         client,

@@ -36,8 +36,11 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
         .await
         .with_context(|| format!("could not listen on {addr} (is another program using that port?)"))?;
     let local = tcp.local_addr()?;
-    // The first line on stdout is the endpoint, for scripts and tests.
-    println!("http://{local}/mcp");
+    // The first line on stdout is the endpoint, for scripts and tests; the
+    // same is written to the data folder for `warden connect`.
+    let endpoint = format!("http://{local}/mcp");
+    println!("{endpoint}");
+    std::fs::write(paths.data_dir.join("endpoint"), &endpoint).context("could not write the endpoint file")?;
     tracing::info!(endpoint = %format!("http://{local}/mcp"), "Warden is listening");
 
     let server = tokio::spawn(listener::serve(gateway.clone(), tcp));
@@ -47,6 +50,7 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
     stop.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), server).await;
     let _ = std::fs::remove_file(warden_api::socket_path(&paths.data_dir));
+    let _ = std::fs::remove_file(paths.data_dir.join("endpoint"));
     tracing::info!("stopped");
     Ok(())
 }

@@ -63,6 +63,8 @@ impl Session {
 /// The client-facing context of one request.
 pub struct Caller {
     pub agent: AgentRef,
+    /// Whether the client speaks 2026-07-28 (stateless) on this request.
+    pub modern: bool,
     pub session: Option<Arc<Session>>,
     /// `Some(server)` on `/servers/<server>/mcp`.
     pub scope: Option<String>,
@@ -323,7 +325,8 @@ impl Gateway {
     // ---- the request path -------------------------------------------------
 
     /// Handles one message from a client.
-    pub async fn handle(&self, caller: Caller, env: Envelope, modern: bool) -> Answer {
+    pub async fn handle(&self, caller: Caller, env: Envelope) -> Answer {
+        let modern = caller.modern;
         let id = env.id.clone();
         match env.kind() {
             Some(Kind::Request) => {}
@@ -485,6 +488,8 @@ impl Gateway {
         versions.extend(upstream::LEGACY_VERSIONS.iter().map(|v| v.to_string()));
         result["supportedVersions"] = serde_json::json!(versions);
         result["resultType"] = serde_json::json!("complete");
+        result["ttlMs"] = serde_json::json!(0);
+        result["cacheScope"] = serde_json::json!("private");
         result
     }
 
@@ -551,7 +556,7 @@ impl Gateway {
             body.push_str(&format!(",\"nextCursor\":\"{end}\""));
         }
         if modern {
-            body.push_str(",\"resultType\":\"complete\"");
+            body.push_str(",\"resultType\":\"complete\",\"ttlMs\":0,\"cacheScope\":\"private\"");
         }
         body.push('}');
         Answer::Message(jsonrpc::response(id, &jsonrpc::raw(&body)))
@@ -682,6 +687,7 @@ impl Gateway {
         let method = method.to_string();
         let session = caller.session.clone();
         let agent = caller.agent.name.clone();
+        let modern = caller.modern;
         tokio::spawn(async move {
             let started = Instant::now();
             let call = peer.call(&method, params, Some(sink_tx), timeout, Some(&cancel));
@@ -703,6 +709,7 @@ impl Gateway {
             let (message, outcome) = match reply {
                 Ok(Reply::Result(r)) => {
                     let tool_error = r.get().contains("\"isError\":true");
+                    let r = if modern { modern_result(&method, r) } else { r };
                     (jsonrpc::response(&id, &r), if tool_error { "tool_error" } else { "ok" }.to_string())
                 }
                 Ok(Reply::Error(e)) => (jsonrpc::error_response(Some(&id), &e), "error".to_string()),
@@ -832,6 +839,26 @@ impl Gateway {
             _ => {}
         }
     }
+}
+
+/// A result as a 2026-07-28 client expects it: `resultType` always, and the
+/// caching fields on cacheable methods. Results that have them pass as sent.
+fn modern_result(method: &str, raw: Box<RawValue>) -> Box<RawValue> {
+    let cacheable = method == "resources/read";
+    let Ok(mut fields) = Params::parse(raw.get()) else { return raw };
+    let missing_type = !fields.0.contains_key("resultType");
+    let missing_cache = cacheable && !fields.0.contains_key("ttlMs");
+    if !missing_type && !missing_cache {
+        return raw;
+    }
+    if missing_type {
+        fields.set_str("resultType", "complete");
+    }
+    if missing_cache {
+        fields.set_raw("ttlMs", jsonrpc::raw("0"));
+        fields.set_str("cacheScope", "private");
+    }
+    fields.to_raw()
 }
 
 fn server_info(u: &Upstream) -> ServerInfo {

@@ -122,7 +122,8 @@ fn guard(ctx: &Ctx, scope: Option<&str>, headers: &HeaderMap) -> Result<crate::g
     Ok(agent)
 }
 
-const UNSUPPORTED_VERSION: i64 = -32004;
+/// UnsupportedProtocolVersionError (2026-07-28).
+const UNSUPPORTED_VERSION: i64 = -32022;
 
 async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -188,8 +189,8 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
             return json(StatusCode::BAD_REQUEST, jsonrpc::error_response(env.id.as_deref(), &jsonrpc::to_raw(&data)));
         }
     }
-    let caller = Caller { agent, session, scope };
-    match ctx.gw.handle(caller, env, modern).await {
+    let caller = Caller { agent, modern, session, scope };
+    match ctx.gw.handle(caller, env).await {
         Answer::Message(m) => json(StatusCode::OK, m),
         Answer::Accepted => StatusCode::ACCEPTED.into_response(),
         Answer::Session(s, m) => {

@@ -646,13 +646,6 @@ async fn fetch_catalog(peer: &Peer, server: &str) -> Result<Catalog, PeerError> 
 
 /// Every page of one list, with names namespaced.
 pub async fn list_all(peer: &Peer, server: &str, kind: ListKind) -> Result<Vec<Item>, PeerError> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        #[serde(rename = "nextCursor")]
-        next_cursor: Option<String>,
-        #[serde(flatten)]
-        rest: std::collections::HashMap<String, Vec<Box<RawValue>>>,
-    }
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..1000 {
@@ -667,9 +660,13 @@ pub async fn list_all(peer: &Peer, server: &str, kind: ListKind) -> Result<Vec<I
                 return Err(PeerError::Protocol(format!("{} failed: {}", kind.method(), e.get())));
             }
         };
-        let mut page: Page = serde_json::from_str(raw.get())
-            .map_err(|e| PeerError::Protocol(format!("{} returned an unexpected shape: {e}", kind.method())))?;
-        for raw in page.rest.remove(kind.key()).unwrap_or_default() {
+        let shape = |e: String| PeerError::Protocol(format!("{} returned an unexpected shape: {e}", kind.method()));
+        let page = Params::parse(raw.get()).map_err(shape)?;
+        let listed: Vec<Box<RawValue>> = match page.0.get(kind.key()) {
+            Some(v) => serde_json::from_str(v.get()).map_err(|e| shape(e.to_string()))?,
+            None => Vec::new(),
+        };
+        for raw in listed {
             let Ok(mut fields) = Params::parse(raw.get()) else { continue };
             let original = fields.str("name").unwrap_or_default();
             let exposed = crate::names::expose(server, &original);
@@ -683,7 +680,7 @@ pub async fn list_all(peer: &Peer, server: &str, kind: ListKind) -> Result<Vec<I
                 raw,
             });
         }
-        match page.next_cursor.filter(|c| !c.is_empty()) {
+        match page.str("nextCursor").filter(|c| !c.is_empty()) {
             Some(c) => cursor = Some(c),
             None => return Ok(items),
         }

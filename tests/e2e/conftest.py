@@ -1,0 +1,134 @@
+"""Shared fixtures: a real `warden serve` on 127.0.0.1 with its own data
+folder, real MCP servers from npm behind it, and agents with credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS = ROOT / "tests" / "node_modules" / ".bin"
+WARDEN = Path(os.environ.get("WARDEN_BIN", ROOT / "target" / "debug" / "warden"))
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+def peer(name: str) -> str:
+    path = PEERS / name
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run .ci/setup (npm install in tests/)")
+    return str(path)
+
+
+class Warden:
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        out = subprocess.run(
+            [str(WARDEN), "--data-dir", str(self.data_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            input=input,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(f"warden {' '.join(args)} failed: {out.stderr}")
+        return out
+
+    def add_agent(self, name: str) -> str:
+        out = self.cli("agent", "add", name, "--json")
+        return json.loads(out.stdout)["credential"]
+
+    def start(self, *, settle: bool = True) -> None:
+        self.stderr = open(self.data_dir / "serve.err", "w")
+        self.proc = subprocess.Popen(
+            [str(WARDEN), "--data-dir", str(self.data_dir), "serve", "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("http://127.0.0.1:"):
+            raise AssertionError(f"warden serve did not print its endpoint: {line!r}\n{self.log()}")
+        self.url = line
+        if settle:
+            self.wait_ready()
+
+    def servers(self) -> list[dict]:
+        return json.loads(self.cli("server", "list", "--json").stdout)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            states = [s["state"] for s in self.servers()]
+            if all(s in ("ready", "failed") for s in states):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"servers did not settle: {self.servers()}")
+
+    def wait_state(self, server: str, state: str, timeout: float = 60) -> dict:
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for s in self.servers():
+                if s["name"] == server:
+                    last = s
+                    if s["state"] == state:
+                        return s
+            time.sleep(0.1)
+        raise AssertionError(f"{server} never became {state}: {last}")
+
+    def log(self) -> str:
+        try:
+            return (self.data_dir / "serve.err").read_text()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("warden did not stop within 20 s of SIGTERM")
+
+    def post(self, body, token: str | None, headers: dict | None = None, path: str = "/mcp") -> httpx2.Response:
+        h = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        if token:
+            h["authorization"] = f"Bearer {token}"
+        h.update(headers or {})
+        base = self.url.removesuffix("/mcp")
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return httpx2.post(base + path, content=data, headers=h, timeout=30)
+
+
+@pytest.fixture
+def warden(tmp_path: Path):
+    w = Warden(tmp_path / "data")
+    w.data_dir.mkdir()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def files_root(tmp_path: Path) -> Path:
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "hello.txt").write_text("hello from the filesystem server\n")
+    return root

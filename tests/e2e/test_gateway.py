@@ -1,0 +1,293 @@
+"""The gateway in front of real servers, called by the official Python SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import MODERN_META, WARDEN, peer
+
+
+@asynccontextmanager
+async def through_warden(url: str, token: str, mode: str):
+    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30)
+    async with http:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+            yield client
+
+
+def text_of(result) -> list[str]:
+    return [c.text for c in result.content if getattr(c, "type", None) == "text"]
+
+
+def setup_three(warden, files_root):
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+    warden.cli("server", "add", "mem", "--env", f"MEMORY_FILE_PATH={warden.data_dir / 'memory.jsonl'}", "--", peer("mcp-server-memory"))
+    token = warden.add_agent("bot")
+    warden.start()
+    states = {s["name"]: s["state"] for s in warden.servers()}
+    assert states == {"ev": "ready", "fs": "ready", "mem": "ready"}, (states, warden.log())
+    return token
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_python_sdk_lists_and_calls_namespaced_tools_like_a_direct_client(warden, files_root, mode):
+    token = setup_three(warden, files_root)
+
+    async def main():
+        async with through_warden(warden.url, token, mode) as client:
+            tools = await client.list_tools()
+            names = {t.name for t in tools.tools}
+            assert {"ev__echo", "fs__read_text_file", "mem__read_graph"} <= names
+            assert all(n.split("__", 1)[0] in ("ev", "fs", "mem") for n in names)
+            echo = await client.call_tool("ev__echo", {"message": "through warden"})
+            read = await client.call_tool("fs__read_text_file", {"path": str(files_root / "hello.txt")})
+            added = await client.call_tool("ev__get-sum", {"a": 2, "b": 40})
+        async with Client(StdioServerParameters(command=peer("mcp-server-everything"), args=["stdio"])) as direct:
+            d_echo = await direct.call_tool("echo", {"message": "through warden"})
+            d_sum = await direct.call_tool("get-sum", {"a": 2, "b": 40})
+            d_tools = await direct.list_tools()
+        async with Client(StdioServerParameters(command=peer("mcp-server-filesystem"), args=[str(files_root)])) as direct_fs:
+            d_read = await direct_fs.call_tool("read_text_file", {"path": str(files_root / "hello.txt")})
+        assert text_of(echo) == text_of(d_echo) == ["Echo: through warden"]
+        assert text_of(added) == text_of(d_sum)
+        assert text_of(read) == text_of(d_read)
+        assert "hello from the filesystem server" in text_of(read)[0]
+        # Every tool the server shows a plain client is there. (Warden offers the
+        # server sampling, elicitation and roots, so it may show a few more.)
+        assert {f"ev__{t.name}" for t in d_tools.tools} <= names
+
+    anyio.run(main)
+
+
+def test_fields_the_sdk_does_not_model_pass_through_unchanged(warden, files_root):
+    token = setup_three(warden, files_root)
+    listed = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}, token).json()
+    echo = next(t for t in listed["result"]["tools"] if t["name"] == "ev__echo")
+    # What the server itself sends, asked directly over stdio.
+    direct = subprocess.run(
+        [peer("mcp-server-everything"), "stdio"],
+        input="\n".join(json.dumps(m) for m in [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        ]) + "\n",
+        capture_output=True, text=True, timeout=30,
+    )
+    lines = [json.loads(l) for l in direct.stdout.splitlines() if l.startswith("{")]
+    direct_echo = next(t for m in lines if m.get("id") == 2 for t in m["result"]["tools"] if t["name"] == "echo")
+    assert "execution" in direct_echo, "the reference server sends tools[].execution"
+    expected = dict(direct_echo, name="ev__echo")
+    assert echo == expected
+    assert list(echo.keys()) == list(expected.keys()), "field order is kept"
+
+
+def test_single_server_endpoint_uses_the_servers_own_names(warden, files_root):
+    token = setup_three(warden, files_root)
+
+    async def main():
+        base = warden.url.removesuffix("/mcp")
+        async with through_warden(f"{base}/servers/ev/mcp", token, "legacy") as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert "echo" in names and not any("__" in n for n in names)
+            r = await client.call_tool("echo", {"message": "solo"})
+            assert text_of(r) == ["Echo: solo"]
+
+    anyio.run(main)
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--server", "ev").stdout.splitlines()]
+    kinds = [(r["kind"], r["tool"], r["agent"]) for r in rows]
+    assert ("tool_call.requested", "echo", "bot") in kinds
+    assert ("tool_call.completed", "echo", "bot") in kinds
+
+
+def test_progress_reaches_the_client_that_asked(warden, files_root):
+    token = setup_three(warden, files_root)
+    seen = []
+
+    async def main():
+        async with through_warden(warden.url, token, "legacy") as client:
+            async def on_progress(progress, total, message):
+                seen.append((progress, total))
+
+            r = await client.call_tool(
+                "ev__trigger-long-running-operation", {"duration": 1, "steps": 3}, progress_callback=on_progress
+            )
+            assert "completed" in text_of(r)[0]
+
+    anyio.run(main)
+    assert [p for p, _ in seen] == [1, 2, 3]
+
+
+def test_streamable_http_upstream_in_both_modes(warden, tmp_path):
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), NODE_OPTIONS=f"--require {os.path.dirname(__file__)}/loopback.cjs")
+    server = subprocess.Popen([peer("mcp-server-everything"), "streamableHttp"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        assert_only_loopback(port)
+        warden.cli("server", "add", "remote", "--url", f"http://127.0.0.1:{port}/mcp")
+        token = warden.add_agent("bot")
+        warden.start()
+        s = warden.wait_state("remote", "ready")
+        assert s["era"]["era"] == "legacy", s
+
+        async def main():
+            async with through_warden(warden.url, token, "auto") as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert "remote__echo" in names
+                r = await client.call_tool("remote__echo", {"message": "over http"})
+                assert text_of(r) == ["Echo: over http"]
+
+        anyio.run(main)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_killed_server_is_restarted_and_others_never_notice(warden, files_root):
+    token = setup_three(warden, files_root)
+    ev_pid = child_pid(warden.proc.pid, "mcp-server-everything")
+    os.killpg(ev_pid, signal.SIGKILL)
+    failed = None
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        ev = next(s for s in warden.servers() if s["name"] == "ev")
+        if ev["state"] == "failed" or ev["restarts"] > 0:
+            failed = ev
+            break
+        # The other servers keep answering meanwhile.
+        r = warden.post({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "mem__read_graph", "arguments": {}, "_meta": MODERN_META}}, token)
+        assert "result" in r.json(), r.text
+    assert failed is not None, "the killed server was never reported"
+    if failed["state"] == "failed":
+        assert failed["error"], failed
+    warden.wait_state("ev", "ready", timeout=30)
+    r = warden.post({"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": "back"}, "_meta": MODERN_META}}, token)
+    assert r.json()["result"]["content"][0]["text"] == "Echo: back"
+    assert child_pid(warden.proc.pid, "mcp-server-everything") != ev_pid
+
+
+def test_stopping_warden_leaves_no_child_process(warden, files_root):
+    setup_three(warden, files_root)
+    kids = descendants(warden.proc.pid)
+    assert len(kids) >= 3, kids
+    warden.stop()
+    time.sleep(0.5)
+    alive = [p for p in kids if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]]
+    assert alive == [], f"left behind: {alive}"
+
+
+def test_servers_added_and_removed_while_running_take_effect_at_once(warden, files_root):
+    token = warden.add_agent("bot")
+    warden.start()
+    assert warden.servers() == []
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.wait_state("ev", "ready")
+    tools = json.loads(warden.cli("server", "tools", "ev", "--json").stdout)
+    assert "echo" in {t["name"] for t in tools}
+    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": "new"}, "_meta": MODERN_META}}, token)
+    assert r.json()["result"]["content"][0]["text"] == "Echo: new"
+    kids = descendants(warden.proc.pid)
+    warden.cli("server", "remove", "ev")
+    assert warden.servers() == []
+    time.sleep(0.5)
+    assert not [p for p in kids if os.path.exists(f"/proc/{p}")], "the removed server's process is gone"
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": "x"}, "_meta": MODERN_META}}, token)
+    assert "error" in r.json()
+
+
+def test_a_new_agent_works_without_a_restart_and_revocation_is_immediate(warden, files_root):
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.start()
+    token = warden.add_agent("late")
+
+    async def main():
+        async with through_warden(warden.url, token, "legacy") as client:
+            r = await client.call_tool("ev__echo", {"message": "one"})
+            assert text_of(r) == ["Echo: one"]
+            warden.cli("agent", "revoke", "late")
+            with pytest.raises(Exception):
+                await client.call_tool("ev__echo", {"message": "two"})
+
+    anyio.run(main)
+    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}, token)
+    assert r.status_code == 401
+
+
+def test_warden_connect_relays_stdio_with_the_keychain_credential(warden, files_root):
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    created = json.loads(warden.cli("agent", "add", "desktop", "--json").stdout)
+    assert created["keychain"] is None, f"the keychain must be available for this test: {created['keychain']}"
+    warden.start()
+
+    async def main():
+        params = StdioServerParameters(command=str(WARDEN), args=["--data-dir", str(warden.data_dir), "connect", "desktop"])
+        async with Client(params, mode="legacy") as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert "ev__echo" in names
+            r = await client.call_tool("ev__echo", {"message": "via stdio"})
+            assert text_of(r) == ["Echo: via stdio"]
+
+    anyio.run(main)
+    out = warden.cli("connect", "nobody", check=False)
+    assert out.returncode != 0 and "warden agent add nobody" in out.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listened on {port}")
+
+
+def assert_only_loopback(port: int) -> None:
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        local = line.split()[3]
+        assert local.startswith("127.0.0.1:"), f"test server exposed beyond loopback: {local}"
+
+
+def descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        p, pp = map(int, line.split())
+        children.setdefault(pp, []).append(p)
+    found, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found
+
+
+def child_pid(pid: int, needle: str) -> int:
+    for p in descendants(pid):
+        try:
+            cmd = open(f"/proc/{p}/cmdline").read()
+        except OSError:
+            continue
+        if needle in cmd and os.getpgid(p) == p:
+            return p
+    raise AssertionError(f"no child running {needle}")
