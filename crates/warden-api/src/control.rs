@@ -25,11 +25,18 @@ enum Reply {
 }
 
 /// Binds the socket. Refuses when another gateway already answers on it.
-pub async fn serve_control(api: Api, path: PathBuf, stop: CancellationToken) -> std::io::Result<()> {
+pub async fn serve_control(
+    api: Api,
+    path: PathBuf,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     if UnixStream::connect(&path).await.is_ok() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            format!("Warden is already running for this data folder ({})", path.display()),
+            format!(
+                "Warden is already running for this data folder ({})",
+                path.display()
+            ),
         ));
     }
     let _ = std::fs::remove_file(&path);
@@ -64,7 +71,10 @@ async fn answer(api: Api, stream: UnixStream) -> std::io::Result<()> {
             Ok(r) => Reply::Ok(r),
             Err(e) => Reply::Error(e),
         },
-        Err(e) => Reply::Error(ApiError::new(ErrorCode::InvalidInput, format!("bad control request: {e}"))),
+        Err(e) => Reply::Error(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("bad control request: {e}"),
+        )),
     };
     let mut out = serde_json::to_string(&reply).unwrap_or_default();
     out.push('\n');
@@ -81,22 +91,37 @@ impl ControlClient {
     /// Connects when a gateway is running for `data_dir`; `None` otherwise.
     pub async fn connect(data_dir: &Path) -> Option<ControlClient> {
         let path = socket_path(data_dir);
-        UnixStream::connect(&path).await.ok().map(|_| ControlClient { path })
+        UnixStream::connect(&path)
+            .await
+            .ok()
+            .map(|_| ControlClient { path })
     }
 
     pub async fn call(&self, req: &Request) -> ApiResult<Response> {
-        let io = |e: std::io::Error| ApiError::new(ErrorCode::Unavailable, format!("could not reach the running gateway: {e}"));
+        let io = |e: std::io::Error| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("could not reach the running gateway: {e}"),
+            )
+        };
         let stream = UnixStream::connect(&self.path).await.map_err(io)?;
         let (read, mut write) = stream.into_split();
-        let mut body = serde_json::to_string(req).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let mut body = serde_json::to_string(req)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         body.push('\n');
         write.write_all(body.as_bytes()).await.map_err(io)?;
         let mut line = String::new();
-        BufReader::new(read).read_line(&mut line).await.map_err(io)?;
+        BufReader::new(read)
+            .read_line(&mut line)
+            .await
+            .map_err(io)?;
         match serde_json::from_str::<Reply>(&line) {
             Ok(Reply::Ok(r)) => Ok(r),
             Ok(Reply::Error(e)) => Err(e),
-            Err(e) => Err(ApiError::new(ErrorCode::Internal, format!("the gateway sent an unreadable answer: {e}"))),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("the gateway sent an unreadable answer: {e}"),
+            )),
         }
     }
 }

@@ -21,13 +21,24 @@ pub use control::{ControlClient, serve_control, socket_path};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum Request {
-    ServerAdd { name: String, spec: ServerSpec },
-    ServerRemove { name: String },
+    ServerAdd {
+        name: String,
+        spec: ServerSpec,
+    },
+    ServerRemove {
+        name: String,
+    },
     ServerList,
-    ServerTools { name: String },
-    AgentAdd { name: String },
+    ServerTools {
+        name: String,
+    },
+    AgentAdd {
+        name: String,
+    },
     AgentList,
-    AgentRevoke { name: String },
+    AgentRevoke {
+        name: String,
+    },
     Log {
         agent: Option<String>,
         server: Option<String>,
@@ -77,7 +88,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -120,8 +134,18 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(store: Store, config_path: PathBuf, keychain: Keychain, gateway: Option<Gateway>) -> Api {
-        Api { store, config_path, keychain, gateway }
+    pub fn new(
+        store: Store,
+        config_path: PathBuf,
+        keychain: Keychain,
+        gateway: Option<Gateway>,
+    ) -> Api {
+        Api {
+            store,
+            config_path,
+            keychain,
+            gateway,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -137,14 +161,27 @@ impl Api {
             Request::AgentAdd { name } => self.agent_add(name).await,
             Request::AgentList => {
                 let store = self.store.clone();
-                let agents = blocking(move || Ok(warden_store::agent::list(&store.connect()?)?)).await?;
+                let agents =
+                    blocking(move || Ok(warden_store::agent::list(&store.connect()?)?)).await?;
                 Ok(Response::Agents(agents))
             }
             Request::AgentRevoke { name } => self.agent_revoke(name).await,
-            Request::Log { agent, server, tool, limit } => {
+            Request::Log {
+                agent,
+                server,
+                tool,
+                limit,
+            } => {
                 let store = self.store.clone();
-                let filter = ActivityFilter { agent, server, tool, limit, ..Default::default() };
-                let rows = blocking(move || Ok(ActivityLog::query(&store.connect()?, &filter)?)).await?;
+                let filter = ActivityFilter {
+                    agent,
+                    server,
+                    tool,
+                    limit,
+                    ..Default::default()
+                };
+                let rows =
+                    blocking(move || Ok(ActivityLog::query(&store.connect()?, &filter)?)).await?;
                 Ok(Response::Log(rows))
             }
         }
@@ -154,7 +191,13 @@ impl Api {
         Ok(Config::load(&self.config_path)?)
     }
 
-    async fn record(&self, kind: &str, server: Option<&str>, agent: Option<&str>, detail: Option<String>) -> ApiResult<()> {
+    async fn record(
+        &self,
+        kind: &str,
+        server: Option<&str>,
+        agent: Option<&str>,
+        detail: Option<String>,
+    ) -> ApiResult<()> {
         self.store
             .activity()
             .append(NewEvent {
@@ -178,14 +221,17 @@ impl Api {
                 if config.servers.contains_key(name) {
                     return Err(ApiError::new(
                         ErrorCode::Conflict,
-                        format!("a server named {name:?} already exists; remove it first or pick another name"),
+                        format!(
+                            "a server named {name:?} already exists; remove it first or pick another name"
+                        ),
                     ));
                 }
                 config.servers.insert(name.to_string(), spec);
                 config.save(&self.config_path)?;
             }
         }
-        self.record("server.added", Some(name), None, detail).await?;
+        self.record("server.added", Some(name), None, detail)
+            .await?;
         Ok(Response::Done)
     }
 
@@ -195,12 +241,16 @@ impl Api {
             None => {
                 let mut config = self.load_config()?;
                 if config.servers.remove(name).is_none() {
-                    return Err(ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}")));
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("no server is named {name:?}"),
+                    ));
                 }
                 config.save(&self.config_path)?;
             }
         }
-        self.record("server.removed", Some(name), None, None).await?;
+        self.record("server.removed", Some(name), None, None)
+            .await?;
         Ok(Response::Done)
     }
 
@@ -215,10 +265,12 @@ impl Api {
             .map(|(name, spec)| ServerInfo {
                 name: name.clone(),
                 transport: if spec.url.is_some() { "http" } else { "stdio" }.into(),
-                target: spec
-                    .url
-                    .clone()
-                    .unwrap_or_else(|| std::iter::once(spec.command.clone().unwrap_or_default()).chain(spec.args.iter().cloned()).collect::<Vec<_>>().join(" ")),
+                target: spec.url.clone().unwrap_or_else(|| {
+                    std::iter::once(spec.command.clone().unwrap_or_default())
+                        .chain(spec.args.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }),
                 status: Status::Stopped,
                 era: None,
                 tools: 0,
@@ -234,24 +286,33 @@ impl Api {
         }
         // No gateway running: start this one server just long enough to ask.
         let config = self.load_config()?;
-        let spec = config
-            .servers
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}")))?;
+        let spec = config.servers.get(name).cloned().ok_or_else(|| {
+            ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
+        })?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let up = Upstream::start(name.to_string(), spec, secret_resolver(self.keychain.clone()), tx);
+        let up = Upstream::start(
+            name.to_string(),
+            spec,
+            secret_resolver(self.keychain.clone()),
+            tx,
+        );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             match up.status() {
                 Status::Ready => break,
                 Status::Failed { error } => {
                     up.stop().await;
-                    return Err(ApiError::new(ErrorCode::Unavailable, format!("server {name:?} failed: {error}")));
+                    return Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!("server {name:?} failed: {error}"),
+                    ));
                 }
                 _ if tokio::time::Instant::now() > deadline => {
                     up.stop().await;
-                    return Err(ApiError::new(ErrorCode::Unavailable, format!("server {name:?} did not start within 30 seconds")));
+                    return Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!("server {name:?} did not start within 30 seconds"),
+                    ));
                 }
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -267,33 +328,55 @@ impl Api {
     }
 
     async fn agent_add(&self, name: String) -> ApiResult<Response> {
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                format!("{name:?} is not a valid agent name: use 1 to 64 letters, digits, '-' or '_'"),
+                format!(
+                    "{name:?} is not a valid agent name: use 1 to 64 letters, digits, '-' or '_'"
+                ),
             ));
         }
         let credential = warden_auth::generate_credential();
         let hash = warden_auth::hash_credential(credential.expose());
         let store = self.store.clone();
         let n = name.clone();
-        let agent = blocking(move || Ok(warden_store::agent::insert(&store.connect()?, &n, &hash)?)).await?;
-        self.record("agent.created", None, Some(&name), None).await?;
+        let agent =
+            blocking(move || Ok(warden_store::agent::insert(&store.connect()?, &n, &hash)?))
+                .await?;
+        self.record("agent.created", None, Some(&name), None)
+            .await?;
         if let Some(gw) = &self.gateway {
             gw.reload_agents()?;
         }
         let keychain = self.save_agent_credential(&name, credential.clone()).await;
-        Ok(Response::AgentCreated(AgentCreated { agent, credential: credential.into_inner(), keychain }))
+        Ok(Response::AgentCreated(AgentCreated {
+            agent,
+            credential: credential.into_inner(),
+            keychain,
+        }))
     }
 
     async fn agent_revoke(&self, name: String) -> ApiResult<Response> {
         let store = self.store.clone();
         let n = name.clone();
-        blocking(move || Ok(warden_store::agent::set_status(&store.connect()?, &n, warden_store::AgentStatus::Revoked)?)).await?;
+        blocking(move || {
+            Ok(warden_store::agent::set_status(
+                &store.connect()?,
+                &n,
+                warden_store::AgentStatus::Revoked,
+            )?)
+        })
+        .await?;
         if let Some(gw) = &self.gateway {
             gw.reload_agents()?;
         }
-        self.record("agent.revoked", None, Some(&name), None).await?;
+        self.record("agent.revoked", None, Some(&name), None)
+            .await?;
         if let Ok(account) = self.agent_account(&name) {
             let kc = self.keychain.clone();
             let _ = tokio::task::spawn_blocking(move || kc.delete(&account)).await;
@@ -306,7 +389,11 @@ impl Api {
         Ok(format!("{}/agent/{agent}", self.store.install_id()?))
     }
 
-    async fn save_agent_credential(&self, agent: &str, credential: Sensitive<String>) -> Result<(), String> {
+    async fn save_agent_credential(
+        &self,
+        agent: &str,
+        credential: Sensitive<String>,
+    ) -> Result<(), String> {
         let account = self.agent_account(agent).map_err(|e| e.message)?;
         let kc = self.keychain.clone();
         tokio::task::spawn_blocking(move || kc.set(&account, &credential))
@@ -338,13 +425,17 @@ pub fn secret_resolver(keychain: Keychain) -> warden_gateway::upstream::SecretRe
         None => Ok(value.to_string()),
         Some(account) => match keychain.get(&format!("secret/{account}")) {
             Ok(Some(s)) => Ok(s.into_inner()),
-            Ok(None) => Err(format!("the secret {account:?} is not in the keychain; add it with `warden secret set {account}`")),
+            Ok(None) => Err(format!(
+                "the secret {account:?} is not in the keychain; add it with `warden secret set {account}`"
+            )),
             Err(e) => Err(e.to_string()),
         },
     })
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?

@@ -13,7 +13,10 @@ pub const CREDENTIAL_PREFIX: &str = "wdn_";
 pub fn generate_credential() -> Sensitive<String> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    Sensitive::new(format!("{CREDENTIAL_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Sensitive::new(format!(
+        "{CREDENTIAL_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes)
+    ))
 }
 
 /// The stored form of a credential. A fast hash is enough here: credentials
@@ -35,7 +38,11 @@ mod tests {
         let b = generate_credential();
         assert_ne!(a.expose(), b.expose());
         assert!(a.expose().starts_with(CREDENTIAL_PREFIX));
-        assert_eq!(a.expose().len(), CREDENTIAL_PREFIX.len() + 43, "256 bits in base64url");
+        assert_eq!(
+            a.expose().len(),
+            CREDENTIAL_PREFIX.len() + 43,
+            "256 bits in base64url"
+        );
         assert_eq!(hash_credential(a.expose()), hash_credential(a.expose()));
         assert_ne!(hash_credential(a.expose()), hash_credential(b.expose()));
         assert!(!hash_credential(a.expose()).contains(a.expose()));

@@ -15,14 +15,19 @@ use crate::Paths;
 
 pub async fn run(paths: &Paths, agent: &str) -> Result<()> {
     let api = paths.open_api(None)?;
-    let credential = api.agent_credential(agent).await.map_err(|e| anyhow!(e.message))?;
+    let credential = api
+        .agent_credential(agent)
+        .await
+        .map_err(|e| anyhow!(e.message))?;
     let config = Config::load(&paths.config)?;
     // A running gateway writes its endpoint to the data folder; otherwise the
     // configured address is where it will be.
     let endpoint = std::fs::read_to_string(paths.data_dir.join("endpoint"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| format!("http://{}/mcp", config.gateway.listen));
-    let client = reqwest::Client::builder().build().context("could not build the HTTP client")?;
+    let client = reqwest::Client::builder()
+        .build()
+        .context("could not build the HTTP client")?;
     let relay = Arc::new(Relay {
         client,
         endpoint,
@@ -34,7 +39,9 @@ pub async fn run(paths: &Paths, agent: &str) -> Result<()> {
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
         while let Some(line) = out_rx.recv().await {
-            if stdout.write_all(line.as_bytes()).await.is_err() || stdout.write_all(b"\n").await.is_err() {
+            if stdout.write_all(line.as_bytes()).await.is_err()
+                || stdout.write_all(b"\n").await.is_err()
+            {
                 break;
             }
             let _ = stdout.flush().await;
@@ -55,7 +62,13 @@ pub async fn run(paths: &Paths, agent: &str) -> Result<()> {
         }
     }
     if let Some(sid) = relay.session.lock().await.clone() {
-        let _ = relay.client.delete(&relay.endpoint).header("authorization", &relay.bearer).header("mcp-session-id", sid).send().await;
+        let _ = relay
+            .client
+            .delete(&relay.endpoint)
+            .header("authorization", &relay.bearer)
+            .header("mcp-session-id", sid)
+            .send()
+            .await;
     }
     drop(out_tx);
     let _ = writer.await;
@@ -73,7 +86,9 @@ impl Relay {
     async fn send(&self, line: String, out: mpsc::UnboundedSender<String>) {
         let env = Envelope::parse(line.as_bytes()).ok();
         let id = env.as_ref().and_then(|e| e.id.clone());
-        let is_request = env.as_ref().is_some_and(|e| e.method.is_some() && e.id.is_some());
+        let is_request = env
+            .as_ref()
+            .is_some_and(|e| e.method.is_some() && e.id.is_some());
         let fail = |msg: &str| {
             if is_request {
                 let _ = out.send(jsonrpc::error(id.as_deref(), jsonrpc::INTERNAL_ERROR, msg));
@@ -90,16 +105,32 @@ impl Relay {
         }
         let resp = match req.body(line).send().await {
             Ok(r) => r,
-            Err(_) => return fail("Warden is not running or cannot be reached; start it (warden serve or the Warden app) and try again"),
+            Err(_) => {
+                return fail(
+                    "Warden is not running or cannot be reached; start it (warden serve or the Warden app) and try again",
+                );
+            }
         };
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-            return fail("Warden refused this agent's credential (revoked or expired); ask an admin for a new one");
+            return fail(
+                "Warden refused this agent's credential (revoked or expired); ask an admin for a new one",
+            );
         }
-        if let Some(sid) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        if let Some(sid) = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        {
             let mut s = self.session.lock().await;
             if s.is_none() {
                 *s = Some(sid.to_string());
-                tokio::spawn(listen(self.client.clone(), self.endpoint.clone(), self.bearer.clone(), sid.to_string(), out.clone()));
+                tokio::spawn(listen(
+                    self.client.clone(),
+                    self.endpoint.clone(),
+                    self.bearer.clone(),
+                    sid.to_string(),
+                    out.clone(),
+                ));
             }
         }
         let sse = resp
@@ -109,10 +140,10 @@ impl Relay {
             .is_some_and(|c| c.starts_with("text/event-stream"));
         if sse {
             forward_events(resp, &out).await;
-        } else if let Ok(body) = resp.text().await {
-            if !body.trim().is_empty() {
-                let _ = out.send(body);
-            }
+        } else if let Ok(body) = resp.text().await
+            && !body.trim().is_empty()
+        {
+            let _ = out.send(body);
         }
     }
 }
@@ -121,7 +152,9 @@ async fn forward_events(resp: reqwest::Response, out: &mpsc::UnboundedSender<Str
     let mut parser = warden_gateway::sse::Parser::new(64 * 1024 * 1024);
     let mut body = resp.bytes_stream();
     while let Some(Ok(chunk)) = body.next().await {
-        let Ok(events) = parser.feed(&chunk) else { return };
+        let Ok(events) = parser.feed(&chunk) else {
+            return;
+        };
         for ev in events {
             if !ev.data.trim().is_empty() {
                 let _ = out.send(ev.data);
@@ -131,7 +164,13 @@ async fn forward_events(resp: reqwest::Response, out: &mpsc::UnboundedSender<Str
 }
 
 /// The session's GET stream: notifications the gateway sends unasked.
-async fn listen(client: reqwest::Client, endpoint: String, bearer: String, session: String, out: mpsc::UnboundedSender<String>) {
+async fn listen(
+    client: reqwest::Client,
+    endpoint: String,
+    bearer: String,
+    session: String,
+    out: mpsc::UnboundedSender<String>,
+) {
     let resp = client
         .get(&endpoint)
         .header("authorization", bearer)
@@ -139,9 +178,9 @@ async fn listen(client: reqwest::Client, endpoint: String, bearer: String, sessi
         .header("mcp-session-id", session)
         .send()
         .await;
-    if let Ok(r) = resp {
-        if r.status().is_success() {
-            forward_events(r, &out).await;
-        }
+    if let Ok(r) = resp
+        && r.status().is_success()
+    {
+        forward_events(r, &out).await;
     }
 }

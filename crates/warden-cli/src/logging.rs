@@ -8,7 +8,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub fn init(data_dir: &Path, configured: Option<&str>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+pub fn init(
+    data_dir: &Path,
+    configured: Option<&str>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let filter = || {
         EnvFilter::try_from_default_env()
             .or_else(|_| EnvFilter::try_new(configured.unwrap_or("info")))

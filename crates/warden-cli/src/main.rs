@@ -14,7 +14,11 @@ use warden_api::{Api, ControlClient, Request, Response};
 use warden_gateway::config::ServerSpec;
 
 #[derive(Parser)]
-#[command(name = "warden", version, about = "Warden: a gateway between AI agents and the MCP servers they call")]
+#[command(
+    name = "warden",
+    version,
+    about = "Warden: a gateway between AI agents and the MCP servers they call"
+)]
 struct Cli {
     /// Folder for the database, configuration and logs (default: the platform's data folder).
     #[arg(long, global = true, env = "WARDEN_DATA_DIR")]
@@ -82,7 +86,9 @@ enum ServerCommand {
         #[arg(long)]
         json: bool,
     },
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,7 +103,9 @@ enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
-    Revoke { name: String },
+    Revoke {
+        name: String,
+    },
 }
 
 pub struct Paths {
@@ -113,7 +121,10 @@ impl Paths {
             None => {
                 let dirs = directories::ProjectDirs::from("dev", "warden", "warden")
                     .context("could not find this user's home folder; pass --data-dir")?;
-                (dirs.data_dir().to_path_buf(), dirs.config_dir().to_path_buf())
+                (
+                    dirs.data_dir().to_path_buf(),
+                    dirs.config_dir().to_path_buf(),
+                )
             }
         };
         std::fs::create_dir_all(&data_dir)
@@ -127,7 +138,12 @@ impl Paths {
 
     pub fn open_api(&self, gateway: Option<warden_gateway::Gateway>) -> Result<Api> {
         let store = warden_store::Store::open(&self.db)?;
-        Ok(Api::new(store, self.config.clone(), warden_auth::Keychain::default(), gateway))
+        Ok(Api::new(
+            store,
+            self.config.clone(),
+            warden_auth::Keychain::default(),
+            gateway,
+        ))
     }
 }
 
@@ -160,8 +176,24 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Connect { agent } => connect::run(&paths, &agent).await,
         Command::Server(cmd) => server(&paths, cmd).await,
         Command::Agent(cmd) => agent(&paths, cmd).await,
-        Command::Log { agent, server, tool, limit, json } => {
-            let Response::Log(rows) = call(&paths, Request::Log { agent, server, tool, limit }).await? else {
+        Command::Log {
+            agent,
+            server,
+            tool,
+            limit,
+            json,
+        } => {
+            let Response::Log(rows) = call(
+                &paths,
+                Request::Log {
+                    agent,
+                    server,
+                    tool,
+                    limit,
+                },
+            )
+            .await?
+            else {
                 bail!("unexpected answer");
             };
             if json {
@@ -171,18 +203,28 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 for r in rows.iter().rev() {
                     let e = &r.event;
-                    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.time_us) * 1000)
-                        .ok()
-                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-                        .unwrap_or_default();
+                    let when = time::OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(r.time_us) * 1000,
+                    )
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
                     println!(
                         "{when}  {:<22} agent={} server={} tool={} {}{}",
                         e.kind,
                         e.agent.as_deref().unwrap_or("-"),
                         e.server.as_deref().unwrap_or("-"),
                         e.tool.as_deref().unwrap_or("-"),
-                        e.outcome.as_deref().map(|o| format!("outcome={o} ")).unwrap_or_default(),
-                        e.latency_us.map(|l| format!("{:.1}ms", l as f64 / 1000.0)).unwrap_or_default(),
+                        e.outcome
+                            .as_deref()
+                            .map(|o| format!("outcome={o} "))
+                            .unwrap_or_default(),
+                        e.latency_us
+                            .map(|l| format!("{:.1}ms", l as f64 / 1000.0))
+                            .unwrap_or_default(),
                     );
                 }
             }
@@ -213,9 +255,20 @@ fn pairs(items: &[String], what: &str) -> Result<std::collections::BTreeMap<Stri
 
 async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
     match cmd {
-        ServerCommand::Add { name, url, env, headers, cwd, command } => {
+        ServerCommand::Add {
+            name,
+            url,
+            env,
+            headers,
+            cwd,
+            command,
+        } => {
             let spec = match (url, command.split_first()) {
-                (Some(url), None) => ServerSpec { url: Some(url), headers: pairs(&headers, "header")?, ..Default::default() },
+                (Some(url), None) => ServerSpec {
+                    url: Some(url),
+                    headers: pairs(&headers, "header")?,
+                    ..Default::default()
+                },
                 (None, Some((cmd, args))) => ServerSpec {
                     command: Some(cmd.clone()),
                     args: args.to_vec(),
@@ -224,32 +277,60 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                     ..Default::default()
                 },
                 (Some(_), Some(_)) => bail!("give either --url or a command after --, not both"),
-                (None, None) => bail!("give the server's command after -- (e.g. `warden server add files -- npx @modelcontextprotocol/server-filesystem ~/Documents`) or --url URL"),
+                (None, None) => bail!(
+                    "give the server's command after -- (e.g. `warden server add files -- npx @modelcontextprotocol/server-filesystem ~/Documents`) or --url URL"
+                ),
             };
-            call(paths, Request::ServerAdd { name: name.clone(), spec }).await?;
+            call(
+                paths,
+                Request::ServerAdd {
+                    name: name.clone(),
+                    spec,
+                },
+            )
+            .await?;
             println!("Added server {name}.");
             Ok(())
         }
         ServerCommand::List { json } => {
-            let Response::Servers(servers) = call(paths, Request::ServerList).await? else { bail!("unexpected answer") };
+            let Response::Servers(servers) = call(paths, Request::ServerList).await? else {
+                bail!("unexpected answer")
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&servers)?);
             } else if servers.is_empty() {
-                println!("No servers yet. Add one with `warden server add NAME -- COMMAND` or `--url URL`.");
+                println!(
+                    "No servers yet. Add one with `warden server add NAME -- COMMAND` or `--url URL`."
+                );
             } else {
                 for s in servers {
-                    println!("{:<20} {:<6} {:<40} {} ({} tools)", s.name, s.transport, s.status.to_string(), s.target, s.tools);
+                    println!(
+                        "{:<20} {:<6} {:<40} {} ({} tools)",
+                        s.name,
+                        s.transport,
+                        s.status.to_string(),
+                        s.target,
+                        s.tools
+                    );
                 }
             }
             Ok(())
         }
         ServerCommand::Tools { name, json } => {
-            let Response::Tools(tools) = call(paths, Request::ServerTools { name }).await? else { bail!("unexpected answer") };
+            let Response::Tools(tools) = call(paths, Request::ServerTools { name }).await? else {
+                bail!("unexpected answer")
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&tools)?);
             } else {
                 for t in tools {
-                    let desc = t["description"].as_str().unwrap_or("").lines().next().unwrap_or("").to_string();
+                    let desc = t["description"]
+                        .as_str()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
                     println!("{:<32} {desc}", t["name"].as_str().unwrap_or("?"));
                 }
             }
@@ -266,25 +347,41 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
 async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
     match cmd {
         AgentCommand::Add { name, json } => {
-            let Response::AgentCreated(created) = call(paths, Request::AgentAdd { name }).await? else { bail!("unexpected answer") };
+            let Response::AgentCreated(created) = call(paths, Request::AgentAdd { name }).await?
+            else {
+                bail!("unexpected answer")
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "agent": created.agent,
-                    "credential": created.credential,
-                    "keychain": created.keychain.as_ref().err(),
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "agent": created.agent,
+                        "credential": created.credential,
+                        "keychain": created.keychain.as_ref().err(),
+                    }))?
+                );
             } else {
                 println!("Created agent {}.", created.agent.name);
-                println!("Its credential (shown once; only a hash is stored):\n\n  {}\n", created.credential);
+                println!(
+                    "Its credential (shown once; only a hash is stored):\n\n  {}\n",
+                    created.credential
+                );
                 match &created.keychain {
-                    Ok(()) => println!("It is also saved in the OS keychain, so `warden connect {}` works on this machine.", created.agent.name),
-                    Err(e) => eprintln!("warning: the credential was not saved in the keychain ({e}); `warden connect` will not find it."),
+                    Ok(()) => println!(
+                        "It is also saved in the OS keychain, so `warden connect {}` works on this machine.",
+                        created.agent.name
+                    ),
+                    Err(e) => eprintln!(
+                        "warning: the credential was not saved in the keychain ({e}); `warden connect` will not find it."
+                    ),
                 }
             }
             Ok(())
         }
         AgentCommand::List { json } => {
-            let Response::Agents(agents) = call(paths, Request::AgentList).await? else { bail!("unexpected answer") };
+            let Response::Agents(agents) = call(paths, Request::AgentList).await? else {
+                bail!("unexpected answer")
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&agents)?);
             } else {

@@ -32,15 +32,16 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
     warden_api::serve_control(api, warden_api::socket_path(&paths.data_dir), stop.clone())
         .await
         .context("could not open the control socket")?;
-    let tcp = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("could not listen on {addr} (is another program using that port?)"))?;
+    let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("could not listen on {addr} (is another program using that port?)")
+    })?;
     let local = tcp.local_addr()?;
     // The first line on stdout is the endpoint, for scripts and tests; the
     // same is written to the data folder for `warden connect`.
     let endpoint = format!("http://{local}/mcp");
     println!("{endpoint}");
-    std::fs::write(paths.data_dir.join("endpoint"), &endpoint).context("could not write the endpoint file")?;
+    std::fs::write(paths.data_dir.join("endpoint"), &endpoint)
+        .context("could not write the endpoint file")?;
     tracing::info!(endpoint = %format!("http://{local}/mcp"), "Warden is listening");
 
     let server = tokio::spawn(listener::serve(gateway.clone(), tcp));
@@ -57,7 +58,10 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };

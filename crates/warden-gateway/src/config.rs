@@ -166,9 +166,13 @@ impl Config {
             }
         };
         let config: Config = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map(|s| {
+                text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
+            });
             Error::Config(format!(
                 "{}{}: {}",
                 path.display(),
@@ -246,9 +250,14 @@ mod tests {
     fn errors_name_the_file_line_and_field() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[gateway]\nlisten = \"127.0.0.1:1\"\n\n[servers.files]\ncomand = \"x\"\n")
-            .expect("write config");
-        let err = Config::load(&path).expect_err("a misspelled field must be refused").to_string();
+        std::fs::write(
+            &path,
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n\n[servers.files]\ncomand = \"x\"\n",
+        )
+        .expect("write config");
+        let err = Config::load(&path)
+            .expect_err("a misspelled field must be refused")
+            .to_string();
         assert!(err.contains("config.toml"), "{err}");
         assert!(err.contains("line 5"), "{err}");
         assert!(err.contains("comand"), "{err}");
@@ -270,7 +279,16 @@ mod tests {
         for good in ["files", "a", "github-work", "s3"] {
             assert!(validate_server_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Files", "a__b", "a_b", "-a", "a-", "a--b", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "Files",
+            "a__b",
+            "a_b",
+            "-a",
+            "a-",
+            "a--b",
+            &"x".repeat(33),
+        ] {
             assert!(validate_server_name(bad).is_err(), "{bad}");
         }
     }

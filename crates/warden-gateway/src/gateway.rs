@@ -18,7 +18,7 @@ use crate::config::{Config, ServerSpec};
 use crate::jsonrpc::{self, Envelope, Kind, Params};
 use crate::upstream::mux::{Incoming, Reply};
 use crate::upstream::{self, Event, ListKind, SecretResolver, Status, Upstream};
-use crate::{Error, Result, names, redact};
+use crate::{Error, Result, redact};
 
 /// Who is calling: the agent behind the credential.
 #[derive(Debug, Clone)]
@@ -52,10 +52,10 @@ impl Session {
 
     fn push(&self, message: String) {
         let mut stream = self.stream.lock();
-        if let Some(tx) = stream.as_ref() {
-            if tx.send(message).is_err() {
-                *stream = None;
-            }
+        if let Some(tx) = stream.as_ref()
+            && tx.send(message).is_err()
+        {
+            *stream = None;
         }
     }
 }
@@ -118,7 +118,12 @@ const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 impl Gateway {
     /// Starts every configured server and loads the agents. Must run inside a
     /// tokio runtime.
-    pub fn start(store: Store, config_path: PathBuf, config: Config, secrets: SecretResolver) -> Result<Gateway> {
+    pub fn start(
+        store: Store,
+        config_path: PathBuf,
+        config: Config,
+        secrets: SecretResolver,
+    ) -> Result<Gateway> {
         let (events, events_rx) = mpsc::unbounded_channel();
         let gw = Gateway {
             inner: Arc::new(Inner {
@@ -155,7 +160,12 @@ impl Gateway {
     }
 
     fn launch(&self, name: String, spec: ServerSpec) {
-        let up = Upstream::start(name.clone(), spec, self.inner.secrets.clone(), self.inner.events.clone());
+        let up = Upstream::start(
+            name.clone(),
+            spec,
+            self.inner.secrets.clone(),
+            self.inner.events.clone(),
+        );
         self.inner.upstreams.write().insert(name, up);
     }
 
@@ -166,13 +176,23 @@ impl Gateway {
         let map = keys
             .into_iter()
             .map(|k| {
-                (k.credential_hash, AgentRef { id: k.agent.id, name: k.agent.name })
+                (
+                    k.credential_hash,
+                    AgentRef {
+                        id: k.agent.id,
+                        name: k.agent.name,
+                    },
+                )
             })
             .collect();
         *self.inner.agents.write() = map;
         // Sessions of agents that can no longer authenticate end now.
-        let live: std::collections::HashSet<i64> = self.inner.agents.read().values().map(|a| a.id).collect();
-        self.inner.sessions.write().retain(|_, s| live.contains(&s.agent.id));
+        let live: std::collections::HashSet<i64> =
+            self.inner.agents.read().values().map(|a| a.id).collect();
+        self.inner
+            .sessions
+            .write()
+            .retain(|_, s| live.contains(&s.agent.id));
         Ok(())
     }
 
@@ -222,7 +242,10 @@ impl Gateway {
         if let Some(up) = up {
             up.stop().await;
         }
-        self.notify_changed(name, &[ListKind::Tools, ListKind::Resources, ListKind::Prompts]);
+        self.notify_changed(
+            name,
+            &[ListKind::Tools, ListKind::Resources, ListKind::Prompts],
+        );
         Ok(())
     }
 
@@ -272,7 +295,9 @@ impl Gateway {
     /// Stops every server and waits for their processes to go.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
-        let ups: Vec<_> = std::mem::take(&mut *self.inner.upstreams.write()).into_values().collect();
+        let ups: Vec<_> = std::mem::take(&mut *self.inner.upstreams.write())
+            .into_values()
+            .collect();
         futures::future::join_all(ups.iter().map(|u| u.stop())).await;
     }
 
@@ -346,20 +371,24 @@ impl Gateway {
                 ));
             }
         }
-        let Some(id) = id else { return Answer::Accepted };
+        let Some(id) = id else {
+            return Answer::Accepted;
+        };
         let method = env.method.clone().unwrap_or_default();
         let params = match env.params_map() {
             Ok(p) => p,
-            Err(e) => return Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INVALID_PARAMS, &e)),
-        };
-        if let Some(scope) = &caller.scope {
-            if self.upstream(scope).is_none() {
-                return Answer::Message(jsonrpc::error(
-                    Some(&id),
-                    jsonrpc::INVALID_REQUEST,
-                    &format!("no server is named {scope:?}"),
-                ));
+            Err(e) => {
+                return Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INVALID_PARAMS, &e));
             }
+        };
+        if let Some(scope) = &caller.scope
+            && self.upstream(scope).is_none()
+        {
+            return Answer::Message(jsonrpc::error(
+                Some(&id),
+                jsonrpc::INVALID_REQUEST,
+                &format!("no server is named {scope:?}"),
+            ));
         }
         if !modern && caller.session.is_none() && method != "initialize" {
             return Answer::Message(jsonrpc::error(
@@ -368,18 +397,24 @@ impl Gateway {
                 "send initialize first (or use protocol 2026-07-28 with _meta on every request)",
             ));
         }
-        let ok = |v: serde_json::Value| Answer::Message(jsonrpc::response(&id, &jsonrpc::to_raw(&v)));
+        let ok =
+            |v: serde_json::Value| Answer::Message(jsonrpc::response(&id, &jsonrpc::to_raw(&v)));
         match method.as_str() {
             "initialize" => self.initialize(caller, &id, &params),
             "server/discover" => ok(self.discover(caller.scope.as_deref())),
             "ping" => ok(serde_json::json!({})),
             "tools/list" => self.list(&caller, &id, &params, ListKind::Tools, modern),
             "resources/list" => self.list(&caller, &id, &params, ListKind::Resources, modern),
-            "resources/templates/list" => self.list(&caller, &id, &params, ListKind::Templates, modern),
+            "resources/templates/list" => {
+                self.list(&caller, &id, &params, ListKind::Templates, modern)
+            }
             "prompts/list" => self.list(&caller, &id, &params, ListKind::Prompts, modern),
             "logging/setLevel" => {
                 for up in self.ready_upstreams(caller.scope.as_deref()) {
-                    if let Some(peer) = up.peer().filter(|p| p.capabilities().get("logging").is_some()) {
+                    if let Some(peer) = up
+                        .peer()
+                        .filter(|p| p.capabilities().get("logging").is_some())
+                    {
                         let p = params.clone();
                         tokio::spawn(async move {
                             let _ = peer
@@ -392,24 +427,49 @@ impl Gateway {
             }
             "tools/call" | "prompts/get" => {
                 let Some(name) = params.str("name") else {
-                    return Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INVALID_PARAMS, "params.name is required"));
+                    return Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::INVALID_PARAMS,
+                        "params.name is required",
+                    ));
                 };
-                let kind = if method == "tools/call" { ListKind::Tools } else { ListKind::Prompts };
+                let kind = if method == "tools/call" {
+                    ListKind::Tools
+                } else {
+                    ListKind::Prompts
+                };
                 match self.route_name(&caller, kind, &name) {
-                    Some((server, original)) => self.forward(caller, id, &method, params, server, original, "name").await,
+                    Some((server, original)) => {
+                        self.forward(caller, id, &method, params, server, original, "name")
+                            .await
+                    }
                     None => Answer::Message(jsonrpc::error(
                         Some(&id),
                         jsonrpc::INVALID_PARAMS,
-                        &format!("unknown {}: {name}", if kind == ListKind::Tools { "tool" } else { "prompt" }),
+                        &format!(
+                            "unknown {}: {name}",
+                            if kind == ListKind::Tools {
+                                "tool"
+                            } else {
+                                "prompt"
+                            }
+                        ),
                     )),
                 }
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let Some(uri) = params.str("uri") else {
-                    return Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INVALID_PARAMS, "params.uri is required"));
+                    return Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::INVALID_PARAMS,
+                        "params.uri is required",
+                    ));
                 };
                 match self.route_uri(&caller, &uri) {
-                    Some(server) => self.forward(caller, id, &method, params, server, uri, "uri").await,
+                    Some(server) => {
+                        self.forward(caller, id, &method, params, server, uri, "uri")
+                            .await
+                    }
                     None => Answer::Message(jsonrpc::error(
                         Some(&id),
                         jsonrpc::INVALID_PARAMS,
@@ -418,18 +478,23 @@ impl Gateway {
                 }
             }
             "completion/complete" => {
-                let reference = params.0.get("ref").and_then(|r| Params::parse(r.get()).ok());
-                let target = reference.as_ref().and_then(|r| match r.str("type").as_deref() {
-                    Some("ref/prompt") => r
-                        .str("name")
-                        .and_then(|n| self.route_name(&caller, ListKind::Prompts, &n))
-                        .map(|(s, o)| (s, Some(o))),
-                    Some("ref/resource") => r
-                        .str("uri")
-                        .and_then(|u| self.route_uri(&caller, &u))
-                        .map(|s| (s, None)),
-                    _ => None,
-                });
+                let reference = params
+                    .0
+                    .get("ref")
+                    .and_then(|r| Params::parse(r.get()).ok());
+                let target = reference
+                    .as_ref()
+                    .and_then(|r| match r.str("type").as_deref() {
+                        Some("ref/prompt") => r
+                            .str("name")
+                            .and_then(|n| self.route_name(&caller, ListKind::Prompts, &n))
+                            .map(|(s, o)| (s, Some(o))),
+                        Some("ref/resource") => r
+                            .str("uri")
+                            .and_then(|u| self.route_uri(&caller, &u))
+                            .map(|s| (s, None)),
+                        _ => None,
+                    });
                 match (target, reference) {
                     (Some((server, original)), Some(mut r)) => {
                         let mut params = params;
@@ -437,18 +502,28 @@ impl Gateway {
                             r.set_str("name", &o);
                         }
                         params.set_raw("ref", r.to_raw());
-                        self.forward(caller, id, &method, params, server, String::new(), "").await
+                        self.forward(caller, id, &method, params, server, String::new(), "")
+                            .await
                     }
-                    _ => Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INVALID_PARAMS, "unknown completion reference")),
+                    _ => Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::INVALID_PARAMS,
+                        "unknown completion reference",
+                    )),
                 }
             }
             other => {
                 // On a single server's endpoint, methods the gateway does not
                 // interpret pass through to that server under the same log.
                 if let Some(scope) = caller.scope.clone() {
-                    self.forward(caller, id, other, params, scope, String::new(), "").await
+                    self.forward(caller, id, other, params, scope, String::new(), "")
+                        .await
                 } else {
-                    Answer::Message(jsonrpc::error(Some(&id), jsonrpc::METHOD_NOT_FOUND, &format!("method not found: {other}")))
+                    Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::METHOD_NOT_FOUND,
+                        &format!("method not found: {other}"),
+                    ))
                 }
             }
         }
@@ -478,7 +553,10 @@ impl Gateway {
         });
         let mut result = self.server_description(caller.scope.as_deref());
         result["protocolVersion"] = serde_json::Value::String(version);
-        self.inner.sessions.write().insert(session.id.clone(), session.clone());
+        self.inner
+            .sessions
+            .write()
+            .insert(session.id.clone(), session.clone());
         Answer::Session(session, jsonrpc::response(id, &jsonrpc::to_raw(&result)))
     }
 
@@ -519,7 +597,14 @@ impl Gateway {
         })
     }
 
-    fn list(&self, caller: &Caller, id: &RawValue, params: &Params, kind: ListKind, modern: bool) -> Answer {
+    fn list(
+        &self,
+        caller: &Caller,
+        id: &RawValue,
+        params: &Params,
+        kind: ListKind,
+        modern: bool,
+    ) -> Answer {
         let scoped = caller.scope.is_some();
         let ups = self.ready_upstreams(caller.scope.as_deref());
         let mut all: Vec<&RawValue> = Vec::new();
@@ -531,13 +616,23 @@ impl Gateway {
                 ListKind::Templates => &c.templates,
                 ListKind::Prompts => &c.prompts,
             };
-            all.extend(items.iter().map(|i| if scoped { &*i.raw } else { &*i.exposed_raw }));
+            all.extend(
+                items
+                    .iter()
+                    .map(|i| if scoped { &*i.raw } else { &*i.exposed_raw }),
+            );
         }
         let start = match params.str("cursor") {
             None => 0,
             Some(c) => match c.parse::<usize>() {
                 Ok(n) if n <= all.len() => n,
-                _ => return Answer::Message(jsonrpc::error(Some(id), jsonrpc::INVALID_PARAMS, "invalid cursor")),
+                _ => {
+                    return Answer::Message(jsonrpc::error(
+                        Some(id),
+                        jsonrpc::INVALID_PARAMS,
+                        "invalid cursor",
+                    ));
+                }
             },
         };
         let end = (start + PAGE_SIZE).min(all.len());
@@ -567,7 +662,11 @@ impl Gateway {
         let ups = self.ready_upstreams(caller.scope.as_deref());
         for up in &ups {
             let c = up.catalog();
-            let items = if kind == ListKind::Tools { &c.tools } else { &c.prompts };
+            let items = if kind == ListKind::Tools {
+                &c.tools
+            } else {
+                &c.prompts
+            };
             let hit = if caller.scope.is_some() {
                 items.iter().find(|i| i.original == name)
             } else {
@@ -577,14 +676,9 @@ impl Gateway {
                 return Some((up.name.clone(), i.original.clone()));
             }
         }
-        // Not listed (yet): on a single server's endpoint the server decides.
-        if let Some(scope) = &caller.scope {
-            return Some((scope.clone(), name.to_string()));
-        }
-        let (server, original) = name.split_once(names::SEPARATOR)?;
-        ups.iter()
-            .any(|u| u.name == server)
-            .then(|| (server.to_string(), original.to_string()))
+        // Only what a server listed can be called: an unknown name is refused
+        // here and never reaches a server.
+        None
     }
 
     fn route_uri(&self, caller: &Caller, uri: &str) -> Option<String> {
@@ -592,16 +686,22 @@ impl Gateway {
         if let Some(scope) = &caller.scope {
             return Some(scope.clone());
         }
-        if let Some(up) = ups.iter().find(|u| u.catalog().resources.iter().any(|r| r.uri.as_deref() == Some(uri))) {
+        if let Some(up) = ups.iter().find(|u| {
+            u.catalog()
+                .resources
+                .iter()
+                .any(|r| r.uri.as_deref() == Some(uri))
+        }) {
             return Some(up.name.clone());
         }
         let matching: Vec<_> = ups
             .iter()
             .filter(|u| {
-                u.catalog()
-                    .templates
-                    .iter()
-                    .any(|t| t.uri_template.as_deref().is_some_and(|tpl| template_matches(tpl, uri)))
+                u.catalog().templates.iter().any(|t| {
+                    t.uri_template
+                        .as_deref()
+                        .is_some_and(|tpl| template_matches(tpl, uri))
+                })
             })
             .collect();
         if matching.len() == 1 {
@@ -609,7 +709,10 @@ impl Gateway {
         }
         let with_resources: Vec<_> = ups
             .iter()
-            .filter(|u| u.peer().is_some_and(|p| p.capabilities().get("resources").is_some()))
+            .filter(|u| {
+                u.peer()
+                    .is_some_and(|p| p.capabilities().get("resources").is_some())
+            })
             .collect();
         (with_resources.len() == 1).then(|| with_resources[0].name.clone())
     }
@@ -627,13 +730,20 @@ impl Gateway {
         rename: &str,
     ) -> Answer {
         let Some(up) = self.upstream(&server) else {
-            return Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INVALID_PARAMS, &format!("no server is named {server:?}")));
+            return Answer::Message(jsonrpc::error(
+                Some(&id),
+                jsonrpc::INVALID_PARAMS,
+                &format!("no server is named {server:?}"),
+            ));
         };
         let Some(peer) = up.peer() else {
             return Answer::Message(jsonrpc::error(
                 Some(&id),
                 jsonrpc::INTERNAL_ERROR,
-                &format!("the server {server:?} is not available right now ({}); Warden restarts it automatically, try again shortly", up.status()),
+                &format!(
+                    "the server {server:?} is not available right now ({}); Warden restarts it automatically, try again shortly",
+                    up.status()
+                ),
             ));
         };
         if !rename.is_empty() {
@@ -648,7 +758,11 @@ impl Gateway {
         let call_id = random_id();
         let args = params.0.get("arguments").map(|a| a.get());
         let (arguments, arguments_hash) = redact::arguments(args);
-        let tool = if target.is_empty() { method.to_string() } else { target.clone() };
+        let tool = if target.is_empty() {
+            method.to_string()
+        } else {
+            target.clone()
+        };
         let requested = NewEvent {
             kind: format!("{kind}.requested"),
             call_id: Some(call_id.clone()),
@@ -671,15 +785,24 @@ impl Gateway {
         }
 
         let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Incoming>();
-        let client_token = params.meta().0.get("progressToken").map(|t| t.get().to_string());
+        let client_token = params
+            .meta()
+            .0
+            .get("progressToken")
+            .map(|t| t.get().to_string());
         if client_token.is_some() {
             let mut meta = params.meta();
-            meta.set_str("progressToken", &format!("w{}", self.inner.next.fetch_add(1, Ordering::Relaxed)));
+            meta.set_str(
+                "progressToken",
+                &format!("w{}", self.inner.next.fetch_add(1, Ordering::Relaxed)),
+            );
             params.set_meta(meta);
         }
         let cancel = CancellationToken::new();
         if let Some(s) = &caller.session {
-            s.in_flight.lock().insert(id.get().to_string(), cancel.clone());
+            s.in_flight
+                .lock()
+                .insert(id.get().to_string(), cancel.clone());
         }
         let timeout = Duration::from_secs(self.inner.config.read().gateway.call_timeout_secs);
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(bool, String)>();
@@ -710,12 +833,20 @@ impl Gateway {
                 Ok(Reply::Result(r)) => {
                     let tool_error = r.get().contains("\"isError\":true");
                     let r = if modern { modern_result(&method, r) } else { r };
-                    (jsonrpc::response(&id, &r), if tool_error { "tool_error" } else { "ok" }.to_string())
+                    (
+                        jsonrpc::response(&id, &r),
+                        if tool_error { "tool_error" } else { "ok" }.to_string(),
+                    )
                 }
-                Ok(Reply::Error(e)) => (jsonrpc::error_response(Some(&id), &e), "error".to_string()),
+                Ok(Reply::Error(e)) => {
+                    (jsonrpc::error_response(Some(&id), &e), "error".to_string())
+                }
                 Err(e) => {
                     let text = format!("the server {server:?} could not complete the request: {e}");
-                    (jsonrpc::error(Some(&id), jsonrpc::INTERNAL_ERROR, &text), format!("failed: {e}"))
+                    (
+                        jsonrpc::error(Some(&id), jsonrpc::INTERNAL_ERROR, &text),
+                        format!("failed: {e}"),
+                    )
                 }
             };
             let _ = out_tx.send((true, message));
@@ -748,7 +879,11 @@ impl Gateway {
                 });
                 Answer::Stream(rx)
             }
-            None => Answer::Message(jsonrpc::error(None, jsonrpc::INTERNAL_ERROR, "the call ended without an answer")),
+            None => Answer::Message(jsonrpc::error(
+                None,
+                jsonrpc::INTERNAL_ERROR,
+                "the call ended without an answer",
+            )),
         }
     }
 
@@ -807,9 +942,15 @@ impl Gateway {
     }
 
     async fn on_client_response(&self, caller: &Caller, env: Envelope) {
-        let (Some(session), Some(id)) = (&caller.session, &env.id) else { return };
-        let Some((server, upstream_id)) = session.relayed.lock().remove(id.get()) else { return };
-        let Some(peer) = self.upstream(&server).and_then(|u| u.peer()) else { return };
+        let (Some(session), Some(id)) = (&caller.session, &env.id) else {
+            return;
+        };
+        let Some((server, upstream_id)) = session.relayed.lock().remove(id.get()) else {
+            return;
+        };
+        let Some(peer) = self.upstream(&server).and_then(|u| u.peer()) else {
+            return;
+        };
         let reply = match (env.result, env.error) {
             (Some(r), _) => Reply::Result(r),
             (None, Some(e)) => Reply::Error(e),
@@ -821,12 +962,14 @@ impl Gateway {
     async fn on_client_notification(&self, caller: &Caller, env: &Envelope) {
         match env.method.as_deref() {
             Some("notifications/cancelled") => {
-                let Some(session) = &caller.session else { return };
+                let Some(session) = &caller.session else {
+                    return;
+                };
                 let Ok(params) = env.params_map() else { return };
-                if let Some(rid) = params.0.get("requestId") {
-                    if let Some(token) = session.in_flight.lock().remove(rid.get()) {
-                        token.cancel();
-                    }
+                if let Some(rid) = params.0.get("requestId")
+                    && let Some(token) = session.in_flight.lock().remove(rid.get())
+                {
+                    token.cancel();
                 }
             }
             Some("notifications/roots/list_changed") => {
@@ -845,7 +988,9 @@ impl Gateway {
 /// caching fields on cacheable methods. Results that have them pass as sent.
 fn modern_result(method: &str, raw: Box<RawValue>) -> Box<RawValue> {
     let cacheable = method == "resources/read";
-    let Ok(mut fields) = Params::parse(raw.get()) else { return raw };
+    let Ok(mut fields) = Params::parse(raw.get()) else {
+        return raw;
+    };
     let missing_type = !fields.0.contains_key("resultType");
     let missing_cache = cacheable && !fields.0.contains_key("ttlMs");
     if !missing_type && !missing_cache {
@@ -863,7 +1008,13 @@ fn modern_result(method: &str, raw: Box<RawValue>) -> Box<RawValue> {
 
 fn server_info(u: &Upstream) -> ServerInfo {
     let (transport, target) = match (&u.spec.command, &u.spec.url) {
-        (Some(c), _) => ("stdio", std::iter::once(c.clone()).chain(u.spec.args.iter().cloned()).collect::<Vec<_>>().join(" ")),
+        (Some(c), _) => (
+            "stdio",
+            std::iter::once(c.clone())
+                .chain(u.spec.args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         (None, Some(url)) => ("http", url.clone()),
         _ => ("unknown", String::new()),
     };
@@ -882,10 +1033,16 @@ fn server_info(u: &Upstream) -> ServerInfo {
 /// non-empty run of characters).
 fn template_matches(template: &str, uri: &str) -> bool {
     let mut parts = template.split('{');
-    let Some(prefix) = parts.next() else { return false };
-    let Some(mut rest) = uri.strip_prefix(prefix) else { return false };
+    let Some(prefix) = parts.next() else {
+        return false;
+    };
+    let Some(mut rest) = uri.strip_prefix(prefix) else {
+        return false;
+    };
     for part in parts {
-        let Some((_, literal)) = part.split_once('}') else { return false };
+        let Some((_, literal)) = part.split_once('}') else {
+            return false;
+        };
         if literal.is_empty() {
             return !rest.is_empty();
         }
@@ -910,9 +1067,15 @@ mod tests {
 
     #[test]
     fn templates_match_their_uris_only() {
-        assert!(template_matches("demo://resource/{id}", "demo://resource/7"));
+        assert!(template_matches(
+            "demo://resource/{id}",
+            "demo://resource/7"
+        ));
         assert!(template_matches("file:///{path}.txt", "file:///a/b.txt"));
         assert!(!template_matches("demo://resource/{id}", "demo://other/7"));
-        assert!(!template_matches("demo://resource/{id}", "demo://resource/"));
+        assert!(!template_matches(
+            "demo://resource/{id}",
+            "demo://resource/"
+        ));
     }
 }

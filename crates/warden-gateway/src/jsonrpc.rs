@@ -49,7 +49,9 @@ impl Envelope {
         match (&self.method, &self.id) {
             (Some(_), Some(id)) if id.get() != "null" => Some(Kind::Request),
             (Some(_), None) => Some(Kind::Notification),
-            (None, Some(_)) if self.result.is_some() != self.error.is_some() => Some(Kind::Response),
+            (None, Some(_)) if self.result.is_some() != self.error.is_some() => {
+                Some(Kind::Response)
+            }
             _ => None,
         }
     }
@@ -64,8 +66,14 @@ impl Envelope {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -200,8 +208,10 @@ mod tests {
 
     #[test]
     fn params_keep_unknown_fields_and_order_byte_for_byte() {
-        let p = Params::parse(r#"{"name":"a__b","arguments":{"x":12345678901234567890,"y":[1.50]},"zz":true}"#)
-            .expect("object params");
+        let p = Params::parse(
+            r#"{"name":"a__b","arguments":{"x":12345678901234567890,"y":[1.50]},"zz":true}"#,
+        )
+        .expect("object params");
         let mut q = p.clone();
         q.set_str("name", "b");
         assert_eq!(
@@ -221,7 +231,8 @@ mod tests {
         assert!(Envelope::parse(br#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#).is_err());
         assert!(Envelope::parse(br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).is_err());
         assert!(Envelope::parse(b"{not json").is_err());
-        let both = Envelope::parse(br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#).expect("json");
+        let both =
+            Envelope::parse(br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#).expect("json");
         assert!(both.kind().is_none());
     }
 }

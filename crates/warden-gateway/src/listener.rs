@@ -5,6 +5,9 @@
 //! credential (401, no detail), the body limit (413), JSON-RPC framing (400
 //! with -32700 or -32600), and then the gateway.
 
+// Handlers return `Result<_, Response>`: the error is the HTTP answer itself.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
@@ -33,10 +36,17 @@ struct Ctx {
 pub async fn serve(gw: Gateway, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     let max_body = gw.config().gateway.max_body_bytes;
-    let ctx = Ctx { gw: gw.clone(), port: addr.port(), max_body };
+    let ctx = Ctx {
+        gw: gw.clone(),
+        port: addr.port(),
+        max_body,
+    };
     let app = Router::new()
         .route("/mcp", post(post_all).get(get_all).delete(delete_all))
-        .route("/servers/{name}/mcp", post(post_one).get(get_one).delete(delete_one))
+        .route(
+            "/servers/{name}/mcp",
+            post(post_one).get(get_one).delete(delete_one),
+        )
         .with_state(ctx);
     let stop = gw.shutdown_token();
     axum::serve(listener, app)
@@ -59,12 +69,21 @@ async fn get_one(State(ctx): State<Ctx>, Path(name): Path<String>, headers: Head
 async fn delete_all(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     on_delete(ctx, None, headers)
 }
-async fn delete_one(State(ctx): State<Ctx>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn delete_one(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     on_delete(ctx, Some(name), headers)
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -76,7 +95,12 @@ fn local_origin(ctx: &Ctx, headers: &HeaderMap) -> bool {
     let port = ctx.port;
     let allowed_host = |h: &str| {
         let h = h.to_ascii_lowercase();
-        [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")].contains(&h)
+        [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+        ]
+        .contains(&h)
     };
     let host_ok = headers
         .get(header::HOST)
@@ -96,7 +120,10 @@ fn authenticate(ctx: &Ctx, headers: &HeaderMap) -> Result<crate::gateway::AgentR
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match token.and_then(|t| ctx.gw.authenticate(t)) {
         Some(agent) => Ok(agent),
@@ -109,15 +136,22 @@ fn authenticate(ctx: &Ctx, headers: &HeaderMap) -> Result<crate::gateway::AgentR
     }
 }
 
-fn guard(ctx: &Ctx, scope: Option<&str>, headers: &HeaderMap) -> Result<crate::gateway::AgentRef, Response> {
+fn guard(
+    ctx: &Ctx,
+    scope: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<crate::gateway::AgentRef, Response> {
     if !local_origin(ctx, headers) {
-        return Err(plain(StatusCode::FORBIDDEN, "forbidden: this endpoint only answers requests addressed to this machine"));
+        return Err(plain(
+            StatusCode::FORBIDDEN,
+            "forbidden: this endpoint only answers requests addressed to this machine",
+        ));
     }
     let agent = authenticate(ctx, headers)?;
-    if let Some(s) = scope {
-        if !ctx.gw.has_server(s) {
-            return Err(plain(StatusCode::NOT_FOUND, "no such server"));
-        }
+    if let Some(s) = scope
+        && !ctx.gw.has_server(s)
+    {
+        return Err(plain(StatusCode::NOT_FOUND, "no such server"));
     }
     Ok(agent)
 }
@@ -132,10 +166,12 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-        if len > ctx.max_body {
-            return too_large(&ctx);
-        }
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        && len > ctx.max_body
+    {
+        return too_large(&ctx);
     }
     let bytes: Bytes = match axum::body::to_bytes(body, ctx.max_body).await {
         Ok(b) => b,
@@ -144,13 +180,34 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
     let env = match Envelope::parse(&bytes) {
         Ok(e) => e,
         Err(e) if e.starts_with("batches") => {
-            return json(StatusCode::BAD_REQUEST, jsonrpc::error(None, jsonrpc::INVALID_REQUEST, "JSON-RPC batches are not supported; send one message per request"));
+            return json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error(
+                    None,
+                    jsonrpc::INVALID_REQUEST,
+                    "JSON-RPC batches are not supported; send one message per request",
+                ),
+            );
         }
         Err(e) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() => {
-            return json(StatusCode::BAD_REQUEST, jsonrpc::error(None, jsonrpc::INVALID_REQUEST, &format!("invalid request: {e}")));
+            return json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error(
+                    None,
+                    jsonrpc::INVALID_REQUEST,
+                    &format!("invalid request: {e}"),
+                ),
+            );
         }
         Err(_) => {
-            return json(StatusCode::BAD_REQUEST, jsonrpc::error(None, jsonrpc::PARSE_ERROR, "parse error: the body is not valid JSON"));
+            return json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error(
+                    None,
+                    jsonrpc::PARSE_ERROR,
+                    "parse error: the body is not valid JSON",
+                ),
+            );
         }
     };
 
@@ -173,11 +230,18 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
     let session = match session_id {
         Some(sid) => match ctx.gw.session(sid) {
             Some(s) if s.agent.id == agent.id && s.scope == scope => Some(s),
-            _ => return plain(StatusCode::NOT_FOUND, "session not found; initialize a new session"),
+            _ => {
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    "session not found; initialize a new session",
+                );
+            }
         },
         None => None,
     };
-    let modern = session.is_none() && modern_version.is_some() && env.method.as_deref() != Some("initialize");
+    let modern = session.is_none()
+        && modern_version.is_some()
+        && env.method.as_deref() != Some("initialize");
     if modern {
         let v = modern_version.unwrap_or_default();
         if v != upstream::MODERN_VERSION {
@@ -186,10 +250,18 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
                 "message": format!("unsupported protocol version {v}"),
                 "data": {"supported": [upstream::MODERN_VERSION], "requested": v}
             });
-            return json(StatusCode::BAD_REQUEST, jsonrpc::error_response(env.id.as_deref(), &jsonrpc::to_raw(&data)));
+            return json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error_response(env.id.as_deref(), &jsonrpc::to_raw(&data)),
+            );
         }
     }
-    let caller = Caller { agent, modern, session, scope };
+    let caller = Caller {
+        agent,
+        modern,
+        session,
+        scope,
+    };
     match ctx.gw.handle(caller, env).await {
         Answer::Message(m) => json(StatusCode::OK, m),
         Answer::Accepted => StatusCode::ACCEPTED.into_response(),
@@ -207,7 +279,14 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
 fn too_large(ctx: &Ctx) -> Response {
     json(
         StatusCode::PAYLOAD_TOO_LARGE,
-        jsonrpc::error(None, jsonrpc::INVALID_REQUEST, &format!("the request is larger than the limit of {} bytes", ctx.max_body)),
+        jsonrpc::error(
+            None,
+            jsonrpc::INVALID_REQUEST,
+            &format!(
+                "the request is larger than the limit of {} bytes",
+                ctx.max_body
+            ),
+        ),
     )
 }
 
@@ -228,7 +307,10 @@ fn on_get(ctx: Ctx, scope: Option<String>, headers: HeaderMap) -> Response {
         Err(r) => return r,
     };
     let Some(sid) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "GET needs a session (protocol 2025-11-25 and earlier)");
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET needs a session (protocol 2025-11-25 and earlier)",
+        );
     };
     match ctx.gw.session(sid) {
         Some(s) if s.agent.id == agent.id && s.scope == scope => {

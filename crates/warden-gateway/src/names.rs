@@ -60,7 +60,11 @@ mod tests {
         let dotted = expose("files", "fs.read/all");
         assert!(is_valid(&dotted), "{dotted}");
         assert!(dotted.starts_with("files__fs_read_all_"));
-        assert_ne!(expose("files", "a.b"), expose("files", "a/b"), "distinct inputs stay distinct");
+        assert_ne!(
+            expose("files", "a.b"),
+            expose("files", "a/b"),
+            "distinct inputs stay distinct"
+        );
         let emptyish = expose("files", "");
         assert!(is_valid(&emptyish));
     }

@@ -10,9 +10,21 @@ const MAX_STRING: usize = 1024;
 
 fn secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["pass", "secret", "token", "apikey", "api_key", "api-key", "auth", "cookie", "credential", "private", "session"]
-        .iter()
-        .any(|p| k.contains(p))
+    [
+        "pass",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "api-key",
+        "auth",
+        "cookie",
+        "credential",
+        "private",
+        "session",
+    ]
+    .iter()
+    .any(|p| k.contains(p))
 }
 
 fn secret_value(s: &str) -> bool {
@@ -21,9 +33,17 @@ fn secret_value(s: &str) -> bool {
     lower.starts_with("bearer ")
         || t.starts_with(warden_auth::CREDENTIAL_PREFIX)
         || t.starts_with("-----BEGIN")
-        || ["ghp_", "gho_", "github_pat_", "sk-", "xoxb-", "xoxp-", "AKIA"]
-            .iter()
-            .any(|p| t.starts_with(p))
+        || [
+            "ghp_",
+            "gho_",
+            "github_pat_",
+            "sk-",
+            "xoxb-",
+            "xoxp-",
+            "AKIA",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
 }
 
 pub fn redact(value: &mut Value) {

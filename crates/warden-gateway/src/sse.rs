@@ -102,15 +102,24 @@ mod tests {
     #[test]
     fn parses_events_split_across_chunks_and_line_endings() {
         let mut p = Parser::new(1 << 20);
-        let mut evs = p.feed(b"id: 7\r\nevent: message\r\ndata: {\"a\":").expect("feed");
+        let mut evs = p
+            .feed(b"id: 7\r\nevent: message\r\ndata: {\"a\":")
+            .expect("feed");
         assert!(evs.is_empty());
-        evs.extend(p.feed(b"1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n").expect("feed"));
+        evs.extend(
+            p.feed(b"1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n")
+                .expect("feed"),
+        );
         assert_eq!(evs.len(), 2);
         assert_eq!(evs[0].data, "{\"a\":1}");
         assert_eq!(evs[0].id.as_deref(), Some("7"));
         assert_eq!(evs[0].event.as_deref(), Some("message"));
         assert_eq!(evs[1].data, "x\ny");
-        assert_eq!(evs[1].id.as_deref(), Some("7"), "the last event id carries over");
+        assert_eq!(
+            evs[1].id.as_deref(),
+            Some("7"),
+            "the last event id carries over"
+        );
     }
 
     #[test]

@@ -83,7 +83,13 @@ fn client_info() -> serde_json::Value {
 }
 
 impl Peer {
-    async fn send(&self, body: String, id: Option<u64>, method: &str, name: Option<&str>) -> Result<(), PeerError> {
+    async fn send(
+        &self,
+        body: String,
+        id: Option<u64>,
+        method: &str,
+        name: Option<&str>,
+    ) -> Result<(), PeerError> {
         match &self.link {
             Link::Stdio(l) => l.send(body).await,
             Link::Http(l) => l.send(body, http::Route { id, method, name }).await,
@@ -111,7 +117,8 @@ impl Peer {
                 meta.set_raw(META_INFO, jsonrpc::to_raw(&client_info()));
             }
             Era::Legacy(_) => {
-                meta.0.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+                meta.0
+                    .retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
             }
         }
         let progress = meta.0.get("progressToken").map(|t| t.get().to_string());
@@ -148,14 +155,24 @@ impl Peer {
         }
         if matches!(outcome, Err(PeerError::Timeout(_) | PeerError::Cancelled)) {
             self.mux.forget(id);
-            let reason = if cancel.is_cancelled() { "the client cancelled" } else { "timed out at the gateway" };
+            let reason = if cancel.is_cancelled() {
+                "the client cancelled"
+            } else {
+                "timed out at the gateway"
+            };
             let params = serde_json::json!({"requestId": id, "reason": reason});
-            let _ = self.notify("notifications/cancelled", Some(jsonrpc::to_raw(&params))).await;
+            let _ = self
+                .notify("notifications/cancelled", Some(jsonrpc::to_raw(&params)))
+                .await;
         }
         outcome
     }
 
-    pub async fn notify(&self, method: &str, params: Option<Box<RawValue>>) -> Result<(), PeerError> {
+    pub async fn notify(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Result<(), PeerError> {
         let body = jsonrpc::notification(method, params.as_deref());
         self.send(body, None, method, None).await
     }
@@ -269,9 +286,15 @@ impl ListKind {
 #[derive(Debug)]
 pub enum Event {
     /// A server's catalog or status changed; clients may need list_changed.
-    Changed { server: String, kinds: Vec<ListKind> },
+    Changed {
+        server: String,
+        kinds: Vec<ListKind>,
+    },
     /// A notification for every client of this server (logging, updates).
-    Broadcast { server: String, env: jsonrpc::Envelope },
+    Broadcast {
+        server: String,
+        env: jsonrpc::Envelope,
+    },
 }
 
 pub struct Upstream {
@@ -334,13 +357,19 @@ impl Upstream {
 
     fn set_status(&self, s: Status) {
         match &s {
-            Status::Failed { error } => tracing::warn!(server = %self.name, %error, "server failed"),
+            Status::Failed { error } => {
+                tracing::warn!(server = %self.name, %error, "server failed")
+            }
             other => tracing::info!(server = %self.name, status = %other, "server status"),
         }
         *self.status.write() = s;
     }
 
-    async fn supervise(self: Arc<Self>, secrets: SecretResolver, events: mpsc::UnboundedSender<Event>) {
+    async fn supervise(
+        self: Arc<Self>,
+        secrets: SecretResolver,
+        events: mpsc::UnboundedSender<Event>,
+    ) {
         let mut attempt: u32 = 0;
         loop {
             self.set_status(Status::Starting);
@@ -368,7 +397,8 @@ impl Upstream {
             if started.elapsed() > Duration::from_secs(60) {
                 attempt = 0;
             }
-            let delay = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30));
+            let delay = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
+                .min(Duration::from_secs(30));
             attempt += 1;
             self.restarts.fetch_add(1, Ordering::Relaxed);
             tokio::select! {
@@ -411,27 +441,27 @@ impl Upstream {
             Link::Stdio(_) => None,
         };
         let result = {
-        let ended = async {
-            match (&mut process, &http_closed) {
-                (Some(p), _) => p.wait().await,
-                (None, Some(closed)) => {
-                    closed.cancelled().await;
-                    "the server ended the session".to_string()
+            let ended = async {
+                match (&mut process, &http_closed) {
+                    (Some(p), _) => p.wait().await,
+                    (None, Some(closed)) => {
+                        closed.cancelled().await;
+                        "the server ended the session".to_string()
+                    }
+                    (None, None) => std::future::pending().await,
                 }
-                (None, None) => std::future::pending().await,
-            }
-        };
-        tokio::pin!(ended);
-        loop {
-            tokio::select! {
-                why = &mut ended => break Err(PeerError::Closed(why)),
-                msg = server_rx.recv() => {
-                    let Some(msg) = msg else { break Err(PeerError::Closed("the connection closed".into())) };
-                    self.on_server_message(&peer, msg, events).await;
+            };
+            tokio::pin!(ended);
+            loop {
+                tokio::select! {
+                    why = &mut ended => break Err(PeerError::Closed(why)),
+                    msg = server_rx.recv() => {
+                        let Some(msg) = msg else { break Err(PeerError::Closed("the connection closed".into())) };
+                        self.on_server_message(&peer, msg, events).await;
+                    }
+                    _ = self.stop.cancelled() => break Ok(()),
                 }
-                _ = self.stop.cancelled() => break Ok(()),
             }
-        }
         };
         peer.shutdown().await;
         let grace = Duration::from_secs(2);
@@ -443,7 +473,12 @@ impl Upstream {
         result
     }
 
-    async fn on_server_message(&self, peer: &Arc<Peer>, msg: Incoming, events: &mpsc::UnboundedSender<Event>) {
+    async fn on_server_message(
+        &self,
+        peer: &Arc<Peer>,
+        msg: Incoming,
+        events: &mpsc::UnboundedSender<Event>,
+    ) {
         let env = msg.env;
         let method = env.method.clone().unwrap_or_default();
         if let Some(id) = env.id.as_ref().filter(|_| env.method.is_some()) {
@@ -461,10 +496,15 @@ impl Upstream {
         }
         let kinds: Vec<ListKind> = match method.as_str() {
             "notifications/tools/list_changed" => vec![ListKind::Tools],
-            "notifications/resources/list_changed" => vec![ListKind::Resources, ListKind::Templates],
+            "notifications/resources/list_changed" => {
+                vec![ListKind::Resources, ListKind::Templates]
+            }
             "notifications/prompts/list_changed" => vec![ListKind::Prompts],
             _ => {
-                let _ = events.send(Event::Broadcast { server: self.name.clone(), env });
+                let _ = events.send(Event::Broadcast {
+                    server: self.name.clone(),
+                    env,
+                });
                 return;
             }
         };
@@ -477,11 +517,16 @@ impl Upstream {
                     ListKind::Templates => catalog.templates = items,
                     ListKind::Prompts => catalog.prompts = items,
                 },
-                Err(e) => tracing::warn!(server = %self.name, error = %e, "could not refresh the list"),
+                Err(e) => {
+                    tracing::warn!(server = %self.name, error = %e, "could not refresh the list")
+                }
             }
         }
         *self.catalog.write() = Arc::new(catalog);
-        let _ = events.send(Event::Changed { server: self.name.clone(), kinds });
+        let _ = events.send(Event::Changed {
+            server: self.name.clone(),
+            kinds,
+        });
     }
 }
 
@@ -499,7 +544,8 @@ async fn connect(
         for (k, v) in &spec.env {
             env.insert(k.clone(), secrets(v).map_err(PeerError::Start)?);
         }
-        let spawn = |mux: Arc<Mux>| stdio::spawn(name, command, &spec.args, spec.cwd.as_deref(), &env, mux);
+        let spawn =
+            |mux: Arc<Mux>| stdio::spawn(name, command, &spec.args, spec.cwd.as_deref(), &env, mux);
         let (link, process) = spawn(mux.clone())?;
         let mut peer = Peer {
             server: name.to_string(),
@@ -533,12 +579,17 @@ async fn connect(
             }
         }
     } else if let Some(raw_url) = &spec.url {
-        let url = crate::config::validate_url(raw_url).map_err(|e| PeerError::Start(e.to_string()))?;
+        let url =
+            crate::config::validate_url(raw_url).map_err(|e| PeerError::Start(e.to_string()))?;
         let mut headers = Vec::new();
         for (k, v) in &spec.headers {
             headers.push((k.clone(), secrets(v).map_err(PeerError::Start)?));
         }
-        let link = Arc::new(http::HttpLink::new(url, http::header_map(&headers)?, mux.clone())?);
+        let link = Arc::new(http::HttpLink::new(
+            url,
+            http::header_map(&headers)?,
+            mux.clone(),
+        )?);
         link.set_version(MODERN_VERSION);
         let mut peer = Peer {
             server: name.to_string(),
@@ -561,7 +612,9 @@ async fn connect(
         }
         Ok((peer, None))
     } else {
-        Err(PeerError::Start("the server has neither a command nor a url".into()))
+        Err(PeerError::Start(
+            "the server has neither a command nor a url".into(),
+        ))
     }
 }
 
@@ -573,16 +626,26 @@ enum Probe {
 }
 
 async fn discover(peer: &Peer, timeout: Duration) -> Probe {
-    match peer.call("server/discover", Params::default(), None, timeout, None).await {
+    match peer
+        .call("server/discover", Params::default(), None, timeout, None)
+        .await
+    {
         Ok(Reply::Result(r)) => {
             let info: serde_json::Value = serde_json::from_str(r.get()).unwrap_or_default();
             let versions: Vec<String> = info["supportedVersions"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             if versions.iter().any(|v| v == MODERN_VERSION) || versions.is_empty() {
                 Probe::Modern(MODERN_VERSION.into(), info)
-            } else if versions.iter().any(|v| LEGACY_VERSIONS.contains(&v.as_str())) {
+            } else if versions
+                .iter()
+                .any(|v| LEGACY_VERSIONS.contains(&v.as_str()))
+            {
                 Probe::Legacy
             } else {
                 Probe::Failed(PeerError::Protocol(format!(
@@ -593,7 +656,11 @@ async fn discover(peer: &Peer, timeout: Duration) -> Probe {
         }
         Ok(Reply::Error(_)) => Probe::Legacy,
         Err(PeerError::Timeout(_)) => Probe::Silent,
-        Err(PeerError::Http { status, .. }) if (400..500).contains(&status) && status != 401 && status != 403 => Probe::Legacy,
+        Err(PeerError::Http { status, .. })
+            if (400..500).contains(&status) && status != 401 && status != 403 =>
+        {
+            Probe::Legacy
+        }
         Err(e) => Probe::Failed(e),
     }
 }
@@ -604,15 +671,24 @@ async fn initialize(peer: &mut Peer) -> Result<(), PeerError> {
     params.set_str("protocolVersion", LEGACY_VERSION);
     params.set_raw("capabilities", jsonrpc::to_raw(&client_capabilities()));
     params.set_raw("clientInfo", jsonrpc::to_raw(&client_info()));
-    let reply = peer.call("initialize", params, None, HANDSHAKE_TIMEOUT, None).await?;
+    let reply = peer
+        .call("initialize", params, None, HANDSHAKE_TIMEOUT, None)
+        .await?;
     let info: serde_json::Value = match reply {
-        Reply::Result(r) => serde_json::from_str(r.get())
-            .map_err(|_| PeerError::Protocol("the server's initialize answer is not valid JSON".into()))?,
+        Reply::Result(r) => serde_json::from_str(r.get()).map_err(|_| {
+            PeerError::Protocol("the server's initialize answer is not valid JSON".into())
+        })?,
         Reply::Error(e) => {
-            return Err(PeerError::Protocol(format!("the server refused to initialize: {}", e.get())));
+            return Err(PeerError::Protocol(format!(
+                "the server refused to initialize: {}",
+                e.get()
+            )));
         }
     };
-    let version = info["protocolVersion"].as_str().unwrap_or_default().to_string();
+    let version = info["protocolVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if !LEGACY_VERSIONS.contains(&version.as_str()) {
         return Err(PeerError::Protocol(format!(
             "the server wants MCP version {version:?}, which Warden does not speak"
@@ -629,7 +705,12 @@ async fn initialize(peer: &mut Peer) -> Result<(), PeerError> {
 
 async fn fetch_catalog(peer: &Peer, server: &str) -> Result<Catalog, PeerError> {
     let mut catalog = Catalog::default();
-    for kind in [ListKind::Tools, ListKind::Resources, ListKind::Templates, ListKind::Prompts] {
+    for kind in [
+        ListKind::Tools,
+        ListKind::Resources,
+        ListKind::Templates,
+        ListKind::Prompts,
+    ] {
         if peer.capabilities().get(kind.capability()).is_none() {
             continue;
         }
@@ -653,21 +734,34 @@ pub async fn list_all(peer: &Peer, server: &str, kind: ListKind) -> Result<Vec<I
         if let Some(c) = &cursor {
             params.set_str("cursor", c);
         }
-        let reply = peer.call(kind.method(), params, None, HANDSHAKE_TIMEOUT, None).await?;
+        let reply = peer
+            .call(kind.method(), params, None, HANDSHAKE_TIMEOUT, None)
+            .await?;
         let raw = match reply {
             Reply::Result(r) => r,
             Reply::Error(e) => {
-                return Err(PeerError::Protocol(format!("{} failed: {}", kind.method(), e.get())));
+                return Err(PeerError::Protocol(format!(
+                    "{} failed: {}",
+                    kind.method(),
+                    e.get()
+                )));
             }
         };
-        let shape = |e: String| PeerError::Protocol(format!("{} returned an unexpected shape: {e}", kind.method()));
+        let shape = |e: String| {
+            PeerError::Protocol(format!(
+                "{} returned an unexpected shape: {e}",
+                kind.method()
+            ))
+        };
         let page = Params::parse(raw.get()).map_err(shape)?;
         let listed: Vec<Box<RawValue>> = match page.0.get(kind.key()) {
             Some(v) => serde_json::from_str(v.get()).map_err(|e| shape(e.to_string()))?,
             None => Vec::new(),
         };
         for raw in listed {
-            let Ok(mut fields) = Params::parse(raw.get()) else { continue };
+            let Ok(mut fields) = Params::parse(raw.get()) else {
+                continue;
+            };
             let original = fields.str("name").unwrap_or_default();
             let exposed = crate::names::expose(server, &original);
             fields.set_str("name", &exposed);
@@ -685,5 +779,8 @@ pub async fn list_all(peer: &Peer, server: &str, kind: ListKind) -> Result<Vec<I
             None => return Ok(items),
         }
     }
-    Err(PeerError::Protocol(format!("{} never stopped paginating", kind.method())))
+    Err(PeerError::Protocol(format!(
+        "{} never stopped paginating",
+        kind.method()
+    )))
 }

@@ -241,13 +241,7 @@ fn writer(mut conn: Connection, head: (String, i64), mut rx: mpsc::UnboundedRece
                 next = rx.try_recv().ok();
             }
         }
-        let result = write_group(
-            &mut conn,
-            &mut prev_hash,
-            &mut last_time,
-            &batch,
-            &touches,
-        );
+        let result = write_group(&mut conn, &mut prev_hash, &mut last_time, &batch, &touches);
         touches.clear();
         match result {
             Ok(ids) => {
@@ -362,7 +356,11 @@ mod tests {
         assert_eq!(rows.len(), 5);
         let mut prev = GENESIS.to_string();
         for r in &rows {
-            assert_eq!(r.prev_hash, prev, "row {} must chain to its predecessor", r.id);
+            assert_eq!(
+                r.prev_hash, prev,
+                "row {} must chain to its predecessor",
+                r.id
+            );
             assert_eq!(r.hash, row_hash(&r.prev_hash, r.time_us, &r.event));
             prev = r.hash.clone();
         }
@@ -408,7 +406,8 @@ mod tests {
             .await
             .expect_err("append must fail while writes fail");
         assert!(matches!(err, Error::LogUnavailable(_)));
-        conn.execute_batch("DROP TRIGGER block").expect("drop trigger");
+        conn.execute_batch("DROP TRIGGER block")
+            .expect("drop trigger");
         store
             .activity()
             .append(NewEvent {

@@ -100,10 +100,10 @@ impl HttpLink {
             .await
             .map_err(|e| PeerError::Transport(describe(&e)))?;
         let status = resp.status();
-        if let Some(sid) = resp.headers().get("mcp-session-id") {
-            if self.session.read().is_none() {
-                *self.session.write() = Some(sid.clone());
-            }
+        if let Some(sid) = resp.headers().get("mcp-session-id")
+            && self.session.read().is_none()
+        {
+            *self.session.write() = Some(sid.clone());
         }
         if status == reqwest::StatusCode::NOT_FOUND && self.has_session() {
             self.closed.cancel();
@@ -141,8 +141,9 @@ impl HttpLink {
                 .bytes()
                 .await
                 .map_err(|e| PeerError::Transport(describe(&e)))?;
-            let env = Envelope::parse(&bytes)
-                .map_err(|e| PeerError::Protocol(format!("the server answered with invalid JSON-RPC: {e}")))?;
+            let env = Envelope::parse(&bytes).map_err(|e| {
+                PeerError::Protocol(format!("the server answered with invalid JSON-RPC: {e}"))
+            })?;
             self.mux.dispatch(env, route.id);
             Ok(())
         }
@@ -154,7 +155,9 @@ impl HttpLink {
         let mut last_id = None;
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else { break };
-            let Ok(events) = parser.feed(&chunk) else { break };
+            let Ok(events) = parser.feed(&chunk) else {
+                break;
+            };
             for ev in events {
                 if ev.id.is_some() {
                     last_id = ev.id.clone();
@@ -248,5 +251,9 @@ fn describe(e: &reqwest::Error) -> String {
 fn summarize(body: &str) -> String {
     let t: String = body.chars().take(200).collect();
     let t = t.replace(['\n', '\r'], " ");
-    if t.trim().is_empty() { t } else { format!(": {t}") }
+    if t.trim().is_empty() {
+        t
+    } else {
+        format!(": {t}")
+    }
 }

@@ -19,8 +19,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::mux::Mux;
 use super::PeerError;
+use super::mux::Mux;
 use crate::jsonrpc::Envelope;
 
 /// The largest line accepted from a server (one JSON-RPC message).
@@ -89,7 +89,9 @@ pub fn spawn(
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return Err(PeerError::Start("the child's pipes were not available".into()));
+        return Err(PeerError::Start(
+            "the child's pipes were not available".into(),
+        ));
     };
 
     let (tx, mut rx) = mpsc::channel::<String>(1024);
@@ -151,11 +153,14 @@ pub fn spawn(
         }
     });
 
-    Ok((StdioLink { tx }, Process {
-        child,
-        pgid,
-        reader_done,
-    }))
+    Ok((
+        StdioLink { tx },
+        Process {
+            child,
+            pgid,
+            reader_done,
+        },
+    ))
 }
 
 #[cfg(target_os = "linux")]
@@ -201,7 +206,10 @@ impl Process {
             return;
         }
         self.kill_group(Signal::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
             self.kill_group(Signal::SIGKILL);
             let _ = self.child.wait().await;
         } else {
