@@ -233,7 +233,10 @@ def test_warden_connect_relays_stdio_with_the_keychain_credential(warden, files_
     warden.start()
 
     async def main():
-        params = StdioServerParameters(command=str(WARDEN), args=["--data-dir", str(warden.data_dir), "connect", "desktop"])
+        # The SDK passes a child only a few variables; the session bus is what
+        # the keychain needs, as a desktop client's own environment carries.
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "DBUS_SESSION_BUS_ADDRESS") if k in os.environ}
+        params = StdioServerParameters(command=str(WARDEN), args=["--data-dir", str(warden.data_dir), "connect", "desktop"], env=env)
         async with Client(params, mode="legacy") as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert "ev__echo" in names
