@@ -112,6 +112,14 @@ class Warden:
         h = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
         if token:
             h["authorization"] = f"Bearer {token}"
+        if isinstance(body, dict) and "io.modelcontextprotocol/protocolVersion" in body.get("params", {}).get("_meta", {}):
+            # What a 2026-07-28 client sends with every request.
+            params = body["params"]
+            h["mcp-protocol-version"] = params["_meta"]["io.modelcontextprotocol/protocolVersion"]
+            h["mcp-method"] = body["method"]
+            name = params.get("uri") if body["method"] == "resources/read" else params.get("name")
+            if name is not None and body["method"] in ("tools/call", "prompts/get", "resources/read"):
+                h["mcp-name"] = name
         h.update(headers or {})
         base = self.url.removesuffix("/mcp")
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)

@@ -103,6 +103,11 @@ impl Relay {
         if let Some(sid) = self.session.lock().await.clone() {
             req = req.header("mcp-session-id", sid);
         }
+        if let Some(env) = &env {
+            for (name, value) in modern_headers(env) {
+                req = req.header(name, value);
+            }
+        }
         let resp = match req.body(line).send().await {
             Ok(r) => r,
             Err(_) => {
@@ -146,6 +151,41 @@ impl Relay {
             let _ = out.send(body);
         }
     }
+}
+
+/// The routing headers a 2026-07-28 message carries on HTTP, taken from its
+/// body (stdio has no headers, so the relay adds them).
+fn modern_headers(env: &Envelope) -> Vec<(&'static str, String)> {
+    let Ok(params) = env.params_map() else {
+        return Vec::new();
+    };
+    let Some(version) = params.meta().str("io.modelcontextprotocol/protocolVersion") else {
+        return Vec::new();
+    };
+    let mut out = vec![("mcp-protocol-version", version)];
+    let Some(method) = env.method.clone() else {
+        return out;
+    };
+    let name = match method.as_str() {
+        "tools/call" | "prompts/get" => params.str("name"),
+        "resources/read" => params.str("uri"),
+        _ => None,
+    };
+    out.push(("mcp-method", method));
+    if let Some(n) = name {
+        let safe = n.bytes().all(|b| (0x20..0x7f).contains(&b)) && n.trim() == n;
+        let value = if safe {
+            n
+        } else {
+            use base64::Engine;
+            format!(
+                "=?base64?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(n)
+            )
+        };
+        out.push(("mcp-name", value));
+    }
+    out
 }
 
 async fn forward_events(resp: reqwest::Response, out: &mpsc::UnboundedSender<String>) {

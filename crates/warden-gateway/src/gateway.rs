@@ -35,8 +35,13 @@ pub struct Session {
     pub version: String,
     capabilities: serde_json::Value,
     stream: Mutex<Option<mpsc::UnboundedSender<String>>>,
-    /// Requests we relayed to the client: our id → (server, server's id).
-    relayed: Mutex<HashMap<String, (String, Box<RawValue>)>>,
+    /// Requests we sent the client: our id → where its answer goes.
+    relayed: Mutex<HashMap<String, Relayed>>,
+    /// The level set with logging/setLevel, passed to 2026-07-28 servers in
+    /// `_meta` (they have no such method).
+    log_level: Mutex<Option<String>>,
+    /// Resources this session subscribed to: (server, uri).
+    subscriptions: Mutex<std::collections::BTreeSet<(String, String)>>,
     /// Requests in flight from this client: its id → cancel.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
 }
@@ -60,6 +65,14 @@ impl Session {
     }
 }
 
+/// Where a client's answer to a request we sent it goes.
+enum Relayed {
+    /// Back to the server that asked (a legacy server's own request).
+    Upstream(String, Box<RawValue>),
+    /// To the gateway, which gathers a 2026-07-28 server's input requests.
+    Local(tokio::sync::oneshot::Sender<Reply>),
+}
+
 /// The client-facing context of one request.
 pub struct Caller {
     pub agent: AgentRef,
@@ -76,6 +89,8 @@ pub enum Answer {
     Message(String),
     /// Messages to stream (SSE), the last being the answer.
     Stream(mpsc::UnboundedReceiver<String>),
+    /// A method this endpoint does not have (HTTP 404 on 2026-07-28).
+    NotFound(String),
     /// Nothing to send back (a notification or response was accepted).
     Accepted,
     /// A new legacy session with its first answer.
@@ -94,6 +109,42 @@ pub struct ServerInfo {
     pub restarts: u32,
 }
 
+/// A 2026-07-28 `subscriptions/listen` stream: what the client asked to hear.
+struct Listen {
+    agent_id: i64,
+    scope: Option<String>,
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    resource_uris: Vec<String>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Listen {
+    fn wants(&self, method: &str, params: Option<&Params>) -> bool {
+        match method {
+            "notifications/tools/list_changed" => self.tools,
+            "notifications/prompts/list_changed" => self.prompts,
+            "notifications/resources/list_changed" => self.resources,
+            "notifications/resources/updated" => params
+                .and_then(|p| p.str("uri"))
+                .is_some_and(|u| self.resource_uris.contains(&u)),
+            _ => false,
+        }
+    }
+}
+
+const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// A notification tagged with the subscription it is delivered under.
+fn tagged(method: &str, params: Option<&Params>, subscription: &str) -> String {
+    let mut p = params.cloned().unwrap_or_default();
+    let mut meta = p.meta();
+    meta.set_str(META_SUBSCRIPTION, subscription);
+    p.set_meta(meta);
+    jsonrpc::notification(method, Some(&p.to_raw()))
+}
+
 struct Inner {
     store: Store,
     config_path: PathBuf,
@@ -101,6 +152,7 @@ struct Inner {
     upstreams: RwLock<BTreeMap<String, Arc<Upstream>>>,
     agents: RwLock<HashMap<String, AgentRef>>,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
+    listens: RwLock<HashMap<String, Listen>>,
     secrets: SecretResolver,
     events: mpsc::UnboundedSender<Event>,
     next: AtomicU64,
@@ -133,6 +185,7 @@ impl Gateway {
                 upstreams: RwLock::new(BTreeMap::new()),
                 agents: RwLock::new(HashMap::new()),
                 sessions: RwLock::new(HashMap::new()),
+                listens: RwLock::new(HashMap::new()),
                 secrets,
                 events,
                 next: AtomicU64::new(1),
@@ -193,6 +246,10 @@ impl Gateway {
             .sessions
             .write()
             .retain(|_, s| live.contains(&s.agent.id));
+        self.inner
+            .listens
+            .write()
+            .retain(|_, l| live.contains(&l.agent_id));
         Ok(())
     }
 
@@ -208,7 +265,47 @@ impl Gateway {
     }
 
     pub fn end_session(&self, id: &str) -> bool {
-        self.inner.sessions.write().remove(id).is_some()
+        let Some(session) = self.inner.sessions.write().remove(id) else {
+            return false;
+        };
+        let servers: std::collections::BTreeSet<String> = session
+            .subscriptions
+            .lock()
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect();
+        let gw = self.clone();
+        tokio::spawn(async move {
+            for s in servers {
+                gw.sync_subscriptions(&s).await;
+            }
+        });
+        true
+    }
+
+    /// Brings a server's resource subscriptions in line with what the clients
+    /// still want: one upstream subscription per URI, however many clients
+    /// share it (a legacy server gets subscribe/unsubscribe, a 2026-07-28
+    /// server one `subscriptions/listen` stream for the whole set).
+    async fn sync_subscriptions(&self, server: &str) {
+        let Some(up) = self.upstream(server) else {
+            return;
+        };
+        let wanted: std::collections::BTreeSet<String> = self
+            .inner
+            .sessions
+            .read()
+            .values()
+            .flat_map(|s| {
+                s.subscriptions
+                    .lock()
+                    .iter()
+                    .filter(|(sv, _)| sv == server)
+                    .map(|(_, u)| u.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        up.subscribe_to(wanted).await;
     }
 
     pub fn has_server(&self, name: &str) -> bool {
@@ -304,14 +401,33 @@ impl Gateway {
     async fn relay_events(self, mut rx: mpsc::UnboundedReceiver<Event>) {
         while let Some(ev) = rx.recv().await {
             match ev {
-                Event::Changed { server, kinds } => self.notify_changed(&server, &kinds),
+                Event::Changed { server, kinds } => {
+                    self.notify_changed(&server, &kinds);
+                    let gw = self.clone();
+                    tokio::spawn(async move { gw.sync_subscriptions(&server).await });
+                }
                 Event::Broadcast { server, env } => {
                     let method = env.method.clone().unwrap_or_default();
                     let params = env.params.as_deref();
                     let message = jsonrpc::notification(&method, params);
+                    let parsed_uri = (method == "notifications/resources/updated")
+                        .then(|| env.params_map().ok().and_then(|p| p.str("uri")))
+                        .flatten();
                     for s in self.sessions_for(&server) {
+                        // An update goes only to the sessions subscribed to it.
+                        if let Some(uri) = &parsed_uri {
+                            if !s
+                                .subscriptions
+                                .lock()
+                                .contains(&(server.clone(), uri.clone()))
+                            {
+                                continue;
+                            }
+                        }
                         s.push(message.clone());
                     }
+                    let parsed = env.params_map().ok();
+                    self.push_listens(&server, &method, parsed.as_ref());
                 }
             }
         }
@@ -335,6 +451,65 @@ impl Gateway {
                 s.push(jsonrpc::notification(m, None));
             }
         }
+        for m in &methods {
+            self.push_listens(server, m, None);
+        }
+    }
+
+    /// Delivers a notification to the listen streams that asked for it;
+    /// streams whose client went away are dropped.
+    fn push_listens(&self, server: &str, method: &str, params: Option<&Params>) {
+        let mut gone = Vec::new();
+        for (id, l) in self.inner.listens.read().iter() {
+            if l.scope.as_deref().is_some_and(|s| s != server) || !l.wants(method, params) {
+                continue;
+            }
+            if l.tx.send(tagged(method, params, id)).is_err() {
+                gone.push(id.clone());
+            }
+        }
+        if !gone.is_empty() {
+            let mut listens = self.inner.listens.write();
+            for id in gone {
+                listens.remove(&id);
+            }
+        }
+    }
+
+    /// `subscriptions/listen` (2026-07-28): a long-lived answer stream that
+    /// starts with an acknowledgement and then carries what was asked for.
+    fn listen(&self, caller: &Caller, params: &Params) -> Answer {
+        let filter = params
+            .0
+            .get("notifications")
+            .and_then(|n| serde_json::from_str::<serde_json::Value>(n.get()).ok())
+            .unwrap_or_default();
+        let flag = |k: &str| filter[k].as_bool().unwrap_or(false);
+        let uris = filter["resourceSubscriptions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id = random_id();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ack = tagged("notifications/subscriptions/acknowledged", None, &id);
+        let _ = tx.send(ack);
+        self.inner.listens.write().insert(
+            id,
+            Listen {
+                agent_id: caller.agent.id,
+                scope: caller.scope.clone(),
+                tools: flag("toolsListChanged"),
+                prompts: flag("promptsListChanged"),
+                resources: flag("resourcesListChanged"),
+                resource_uris: uris,
+                tx,
+            },
+        );
+        Answer::Stream(rx)
     }
 
     fn ready_upstreams(&self, scope: Option<&str>) -> Vec<Arc<Upstream>> {
@@ -390,6 +565,23 @@ impl Gateway {
                 &format!("no server is named {scope:?}"),
             ));
         }
+        // Methods 2026-07-28 removed are unknown to a modern client.
+        if modern
+            && matches!(
+                method.as_str(),
+                "initialize"
+                    | "ping"
+                    | "logging/setLevel"
+                    | "resources/subscribe"
+                    | "resources/unsubscribe"
+            )
+        {
+            return Answer::NotFound(jsonrpc::error(
+                Some(&id),
+                jsonrpc::METHOD_NOT_FOUND,
+                &format!("method not found: {method} (removed in 2026-07-28)"),
+            ));
+        }
         if !modern && caller.session.is_none() && method != "initialize" {
             return Answer::Message(jsonrpc::error(
                 Some(&id),
@@ -402,6 +594,7 @@ impl Gateway {
         match method.as_str() {
             "initialize" => self.initialize(caller, &id, &params),
             "server/discover" => ok(self.discover(caller.scope.as_deref())),
+            "subscriptions/listen" if modern => self.listen(&caller, &params),
             "ping" => ok(serde_json::json!({})),
             "tools/list" => self.list(&caller, &id, &params, ListKind::Tools, modern),
             "resources/list" => self.list(&caller, &id, &params, ListKind::Resources, modern),
@@ -410,6 +603,9 @@ impl Gateway {
             }
             "prompts/list" => self.list(&caller, &id, &params, ListKind::Prompts, modern),
             "logging/setLevel" => {
+                if let Some(s) = &caller.session {
+                    *s.log_level.lock() = params.str("level");
+                }
                 for up in self.ready_upstreams(caller.scope.as_deref()) {
                     if let Some(peer) = up
                         .peer()
@@ -457,7 +653,33 @@ impl Gateway {
                     )),
                 }
             }
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let Some(uri) = params.str("uri") else {
+                    return Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::INVALID_PARAMS,
+                        "params.uri is required",
+                    ));
+                };
+                let (Some(session), Some(server)) =
+                    (&caller.session, self.route_uri(&caller, &uri))
+                else {
+                    return Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::INVALID_PARAMS,
+                        &format!("no connected server offers the resource {uri}"),
+                    ));
+                };
+                let key = (server.clone(), uri);
+                if method == "resources/subscribe" {
+                    session.subscriptions.lock().insert(key);
+                } else {
+                    session.subscriptions.lock().remove(&key);
+                }
+                self.sync_subscriptions(&server).await;
+                ok(serde_json::json!({}))
+            }
+            "resources/read" => {
                 let Some(uri) = params.str("uri") else {
                     return Answer::Message(jsonrpc::error(
                         Some(&id),
@@ -519,11 +741,16 @@ impl Gateway {
                     self.forward(caller, id, other, params, scope, String::new(), "")
                         .await
                 } else {
-                    Answer::Message(jsonrpc::error(
+                    let e = jsonrpc::error(
                         Some(&id),
                         jsonrpc::METHOD_NOT_FOUND,
                         &format!("method not found: {other}"),
-                    ))
+                    );
+                    if modern {
+                        Answer::NotFound(e)
+                    } else {
+                        Answer::Message(e)
+                    }
                 }
             }
         }
@@ -549,6 +776,8 @@ impl Gateway {
             capabilities,
             stream: Mutex::new(None),
             relayed: Mutex::new(HashMap::new()),
+            log_level: Mutex::new(None),
+            subscriptions: Mutex::new(Default::default()),
             in_flight: Mutex::new(HashMap::new()),
         });
         let mut result = self.server_description(caller.scope.as_deref());
@@ -577,7 +806,7 @@ impl Gateway {
         if let Some(peer) = scope.and_then(|s| self.upstream(s)).and_then(|u| u.peer()) {
             let mut d = serde_json::json!({
                 "capabilities": peer.info["capabilities"].clone(),
-                "serverInfo": peer.info["serverInfo"].clone(),
+                "serverInfo": server_identity(&peer),
             });
             if let Some(i) = peer.info.get("instructions") {
                 d["instructions"] = i.clone();
@@ -785,6 +1014,12 @@ impl Gateway {
         }
 
         let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Incoming>();
+        // A 2026-07-28 client hears log messages only when it asked for them.
+        let wants_logs = !caller.modern
+            || params
+                .meta()
+                .0
+                .contains_key("io.modelcontextprotocol/logLevel");
         let client_token = params
             .meta()
             .0
@@ -805,7 +1040,8 @@ impl Gateway {
                 .insert(id.get().to_string(), cancel.clone());
         }
         let timeout = Duration::from_secs(self.inner.config.read().gateway.call_timeout_secs);
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(bool, String)>();
+        // (final, message, method-not-found) from the call's task.
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(bool, String, bool)>();
         let gw = self.clone();
         let method = method.to_string();
         let session = caller.session.clone();
@@ -813,22 +1049,70 @@ impl Gateway {
         let modern = caller.modern;
         tokio::spawn(async move {
             let started = Instant::now();
-            let call = peer.call(&method, params, Some(sink_tx), timeout, Some(&cancel));
-            tokio::pin!(call);
+            // A legacy client cannot answer a 2026-07-28 server's
+            // input_required result itself: the gateway asks it each input
+            // request as a server request and retries with the answers.
+            let upstream_modern = matches!(peer.era, upstream::Era::Modern(_));
+            let mut params = params;
+            if upstream_modern {
+                if let Some(level) = session.as_ref().and_then(|s| s.log_level.lock().clone()) {
+                    let mut meta = params.meta();
+                    meta.set_str("io.modelcontextprotocol/logLevel", &level);
+                    params.set_meta(meta);
+                }
+            }
+            let retry_base = (!modern && upstream_modern).then(|| params.clone());
+            let mut next = Some(params);
+            let mut rounds = 0;
             let reply = loop {
-                tokio::select! {
-                    r = &mut call => break r,
-                    Some(msg) = sink_rx.recv() => {
-                        if let Some(m) = gw.relay_to_client(&peer, session.as_ref(), msg, client_token.as_deref()).await {
-                            let _ = out_tx.send((false, m));
+                let Some(p) = next.take() else {
+                    break Err(upstream::PeerError::Cancelled);
+                };
+                let call = peer.call(&method, p, Some(sink_tx.clone()), timeout, Some(&cancel));
+                tokio::pin!(call);
+                let r = loop {
+                    tokio::select! {
+                        r = &mut call => break r,
+                        Some(msg) = sink_rx.recv() => {
+                            if let Some(m) = gw.relay_to_client(&peer, session.as_ref(), msg, client_token.as_deref(), wants_logs).await {
+                                let _ = out_tx.send((false, m, false));
+                            }
                         }
                     }
+                };
+                match (&r, &retry_base) {
+                    (Ok(Reply::Result(res)), Some(base))
+                        if rounds < 10 && is_input_required(res) =>
+                    {
+                        rounds += 1;
+                        match gw
+                            .gather_inputs(session.as_ref(), res, &out_tx, timeout)
+                            .await
+                        {
+                            Ok(extra) => {
+                                let mut p = base.clone();
+                                for (k, v) in extra {
+                                    p.set_raw(k, v);
+                                }
+                                next = Some(p);
+                            }
+                            Err(why) => {
+                                break Ok(Reply::Error(jsonrpc::error_object(
+                                    jsonrpc::INTERNAL_ERROR,
+                                    &why,
+                                )));
+                            }
+                        }
+                    }
+                    _ => break r,
                 }
             };
             if let Some(s) = &session {
                 s.in_flight.lock().remove(id.get());
             }
             let latency = started.elapsed().as_micros() as i64;
+            let not_found = matches!(&reply, Ok(Reply::Error(e)) if serde_json::from_str::<serde_json::Value>(e.get())
+                .is_ok_and(|v| v["code"] == jsonrpc::METHOD_NOT_FOUND));
             let (message, outcome) = match reply {
                 Ok(Reply::Result(r)) => {
                     let tool_error = r.get().contains("\"isError\":true");
@@ -849,7 +1133,7 @@ impl Gateway {
                     )
                 }
             };
-            let _ = out_tx.send((true, message));
+            let _ = out_tx.send((true, message, not_found));
             let completed = NewEvent {
                 kind: format!("{kind}.completed"),
                 call_id: Some(call_id),
@@ -866,12 +1150,13 @@ impl Gateway {
         });
 
         match out_rx.recv().await {
-            Some((true, message)) => Answer::Message(message),
-            Some((false, first)) => {
+            Some((true, message, true)) if caller.modern => Answer::NotFound(message),
+            Some((true, message, _)) => Answer::Message(message),
+            Some((false, first, _)) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let _ = tx.send(first);
                 tokio::spawn(async move {
-                    while let Some((last, m)) = out_rx.recv().await {
+                    while let Some((last, m, _)) = out_rx.recv().await {
                         if tx.send(m).is_err() || last {
                             break;
                         }
@@ -887,6 +1172,77 @@ impl Gateway {
         }
     }
 
+    /// Asks the client each input request of an input_required result and
+    /// returns the params to retry with (inputResponses, requestState).
+    async fn gather_inputs(
+        &self,
+        session: Option<&Arc<Session>>,
+        result: &RawValue,
+        out: &mpsc::UnboundedSender<(bool, String, bool)>,
+        timeout: Duration,
+    ) -> Result<Vec<(&'static str, Box<RawValue>)>, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(result.get()).map_err(|e| e.to_string())?;
+        let mut responses = serde_json::Map::new();
+        if let Some(requests) = value["inputRequests"].as_object() {
+            let session = session
+                .ok_or("the server needs input that only a client with a session can give")?;
+            let mut waits = Vec::new();
+            for (key, request) in requests {
+                let method = request["method"].as_str().unwrap_or_default();
+                let capability = match method {
+                    "sampling/createMessage" => "sampling",
+                    "elicitation/create" => "elicitation",
+                    "roots/list" => "roots",
+                    other => {
+                        return Err(format!(
+                            "the server asked for {other}, which Warden cannot relay"
+                        ));
+                    }
+                };
+                if !session.can(capability) {
+                    return Err(format!(
+                        "the server needs {capability}, which this client does not support"
+                    ));
+                }
+                let our_id = format!("\"w{}\"", self.inner.next.fetch_add(1, Ordering::Relaxed));
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                session
+                    .relayed
+                    .lock()
+                    .insert(our_id.clone(), Relayed::Local(tx));
+                let params = jsonrpc::to_raw(&request["params"]);
+                let _ = out.send((
+                    false,
+                    jsonrpc::request(&our_id, method, Some(&params)),
+                    false,
+                ));
+                waits.push((key.clone(), rx));
+            }
+            for (key, rx) in waits {
+                match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(Reply::Result(r))) => {
+                        let v: serde_json::Value =
+                            serde_json::from_str(r.get()).unwrap_or_default();
+                        responses.insert(key, v);
+                    }
+                    Ok(Ok(Reply::Error(e))) => {
+                        return Err(format!(
+                            "the client declined the server's request: {}",
+                            e.get()
+                        ));
+                    }
+                    _ => return Err("the client did not answer the server's request".into()),
+                }
+            }
+        }
+        let mut extra = vec![("inputResponses", jsonrpc::to_raw(&responses))];
+        if let Some(state) = value.get("requestState").filter(|s| !s.is_null()) {
+            extra.push(("requestState", jsonrpc::to_raw(state)));
+        }
+        Ok(extra)
+    }
+
     /// Turns a server message about a call into one for the client, or
     /// answers it here when the client cannot take it.
     async fn relay_to_client(
@@ -895,10 +1251,12 @@ impl Gateway {
         session: Option<&Arc<Session>>,
         msg: Incoming,
         client_token: Option<&str>,
+        wants_logs: bool,
     ) -> Option<String> {
         let env = msg.env;
         let method = env.method.clone().unwrap_or_default();
         match env.kind() {
+            Some(Kind::Notification) if method == "notifications/message" && !wants_logs => None,
             Some(Kind::Notification) => {
                 let mut params = env.params_map().ok()?;
                 if method == "notifications/progress" {
@@ -931,10 +1289,10 @@ impl Gateway {
                     }
                 };
                 let our_id = format!("\"w{}\"", self.inner.next.fetch_add(1, Ordering::Relaxed));
-                session
-                    .relayed
-                    .lock()
-                    .insert(our_id.clone(), (peer.server.clone(), upstream_id));
+                session.relayed.lock().insert(
+                    our_id.clone(),
+                    Relayed::Upstream(peer.server.clone(), upstream_id),
+                );
                 Some(jsonrpc::request(&our_id, &method, env.params.as_deref()))
             }
             _ => None,
@@ -945,10 +1303,7 @@ impl Gateway {
         let (Some(session), Some(id)) = (&caller.session, &env.id) else {
             return;
         };
-        let Some((server, upstream_id)) = session.relayed.lock().remove(id.get()) else {
-            return;
-        };
-        let Some(peer) = self.upstream(&server).and_then(|u| u.peer()) else {
+        let Some(target) = session.relayed.lock().remove(id.get()) else {
             return;
         };
         let reply = match (env.result, env.error) {
@@ -956,7 +1311,16 @@ impl Gateway {
             (None, Some(e)) => Reply::Error(e),
             _ => return,
         };
-        let _ = peer.respond(&upstream_id, reply).await;
+        match target {
+            Relayed::Local(tx) => {
+                let _ = tx.send(reply);
+            }
+            Relayed::Upstream(server, upstream_id) => {
+                if let Some(peer) = self.upstream(&server).and_then(|u| u.peer()) {
+                    let _ = peer.respond(&upstream_id, reply).await;
+                }
+            }
+        }
     }
 
     async fn on_client_notification(&self, caller: &Caller, env: &Envelope) {
@@ -984,6 +1348,11 @@ impl Gateway {
     }
 }
 
+fn is_input_required(result: &RawValue) -> bool {
+    Params::parse(result.get())
+        .is_ok_and(|p| p.str("resultType").as_deref() == Some("input_required"))
+}
+
 /// A result as a 2026-07-28 client expects it: `resultType` always, and the
 /// caching fields on cacheable methods. Results that have them pass as sent.
 fn modern_result(method: &str, raw: Box<RawValue>) -> Box<RawValue> {
@@ -1004,6 +1373,20 @@ fn modern_result(method: &str, raw: Box<RawValue>) -> Box<RawValue> {
         fields.set_str("cacheScope", "private");
     }
     fields.to_raw()
+}
+
+/// The server's name and version: top-level in a legacy `initialize` answer,
+/// in `_meta` of a modern `server/discover` answer, or just its name.
+fn server_identity(peer: &upstream::Peer) -> serde_json::Value {
+    let info = &peer.info;
+    if info["serverInfo"].is_object() {
+        return info["serverInfo"].clone();
+    }
+    let meta = &info["_meta"]["io.modelcontextprotocol/serverInfo"];
+    if meta.is_object() {
+        return meta.clone();
+    }
+    serde_json::json!({"name": peer.server, "version": ""})
 }
 
 fn server_info(u: &Upstream) -> ServerInfo {

@@ -17,6 +17,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use base64::Engine;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream_lite::UnboundedReceiverStream;
@@ -239,21 +240,10 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
         },
         None => None,
     };
-    let modern = session.is_none()
-        && modern_version.is_some()
-        && env.method.as_deref() != Some("initialize");
+    let modern = session.is_none() && modern_version.is_some();
     if modern {
-        let v = modern_version.unwrap_or_default();
-        if v != upstream::MODERN_VERSION {
-            let data = serde_json::json!({
-                "code": UNSUPPORTED_VERSION,
-                "message": format!("unsupported protocol version {v}"),
-                "data": {"supported": [upstream::MODERN_VERSION], "requested": v}
-            });
-            return json(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error_response(env.id.as_deref(), &jsonrpc::to_raw(&data)),
-            );
+        if let Err(r) = check_modern(&env, &headers, header_version.as_deref()) {
+            return r;
         }
     }
     let caller = Caller {
@@ -264,6 +254,7 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
     };
     match ctx.gw.handle(caller, env).await {
         Answer::Message(m) => json(StatusCode::OK, m),
+        Answer::NotFound(m) => json(StatusCode::NOT_FOUND, m),
         Answer::Accepted => StatusCode::ACCEPTED.into_response(),
         Answer::Session(s, m) => {
             let mut r = json(StatusCode::OK, m);
@@ -274,6 +265,137 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
         }
         Answer::Stream(rx) => sse(rx),
     }
+}
+
+/// HeaderMismatchError (2026-07-28).
+const HEADER_MISMATCH: i64 = -32020;
+
+/// The 2026-07-28 rules for a stateless request: `_meta` carries the version
+/// and the client's capabilities, the version is one Warden speaks, and the
+/// routing headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) agree
+/// with the body, so that anything routing on headers sees the truth.
+fn check_modern(
+    env: &Envelope,
+    headers: &HeaderMap,
+    header_version: Option<&str>,
+) -> Result<(), Response> {
+    let id = env.id.as_deref();
+    let bad = |code: i64, message: String| {
+        Err(json(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::error(id, code, &message),
+        ))
+    };
+    let params = env.params_map().unwrap_or_default();
+    let meta = params.meta();
+    let is_request = env.id.is_some() && env.method.is_some();
+    let meta_version = meta.str("io.modelcontextprotocol/protocolVersion");
+    if let (Some(h), Some(m)) = (header_version, meta_version.as_deref()) {
+        if h != m {
+            return bad(
+                HEADER_MISMATCH,
+                format!("the MCP-Protocol-Version header ({h}) does not match _meta ({m})"),
+            );
+        }
+    }
+    if is_request {
+        if meta_version.is_none() {
+            return bad(
+                jsonrpc::INVALID_PARAMS,
+                "invalid params: _meta must carry io.modelcontextprotocol/protocolVersion".into(),
+            );
+        }
+        if !meta
+            .0
+            .contains_key("io.modelcontextprotocol/clientCapabilities")
+        {
+            return bad(
+                jsonrpc::INVALID_PARAMS,
+                "invalid params: _meta must carry io.modelcontextprotocol/clientCapabilities"
+                    .into(),
+            );
+        }
+    }
+    let version = meta_version
+        .as_deref()
+        .or(header_version)
+        .unwrap_or_default();
+    if version != upstream::MODERN_VERSION {
+        let data = serde_json::json!({
+            "code": UNSUPPORTED_VERSION,
+            "message": format!("unsupported protocol version {version}"),
+            "data": {"supported": [upstream::MODERN_VERSION], "requested": version}
+        });
+        return Err(json(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::error_response(id, &jsonrpc::to_raw(&data)),
+        ));
+    }
+    let method = env.method.as_deref().unwrap_or_default();
+    match headers
+        .get("mcp-method")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        Some(h) if h == method => {}
+        Some(h) => {
+            return bad(
+                HEADER_MISMATCH,
+                format!("the Mcp-Method header ({h}) does not match the body ({method})"),
+            );
+        }
+        None if env.method.is_some() => {
+            return bad(HEADER_MISMATCH, "the Mcp-Method header is required".into());
+        }
+        None => {}
+    }
+    let named = match method {
+        "tools/call" | "prompts/get" => params.str("name"),
+        "resources/read" => params.str("uri"),
+        _ => None,
+    };
+    if let Some(expected) = named {
+        let got = headers
+            .get("mcp-name")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        match got.map(decode_header_value) {
+            Some(Ok(v)) if v == expected => {}
+            Some(Ok(v)) => {
+                return bad(
+                    HEADER_MISMATCH,
+                    format!("the Mcp-Name header ({v}) does not match the body ({expected})"),
+                );
+            }
+            Some(Err(e)) => {
+                return bad(
+                    HEADER_MISMATCH,
+                    format!("the Mcp-Name header is not valid: {e}"),
+                );
+            }
+            None => {
+                return bad(
+                    HEADER_MISMATCH,
+                    "the Mcp-Name header is required for this method".into(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A header value, literal or wrapped as `=?base64?...?=` (strict Base64).
+fn decode_header_value(v: &str) -> Result<String, &'static str> {
+    let Some(inner) = v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    else {
+        return Ok(v.to_string());
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(inner)
+        .map_err(|_| "invalid Base64")?;
+    String::from_utf8(bytes).map_err(|_| "Base64 that is not UTF-8")
 }
 
 fn too_large(ctx: &Ctx) -> Response {

@@ -306,6 +306,13 @@ pub struct Upstream {
     stop: CancellationToken,
     pub restarts: AtomicU32,
     stopped: tokio::sync::Notify,
+    events: mpsc::UnboundedSender<Event>,
+    /// Resource URIs subscribed upstream, and for a modern server the
+    /// `subscriptions/listen` call that carries them.
+    subscribed: tokio::sync::Mutex<(
+        std::collections::BTreeSet<String>,
+        Option<CancellationToken>,
+    )>,
 }
 
 /// Resolves `keychain:NAME` values to secrets; any other value is literal.
@@ -341,9 +348,74 @@ impl Upstream {
             stop: CancellationToken::new(),
             restarts: AtomicU32::new(0),
             stopped: tokio::sync::Notify::new(),
+            events: events.clone(),
+            subscribed: tokio::sync::Mutex::new(Default::default()),
         });
         tokio::spawn(up.clone().supervise(secrets, events));
         up
+    }
+
+    /// Subscribes upstream to exactly `wanted` (see the gateway's
+    /// `sync_subscriptions`).
+    pub async fn subscribe_to(&self, wanted: std::collections::BTreeSet<String>) {
+        let Some(peer) = self.peer() else { return };
+        let mut state = self.subscribed.lock().await;
+        if state.0 == wanted {
+            return;
+        }
+        match &peer.era {
+            Era::Legacy(_) => {
+                let added: Vec<String> = wanted.difference(&state.0).cloned().collect();
+                let dropped: Vec<String> = state.0.difference(&wanted).cloned().collect();
+                for (method, uris) in [
+                    ("resources/subscribe", added),
+                    ("resources/unsubscribe", dropped),
+                ] {
+                    for uri in uris {
+                        let mut p = Params::default();
+                        p.set_str("uri", &uri);
+                        if let Err(e) = peer
+                            .call(method, p, None, Duration::from_secs(30), None)
+                            .await
+                        {
+                            tracing::warn!(server = %self.name, error = %e, "{method} failed");
+                        }
+                    }
+                }
+            }
+            Era::Modern(_) => {
+                if let Some(old) = state.1.take() {
+                    old.cancel();
+                }
+                if !wanted.is_empty() {
+                    let token = CancellationToken::new();
+                    state.1 = Some(token.clone());
+                    let mut p = Params::default();
+                    let filter = serde_json::json!({"resourceSubscriptions": wanted.iter().collect::<Vec<_>>()});
+                    p.set_raw("notifications", jsonrpc::to_raw(&filter));
+                    let (sink, mut rx) = mpsc::unbounded_channel::<Incoming>();
+                    let events = self.events.clone();
+                    let server = self.name.clone();
+                    tokio::spawn(async move {
+                        let forever = Duration::from_secs(u64::from(u32::MAX));
+                        let call =
+                            peer.call("subscriptions/listen", p, Some(sink), forever, Some(&token));
+                        tokio::pin!(call);
+                        loop {
+                            tokio::select! {
+                                _ = &mut call => break,
+                                Some(m) = rx.recv() => {
+                                    if m.env.method.as_deref() != Some("notifications/subscriptions/acknowledged") {
+                                        let _ = events.send(Event::Broadcast { server: server.clone(), env: m.env });
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        state.0 = wanted;
     }
 
     /// Stops the server and waits until its process is gone.
@@ -425,6 +497,9 @@ impl Upstream {
         let catalog = fetch_catalog(&peer, &self.name).await?;
         *self.catalog.write() = Arc::new(catalog);
         *self.peer.write() = Some(peer.clone());
+        // A fresh connection has no subscriptions; the gateway re-applies them
+        // when it hears the server is ready.
+        *self.subscribed.lock().await = Default::default();
         self.set_status(Status::Ready);
         let _ = events.send(Event::Changed {
             server: self.name.clone(),
