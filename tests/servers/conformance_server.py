@@ -14,6 +14,7 @@ import base64
 import json
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
 from mcp_types import InputRequiredResult
 from mcp.types import (
     AudioContent,
@@ -195,6 +196,33 @@ async def test_elicitation_sep1330_enums(ctx: Context):
         },
     }
     return elicited(ctx, "Please choose", schema, "Elicitation completed: ")
+
+
+@server.tool()
+async def test_logging_tool(ctx: Context) -> str:
+    """Logs one message (2026-07-28 clients see it only if they asked for logs)."""
+    await ctx.info("test_logging_tool ran")
+    return "logged"
+
+
+@server.tool()
+async def test_streaming_elicitation(ctx: Context):
+    """Asks for input the 2026-07-28 way, never with a request of its own."""
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    return elicited(ctx, "Please answer", schema, "Elicitation completed: ")
+
+
+@server.tool()
+async def test_missing_capability(ctx: Context) -> str:
+    """Needs sampling and refuses, as the spec says, when it is not declared."""
+    caps = ctx.client_capabilities
+    if caps is None or caps.sampling is None:
+        raise MCPError(
+            code=-32021,
+            message="this tool needs the sampling capability",
+            data={"requiredCapabilities": {"sampling": {}}},
+        )
+    return "the client declared sampling"
 
 
 @server.resource("test://static-text", mime_type="text/plain")

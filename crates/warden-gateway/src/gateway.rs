@@ -91,6 +91,8 @@ pub enum Answer {
     Stream(mpsc::UnboundedReceiver<String>),
     /// A method this endpoint does not have (HTTP 404 on 2026-07-28).
     NotFound(String),
+    /// An error about the request itself (HTTP 400 on 2026-07-28).
+    BadRequest(String),
     /// Nothing to send back (a notification or response was accepted).
     Accepted,
     /// A new legacy session with its first answer.
@@ -1040,8 +1042,8 @@ impl Gateway {
                 .insert(id.get().to_string(), cancel.clone());
         }
         let timeout = Duration::from_secs(self.inner.config.read().gateway.call_timeout_secs);
-        // (final, message, method-not-found) from the call's task.
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(bool, String, bool)>();
+        // (final, message, JSON-RPC error code) from the call's task.
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(bool, String, Option<i64>)>();
         let gw = self.clone();
         let method = method.to_string();
         let session = caller.session.clone();
@@ -1075,7 +1077,7 @@ impl Gateway {
                         r = &mut call => break r,
                         Some(msg) = sink_rx.recv() => {
                             if let Some(m) = gw.relay_to_client(&peer, session.as_ref(), msg, client_token.as_deref(), wants_logs).await {
-                                let _ = out_tx.send((false, m, false));
+                                let _ = out_tx.send((false, m, None));
                             }
                         }
                     }
@@ -1111,8 +1113,12 @@ impl Gateway {
                 s.in_flight.lock().remove(id.get());
             }
             let latency = started.elapsed().as_micros() as i64;
-            let not_found = matches!(&reply, Ok(Reply::Error(e)) if serde_json::from_str::<serde_json::Value>(e.get())
-                .is_ok_and(|v| v["code"] == jsonrpc::METHOD_NOT_FOUND));
+            let error_code = match &reply {
+                Ok(Reply::Error(e)) => serde_json::from_str::<serde_json::Value>(e.get())
+                    .ok()
+                    .and_then(|v| v["code"].as_i64()),
+                _ => None,
+            };
             let (message, outcome) = match reply {
                 Ok(Reply::Result(r)) => {
                     let tool_error = r.get().contains("\"isError\":true");
@@ -1133,7 +1139,7 @@ impl Gateway {
                     )
                 }
             };
-            let _ = out_tx.send((true, message, not_found));
+            let _ = out_tx.send((true, message, error_code));
             let completed = NewEvent {
                 kind: format!("{kind}.completed"),
                 call_id: Some(call_id),
@@ -1150,7 +1156,12 @@ impl Gateway {
         });
 
         match out_rx.recv().await {
-            Some((true, message, true)) if caller.modern => Answer::NotFound(message),
+            Some((true, message, Some(code))) if caller.modern => match code {
+                jsonrpc::METHOD_NOT_FOUND => Answer::NotFound(message),
+                // Errors about the request itself are HTTP 400 on 2026-07-28.
+                -32022..=-32020 => Answer::BadRequest(message),
+                _ => Answer::Message(message),
+            },
             Some((true, message, _)) => Answer::Message(message),
             Some((false, first, _)) => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -1178,7 +1189,7 @@ impl Gateway {
         &self,
         session: Option<&Arc<Session>>,
         result: &RawValue,
-        out: &mpsc::UnboundedSender<(bool, String, bool)>,
+        out: &mpsc::UnboundedSender<(bool, String, Option<i64>)>,
         timeout: Duration,
     ) -> Result<Vec<(&'static str, Box<RawValue>)>, String> {
         let value: serde_json::Value =
@@ -1215,7 +1226,7 @@ impl Gateway {
                 let _ = out.send((
                     false,
                     jsonrpc::request(&our_id, method, Some(&params)),
-                    false,
+                    None,
                 ));
                 waits.push((key.clone(), rx));
             }

@@ -255,6 +255,7 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
     match ctx.gw.handle(caller, env).await {
         Answer::Message(m) => json(StatusCode::OK, m),
         Answer::NotFound(m) => json(StatusCode::NOT_FOUND, m),
+        Answer::BadRequest(m) => json(StatusCode::BAD_REQUEST, m),
         Answer::Accepted => StatusCode::ACCEPTED.into_response(),
         Answer::Session(s, m) => {
             let mut r = json(StatusCode::OK, m);
