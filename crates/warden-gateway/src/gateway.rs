@@ -417,14 +417,13 @@ impl Gateway {
                         .flatten();
                     for s in self.sessions_for(&server) {
                         // An update goes only to the sessions subscribed to it.
-                        if let Some(uri) = &parsed_uri {
-                            if !s
+                        if let Some(uri) = &parsed_uri
+                            && !s
                                 .subscriptions
                                 .lock()
                                 .contains(&(server.clone(), uri.clone()))
-                            {
-                                continue;
-                            }
+                        {
+                            continue;
                         }
                         s.push(message.clone());
                     }
@@ -1056,12 +1055,12 @@ impl Gateway {
             // request as a server request and retries with the answers.
             let upstream_modern = matches!(peer.era, upstream::Era::Modern(_));
             let mut params = params;
-            if upstream_modern {
-                if let Some(level) = session.as_ref().and_then(|s| s.log_level.lock().clone()) {
-                    let mut meta = params.meta();
-                    meta.set_str("io.modelcontextprotocol/logLevel", &level);
-                    params.set_meta(meta);
-                }
+            if upstream_modern
+                && let Some(level) = session.as_ref().and_then(|s| s.log_level.lock().clone())
+            {
+                let mut meta = params.meta();
+                meta.set_str("io.modelcontextprotocol/logLevel", &level);
+                params.set_meta(meta);
             }
             let retry_base = (!modern && upstream_modern).then(|| params.clone());
             let mut next = Some(params);

@@ -241,10 +241,8 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
         None => None,
     };
     let modern = session.is_none() && modern_version.is_some();
-    if modern {
-        if let Err(r) = check_modern(&env, &headers, header_version.as_deref()) {
-            return r;
-        }
+    if modern && let Err(r) = check_modern(&env, &headers, header_version.as_deref()) {
+        return r;
     }
     let caller = Caller {
         agent,
@@ -291,13 +289,13 @@ fn check_modern(
     let meta = params.meta();
     let is_request = env.id.is_some() && env.method.is_some();
     let meta_version = meta.str("io.modelcontextprotocol/protocolVersion");
-    if let (Some(h), Some(m)) = (header_version, meta_version.as_deref()) {
-        if h != m {
-            return bad(
-                HEADER_MISMATCH,
-                format!("the MCP-Protocol-Version header ({h}) does not match _meta ({m})"),
-            );
-        }
+    if let (Some(h), Some(m)) = (header_version, meta_version.as_deref())
+        && h != m
+    {
+        return bad(
+            HEADER_MISMATCH,
+            format!("the MCP-Protocol-Version header ({h}) does not match _meta ({m})"),
+        );
     }
     if is_request {
         if meta_version.is_none() {
