@@ -10,13 +10,18 @@ import subprocess
 import time
 from contextlib import asynccontextmanager
 
+import sys
+
 import anyio
 import httpx2
+import mcp.types
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import MODERN_META, WARDEN, peer
+from conftest import MODERN_META, ROOT, WARDEN, peer
+
+FIXTURE = ROOT / "tests" / "servers" / "conformance_server.py"
 
 
 @asynccontextmanager
@@ -130,14 +135,15 @@ def test_progress_reaches_the_client_that_asked(warden, files_root):
     assert [p for p, _ in seen] == [1, 2, 3]
 
 
-def test_streamable_http_upstream_in_both_modes(warden, tmp_path):
+@pytest.mark.parametrize("transport,path", [("streamableHttp", "/mcp"), ("sse", "/sse")])
+def test_remote_upstreams_over_streamable_http_and_the_old_sse_transport(warden, transport, path):
     port = free_port()
     env = dict(os.environ, PORT=str(port), NODE_OPTIONS=f"--require {os.path.dirname(__file__)}/loopback.cjs")
-    server = subprocess.Popen([peer("mcp-server-everything"), "streamableHttp"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([peer("mcp-server-everything"), transport], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
         assert_only_loopback(port)
-        warden.cli("server", "add", "remote", "--url", f"http://127.0.0.1:{port}/mcp")
+        warden.cli("server", "add", "remote", "--url", f"http://127.0.0.1:{port}{path}")
         token = warden.add_agent("bot")
         warden.start()
         s = warden.wait_state("remote", "ready")
@@ -147,8 +153,17 @@ def test_streamable_http_upstream_in_both_modes(warden, tmp_path):
             async with through_warden(warden.url, token, "auto") as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert "remote__echo" in names
-                r = await client.call_tool("remote__echo", {"message": "over http"})
-                assert text_of(r) == ["Echo: over http"]
+                r = await client.call_tool("remote__echo", {"message": f"over {transport}"})
+                assert text_of(r) == [f"Echo: over {transport}"]
+                seen = []
+
+                async def on_progress(progress, total, message):
+                    seen.append(progress)
+
+                r = await client.call_tool(
+                    "remote__trigger-long-running-operation", {"duration": 1, "steps": 2}, progress_callback=on_progress
+                )
+                assert seen == [1, 2], seen
 
         anyio.run(main)
     finally:
@@ -294,3 +309,49 @@ def child_pid(pid: int, needle: str) -> int:
         if needle in cmd and os.getpgid(p) == p:
             return p
     raise AssertionError(f"no child running {needle}")
+
+
+def test_list_changes_reach_open_sessions_and_server_requests_reach_the_caller(warden, files_root):
+    warden.cli("server", "add", "conf", "--", sys.executable, str(FIXTURE))
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    token = warden.add_agent("bot")
+    warden.start()
+    notes: list[str] = []
+    asked: list[str] = []
+
+    async def main():
+        async def on_message(message):
+            method = getattr(getattr(message, "root", message), "method", None)
+            if method:
+                notes.append(method)
+
+        async def on_sampling(context, params):
+            asked.append(params.messages[0].content.text)
+            return mcp.types.CreateMessageResult(
+                role="assistant", content=mcp.types.TextContent(type="text", text="a sampled answer"), model="test-model"
+            )
+
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30)
+        async with http, Client(
+            streamable_http_client(warden.url, http_client=http), mode="legacy",
+            message_handler=on_message, sampling_callback=on_sampling,
+        ) as client:
+            before = {t.name for t in (await client.list_tools()).tools}
+            assert "conf__added_later" not in before
+            await client.call_tool("conf__test_trigger_tool_change", {})
+            with anyio.fail_after(10):
+                while "notifications/tools/list_changed" not in notes:
+                    await anyio.sleep(0.05)
+                while "conf__added_later" not in {t.name for t in (await client.list_tools()).tools}:
+                    await anyio.sleep(0.05)
+            r = await client.call_tool("conf__added_later", {})
+            assert text_of(r) == ["I am new"]
+            # A legacy server's own request (sampling) reaches the client whose call asked for it…
+            r = await client.call_tool("ev__trigger-sampling-request", {"prompt": "say hi", "maxTokens": 10})
+            assert len(asked) == 1 and asked[0].endswith("say hi") and "a sampled answer" in json.dumps([c.model_dump() for c in r.content])
+            # …and so does a 2026-07-28 server's input_required, asked as a request.
+            r = await client.call_tool("conf__test_sampling", {"prompt": "modern hi"})
+            assert asked[-1] == "modern hi"
+            assert text_of(r) == ["LLM response: a sampled answer"]
+
+    anyio.run(main)

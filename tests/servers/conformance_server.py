@@ -225,6 +225,19 @@ async def test_missing_capability(ctx: Context) -> str:
     return "the client declared sampling"
 
 
+@server.tool()
+async def test_trigger_tool_change(ctx: Context) -> str:
+    """Adds the tool `added_later` and tells clients the list changed."""
+
+    def added_later() -> str:
+        """A tool that appeared after the server started."""
+        return "I am new"
+
+    server.add_tool(added_later)
+    await ctx.notify_tools_changed()
+    return "added a tool"
+
+
 @server.resource("test://static-text", mime_type="text/plain")
 def static_text() -> str:
     return "This is the content of the static text resource."

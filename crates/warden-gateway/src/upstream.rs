@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod mux;
+pub mod sse_legacy;
 pub mod stdio;
 
 use std::collections::BTreeMap;
@@ -62,6 +63,8 @@ pub enum Era {
 enum Link {
     Stdio(stdio::StdioLink),
     Http(Arc<http::HttpLink>),
+    /// The deprecated HTTP+SSE transport of 2024-11-05.
+    Sse(Arc<sse_legacy::SseLink>),
 }
 
 /// One live connection to an upstream server.
@@ -93,6 +96,7 @@ impl Peer {
         match &self.link {
             Link::Stdio(l) => l.send(body).await,
             Link::Http(l) => l.send(body, http::Route { id, method, name }).await,
+            Link::Sse(l) => l.send(body).await,
         }
     }
 
@@ -306,7 +310,6 @@ pub struct Upstream {
     stop: CancellationToken,
     pub restarts: AtomicU32,
     stopped: tokio::sync::Notify,
-    events: mpsc::UnboundedSender<Event>,
     /// Resource URIs subscribed upstream, and for a modern server the
     /// `subscriptions/listen` call that carries them.
     subscribed: tokio::sync::Mutex<(
@@ -348,7 +351,6 @@ impl Upstream {
             stop: CancellationToken::new(),
             restarts: AtomicU32::new(0),
             stopped: tokio::sync::Notify::new(),
-            events: events.clone(),
             subscribed: tokio::sync::Mutex::new(Default::default()),
         });
         tokio::spawn(up.clone().supervise(secrets, events));
@@ -360,11 +362,11 @@ impl Upstream {
     pub async fn subscribe_to(&self, wanted: std::collections::BTreeSet<String>) {
         let Some(peer) = self.peer() else { return };
         let mut state = self.subscribed.lock().await;
-        if state.0 == wanted {
-            return;
-        }
         match &peer.era {
             Era::Legacy(_) => {
+                if state.0 == wanted {
+                    return;
+                }
                 let added: Vec<String> = wanted.difference(&state.0).cloned().collect();
                 let dropped: Vec<String> = state.0.difference(&wanted).cloned().collect();
                 for (method, uris) in [
@@ -384,31 +386,42 @@ impl Upstream {
                 }
             }
             Era::Modern(_) => {
+                if state.0 == wanted && state.1.is_some() {
+                    return;
+                }
                 if let Some(old) = state.1.take() {
                     old.cancel();
                 }
-                if !wanted.is_empty() {
+                // One listen stream carries the list changes the server
+                // offers and the resources clients subscribed to. Its
+                // notifications take the same path as any other from the
+                // server (no sink), so lists are refreshed as usual.
+                let caps = peer.capabilities();
+                let changed = |cap: &str| caps[cap]["listChanged"].as_bool().unwrap_or(false);
+                let filter = serde_json::json!({
+                    "toolsListChanged": changed("tools"),
+                    "promptsListChanged": changed("prompts"),
+                    "resourcesListChanged": changed("resources"),
+                    "resourceSubscriptions": wanted.iter().collect::<Vec<_>>(),
+                });
+                let wants_any = !wanted.is_empty()
+                    || changed("tools")
+                    || changed("prompts")
+                    || changed("resources");
+                if wants_any {
                     let token = CancellationToken::new();
                     state.1 = Some(token.clone());
                     let mut p = Params::default();
-                    let filter = serde_json::json!({"resourceSubscriptions": wanted.iter().collect::<Vec<_>>()});
                     p.set_raw("notifications", jsonrpc::to_raw(&filter));
-                    let (sink, mut rx) = mpsc::unbounded_channel::<Incoming>();
-                    let events = self.events.clone();
-                    let server = self.name.clone();
+                    let name = self.name.clone();
                     tokio::spawn(async move {
                         let forever = Duration::from_secs(u64::from(u32::MAX));
-                        let call =
-                            peer.call("subscriptions/listen", p, Some(sink), forever, Some(&token));
-                        tokio::pin!(call);
-                        loop {
-                            tokio::select! {
-                                _ = &mut call => break,
-                                Some(m) = rx.recv() => {
-                                    if m.env.method.as_deref() != Some("notifications/subscriptions/acknowledged") {
-                                        let _ = events.send(Event::Broadcast { server: server.clone(), env: m.env });
-                                    }
-                                }
+                        if let Err(e) = peer
+                            .call("subscriptions/listen", p, None, forever, Some(&token))
+                            .await
+                        {
+                            if !matches!(e, PeerError::Cancelled) {
+                                tracing::warn!(server = %name, error = %e, "the server's notification stream ended");
                             }
                         }
                     });
@@ -513,6 +526,7 @@ impl Upstream {
                 }
                 Some(l.closed.clone())
             }
+            Link::Sse(l) => Some(l.closed.clone()),
             Link::Stdio(_) => None,
         };
         let result = {
@@ -567,6 +581,9 @@ impl Upstream {
                 ))
             };
             let _ = peer.respond(id, reply).await;
+            return;
+        }
+        if method == "notifications/subscriptions/acknowledged" {
             return;
         }
         let kinds: Vec<ListKind> = match method.as_str() {
@@ -661,7 +678,7 @@ async fn connect(
             headers.push((k.clone(), secrets(v).map_err(PeerError::Start)?));
         }
         let link = Arc::new(http::HttpLink::new(
-            url,
+            url.clone(),
             http::header_map(&headers)?,
             mux.clone(),
         )?);
@@ -681,7 +698,24 @@ async fn connect(
             }
             Probe::Legacy | Probe::Silent => {
                 link.clear_version();
-                initialize(&mut peer).await?;
+                match initialize(&mut peer).await {
+                    Ok(()) => {}
+                    // A server that refuses POSTs may speak the deprecated
+                    // HTTP+SSE transport: the spec says to try a GET next.
+                    Err(PeerError::Http { status, .. })
+                        if (400..500).contains(&status) && status != 401 && status != 403 =>
+                    {
+                        let sse = sse_legacy::SseLink::connect(
+                            url.clone(),
+                            http::header_map(&headers)?,
+                            peer.mux.clone(),
+                        )
+                        .await?;
+                        peer.link = Link::Sse(sse);
+                        initialize(&mut peer).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Probe::Failed(e) => return Err(e),
         }
