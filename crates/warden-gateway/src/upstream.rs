@@ -419,10 +419,9 @@ impl Upstream {
                         if let Err(e) = peer
                             .call("subscriptions/listen", p, None, forever, Some(&token))
                             .await
+                            && !matches!(e, PeerError::Cancelled)
                         {
-                            if !matches!(e, PeerError::Cancelled) {
-                                tracing::warn!(server = %name, error = %e, "the server's notification stream ended");
-                            }
+                            tracing::warn!(server = %name, error = %e, "the server's notification stream ended");
                         }
                     });
                 }

@@ -90,10 +90,10 @@ impl SseLink {
         let closed = link.closed.clone();
         tokio::spawn(async move {
             let dispatch = |ev: sse::Event| {
-                if ev.event.as_deref().is_none_or(|e| e == "message") {
-                    if let Ok(env) = Envelope::parse(ev.data.as_bytes()) {
-                        mux.dispatch(env, None);
-                    }
+                if ev.event.as_deref().is_none_or(|e| e == "message")
+                    && let Ok(env) = Envelope::parse(ev.data.as_bytes())
+                {
+                    mux.dispatch(env, None);
                 }
             };
             pending.into_iter().for_each(dispatch);
