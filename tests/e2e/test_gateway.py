@@ -355,3 +355,29 @@ def test_list_changes_reach_open_sessions_and_server_requests_reach_the_caller(w
             assert text_of(r) == ["LLM response: a sampled answer"]
 
     anyio.run(main)
+
+
+def test_a_server_gets_keychain_secrets_but_never_wardens_environment(warden):
+    secret = "s3cr3t-" + os.urandom(8).hex()
+    out = warden.cli("secret", "set", "demo-token", input=secret + "\n")
+    assert "keychain:demo-token" in out.stdout
+    warden.cli("server", "add", "ev", "--env", "DEMO_TOKEN=keychain:demo-token", "--", peer("mcp-server-everything"), "stdio")
+    token = warden.add_agent("bot")
+    os.environ["WARDEN_PRIVATE_MARKER"] = "must-not-leak"
+    try:
+        warden.start()
+    finally:
+        del os.environ["WARDEN_PRIVATE_MARKER"]
+    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ev__get-env", "arguments": {}, "_meta": MODERN_META}}, token)
+    env = json.loads(r.json()["result"]["content"][0]["text"])
+    assert env["DEMO_TOKEN"] == secret
+    assert "WARDEN_PRIVATE_MARKER" not in env, "the child does not inherit Warden's environment"
+    assert set(env) <= {"DEMO_TOKEN", "PATH", "HOME", "LANG", "TMPDIR", "USER"}, sorted(env)
+    warden.stop()
+    stored = b"".join(p.read_bytes() for p in warden.data_dir.rglob("*") if p.is_file())
+    assert secret.encode() not in stored, "the secret is only in the keychain"
+    assert b"keychain:demo-token" in (warden.data_dir / "config.toml").read_bytes()
+    missing = warden.cli("server", "add", "ev2", "--env", "X=keychain:nope", "--", peer("mcp-server-everything"), "stdio")
+    warden.start()
+    ev2 = warden.wait_state("ev2", "failed")
+    assert "warden secret set nope" in ev2["error"], ev2

@@ -39,6 +39,15 @@ pub enum Request {
     AgentRevoke {
         name: String,
     },
+    /// Stores a secret in the OS keychain, for `keychain:NAME` values in
+    /// server environments and headers.
+    SecretSet {
+        name: String,
+        value: Sensitive<String>,
+    },
+    SecretRemove {
+        name: String,
+    },
     Log {
         agent: Option<String>,
         server: Option<String>,
@@ -166,6 +175,29 @@ impl Api {
                 Ok(Response::Agents(agents))
             }
             Request::AgentRevoke { name } => self.agent_revoke(name).await,
+            Request::SecretSet { name, value } => {
+                validate_secret_name(&name)?;
+                let kc = self.keychain.clone();
+                let account = format!("secret/{name}");
+                tokio::task::spawn_blocking(move || kc.set(&account, &value))
+                    .await
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                    .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+                self.record("secret.set", None, None, Some(name)).await?;
+                Ok(Response::Done)
+            }
+            Request::SecretRemove { name } => {
+                validate_secret_name(&name)?;
+                let kc = self.keychain.clone();
+                let account = format!("secret/{name}");
+                tokio::task::spawn_blocking(move || kc.delete(&account))
+                    .await
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                    .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+                self.record("secret.removed", None, None, Some(name))
+                    .await?;
+                Ok(Response::Done)
+            }
             Request::Log {
                 agent,
                 server,
@@ -431,6 +463,24 @@ pub fn secret_resolver(keychain: Keychain) -> warden_gateway::upstream::SecretRe
             Err(e) => Err(e.to_string()),
         },
     })
+}
+
+fn validate_secret_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "{name:?} is not a valid secret name: use 1 to 64 letters, digits, '.', '-' or '_'"
+            ),
+        ))
+    }
 }
 
 async fn blocking<T: Send + 'static>(

@@ -31,6 +31,20 @@ impl<T> fmt::Display for Sensitive<T> {
     }
 }
 
+/// Serialised as the bare value: only for the 0600 control socket, which
+/// carries a secret from the CLI to the keychain. Never logged (Debug hides it).
+impl<T: serde::Serialize> serde::Serialize for Sensitive<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Sensitive<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Sensitive)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,9 @@ enum Command {
     /// Manage agents (the identities MCP clients use).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Keep secrets (API keys, tokens) in the OS keychain for servers to use as keychain:NAME.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Relay stdio to the gateway as AGENT, for clients that only launch stdio servers.
     Connect { agent: String },
     /// Show recent activity.
@@ -85,6 +88,17 @@ enum ServerCommand {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Store a secret; the value is read from standard input, never from the command line.
+    Set {
+        name: String,
     },
     Remove {
         name: String,
@@ -176,6 +190,36 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Connect { agent } => connect::run(&paths, &agent).await,
         Command::Server(cmd) => server(&paths, cmd).await,
         Command::Agent(cmd) => agent(&paths, cmd).await,
+        Command::Secret(SecretCommand::Set { name }) => {
+            let mut value = String::new();
+            std::io::stdin()
+                .read_line(&mut value)
+                .context("could not read the secret from standard input")?;
+            let value = value.trim_end_matches(['\r', '\n']).to_string();
+            if value.is_empty() {
+                bail!(
+                    "no secret was given on standard input (for example: printf %s \"$TOKEN\" | warden secret set {name})"
+                );
+            }
+            let value = warden_auth::Sensitive::new(value);
+            call(
+                &paths,
+                Request::SecretSet {
+                    name: name.clone(),
+                    value,
+                },
+            )
+            .await?;
+            println!(
+                "Stored secret {name} in the keychain. Use it as keychain:{name} in a server's --env or --header."
+            );
+            Ok(())
+        }
+        Command::Secret(SecretCommand::Remove { name }) => {
+            call(&paths, Request::SecretRemove { name: name.clone() }).await?;
+            println!("Removed secret {name} from the keychain.");
+            Ok(())
+        }
         Command::Log {
             agent,
             server,

@@ -631,10 +631,7 @@ async fn connect(
     mux: Arc<Mux>,
 ) -> Result<(Peer, Option<stdio::Process>), PeerError> {
     if let Some(command) = &spec.command {
-        let mut env = BTreeMap::new();
-        for (k, v) in &spec.env {
-            env.insert(k.clone(), secrets(v).map_err(PeerError::Start)?);
-        }
+        let env: BTreeMap<String, String> = resolve_all(secrets, &spec.env).await?;
         let spawn =
             |mux: Arc<Mux>| stdio::spawn(name, command, &spec.args, spec.cwd.as_deref(), &env, mux);
         let (link, process) = spawn(mux.clone())?;
@@ -672,10 +669,10 @@ async fn connect(
     } else if let Some(raw_url) = &spec.url {
         let url =
             crate::config::validate_url(raw_url).map_err(|e| PeerError::Start(e.to_string()))?;
-        let mut headers = Vec::new();
-        for (k, v) in &spec.headers {
-            headers.push((k.clone(), secrets(v).map_err(PeerError::Start)?));
-        }
+        let headers: Vec<(String, String)> = resolve_all(secrets, &spec.headers)
+            .await?
+            .into_iter()
+            .collect();
         let link = Arc::new(http::HttpLink::new(
             url.clone(),
             http::header_map(&headers)?,
@@ -724,6 +721,24 @@ async fn connect(
             "the server has neither a command nor a url".into(),
         ))
     }
+}
+
+/// Resolves `keychain:` values off the async threads: the keychain blocks.
+async fn resolve_all(
+    secrets: &SecretResolver,
+    values: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, PeerError> {
+    let secrets = secrets.clone();
+    let values = values.clone();
+    tokio::task::spawn_blocking(move || {
+        values
+            .into_iter()
+            .map(|(k, v)| secrets(&v).map(|v| (k, v)))
+            .collect::<Result<BTreeMap<_, _>, String>>()
+    })
+    .await
+    .map_err(|e| PeerError::Start(e.to_string()))?
+    .map_err(PeerError::Start)
 }
 
 enum Probe {
