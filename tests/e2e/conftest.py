@@ -48,8 +48,19 @@ class Warden:
             raise AssertionError(f"warden {' '.join(args)} failed: {out.stderr}")
         return out
 
-    def add_agent(self, name: str) -> str:
-        out = self.cli("agent", "add", name, "--json")
+    def ensure_all_role(self) -> str:
+        """A role that may use everything, for tests about other things."""
+        roles = json.loads(self.cli("role", "list", "--json").stdout)
+        if not any(r["name"] == "all" for r in roles):
+            self.cli("role", "add", "all", "--description", "every tool of every server")
+            self.cli("grant", "all", "*", "*", "allow")
+        return "all"
+
+    def add_agent(self, name: str, *roles: str) -> str:
+        if not roles:
+            roles = (self.ensure_all_role(),)
+        args = [a for r in roles for a in ("--role", r)]
+        out = self.cli("agent", "add", name, *args, "--json")
         return json.loads(out.stdout)["credential"]
 
     def start(self, *, settle: bool = True) -> None:

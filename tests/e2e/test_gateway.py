@@ -243,7 +243,7 @@ def test_a_new_agent_works_without_a_restart_and_revocation_is_immediate(warden,
 
 def test_warden_connect_relays_stdio_with_the_keychain_credential(warden, files_root):
     warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
-    created = json.loads(warden.cli("agent", "add", "desktop", "--json").stdout)
+    created = json.loads(warden.cli("agent", "add", "desktop", "--role", warden.ensure_all_role(), "--json").stdout)
     assert created["keychain"] is None, f"the keychain must be available for this test: {created['keychain']}"
     warden.start()
 

@@ -34,6 +34,8 @@ pub enum Request {
     },
     AgentAdd {
         name: String,
+        #[serde(default)]
+        roles: Vec<String>,
     },
     AgentList,
     AgentRevoke {
@@ -47,6 +49,26 @@ pub enum Request {
     },
     SecretRemove {
         name: String,
+    },
+    RoleAdd {
+        name: String,
+        #[serde(default)]
+        description: String,
+    },
+    RoleList,
+    RoleRemove {
+        name: String,
+    },
+    Grant {
+        role: String,
+        server: String,
+        pattern: String,
+        effect: String,
+    },
+    RevokeGrant {
+        role: String,
+        server: String,
+        pattern: String,
     },
     Log {
         agent: Option<String>,
@@ -64,6 +86,7 @@ pub enum Response {
     Tools(Vec<serde_json::Value>),
     AgentCreated(AgentCreated),
     Agents(Vec<Agent>),
+    Roles(Vec<warden_store::roles::Role>),
     Log(Vec<ActivityRow>),
 }
 
@@ -167,7 +190,112 @@ impl Api {
             Request::ServerRemove { name } => self.server_remove(&name).await,
             Request::ServerList => Ok(Response::Servers(self.server_list()?)),
             Request::ServerTools { name } => Ok(Response::Tools(self.server_tools(&name).await?)),
-            Request::AgentAdd { name } => self.agent_add(name).await,
+            Request::AgentAdd { name, roles } => self.agent_add(name, roles).await,
+            Request::RoleAdd { name, description } => {
+                validate_role_name(&name)?;
+                let store = self.store.clone();
+                let (n, d) = (name.clone(), description.clone());
+                blocking(move || Ok(warden_store::roles::add(&store.connect()?, &n, &d)?)).await?;
+                self.record_change(
+                    "role.created",
+                    &name,
+                    None,
+                    Some(serde_json::json!({"description": description})),
+                )
+                .await?;
+                Ok(Response::Done)
+            }
+            Request::RoleList => {
+                let store = self.store.clone();
+                let roles =
+                    blocking(move || Ok(warden_store::roles::list(&store.connect()?)?)).await?;
+                Ok(Response::Roles(roles))
+            }
+            Request::RoleRemove { name } => {
+                let store = self.store.clone();
+                let n = name.clone();
+                let before = blocking(move || {
+                    let conn = store.connect()?;
+                    let role = warden_store::roles::get(&conn, &n)?;
+                    warden_store::roles::remove(&conn, &n)?;
+                    Ok(role)
+                })
+                .await?;
+                self.reload_gateway()?;
+                self.record_change(
+                    "role.removed",
+                    &name,
+                    serde_json::to_value(&before).ok(),
+                    None,
+                )
+                .await?;
+                Ok(Response::Done)
+            }
+            Request::Grant {
+                role,
+                server,
+                pattern,
+                effect,
+            } => {
+                if warden_policy::Effect::parse(&effect).is_none() {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("{effect:?} is not an effect: use allow, ask or deny"),
+                    ));
+                }
+                if server != "*" {
+                    warden_gateway::config::validate_server_name(&server)?;
+                }
+                warden_policy::validate_pattern(&pattern)
+                    .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+                let store = self.store.clone();
+                let g = warden_store::roles::GrantRow {
+                    server: server.clone(),
+                    pattern: pattern.clone(),
+                    effect: effect.clone(),
+                };
+                let r = role.clone();
+                let before =
+                    blocking(move || Ok(warden_store::roles::grant(&store.connect()?, &r, &g)?))
+                        .await?;
+                self.reload_gateway()?;
+                let grant = |e: Option<String>| {
+                    e.map(
+                        |e| serde_json::json!({"server": server, "pattern": pattern, "effect": e}),
+                    )
+                };
+                self.record_change(
+                    "role.grant_set",
+                    &role,
+                    grant(before),
+                    grant(Some(effect.clone())),
+                )
+                .await?;
+                Ok(Response::Done)
+            }
+            Request::RevokeGrant {
+                role,
+                server,
+                pattern,
+            } => {
+                let store = self.store.clone();
+                let (r, sv, p) = (role.clone(), server.clone(), pattern.clone());
+                let before = blocking(move || {
+                    Ok(warden_store::roles::revoke_grant(
+                        &store.connect()?,
+                        &r,
+                        &sv,
+                        &p,
+                    )?)
+                })
+                .await?;
+                self.reload_gateway()?;
+                let detail =
+                    serde_json::json!({"server": server, "pattern": pattern, "effect": before});
+                self.record_change("role.grant_removed", &role, Some(detail), None)
+                    .await?;
+                Ok(Response::Done)
+            }
             Request::AgentList => {
                 let store = self.store.clone();
                 let agents =
@@ -359,7 +487,27 @@ impl Api {
         Ok(tools)
     }
 
-    async fn agent_add(&self, name: String) -> ApiResult<Response> {
+    fn reload_gateway(&self) -> ApiResult<()> {
+        if let Some(gw) = &self.gateway {
+            gw.reload_agents()?;
+        }
+        Ok(())
+    }
+
+    /// Records a change to an identity or role, with what it was and became.
+    async fn record_change(
+        &self,
+        kind: &str,
+        target: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> ApiResult<()> {
+        let detail = serde_json::json!({"target": target, "before": before, "after": after});
+        self.record(kind, None, None, Some(detail.to_string()))
+            .await
+    }
+
+    async fn agent_add(&self, name: String, roles: Vec<String>) -> ApiResult<Response> {
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -377,9 +525,18 @@ impl Api {
         let hash = warden_auth::hash_credential(credential.expose());
         let store = self.store.clone();
         let n = name.clone();
-        let agent =
-            blocking(move || Ok(warden_store::agent::insert(&store.connect()?, &n, &hash)?))
-                .await?;
+        let r = roles.clone();
+        let agent = blocking(move || {
+            let mut conn = store.connect()?;
+            let tx = conn.transaction().map_err(warden_store::Error::from)?;
+            let agent = warden_store::agent::insert(&tx, &n, &hash)?;
+            for role in &r {
+                warden_store::roles::assign(&tx, agent.id, role)?;
+            }
+            tx.commit().map_err(warden_store::Error::from)?;
+            Ok(agent)
+        })
+        .await?;
         self.record("agent.created", None, Some(&name), None)
             .await?;
         if let Some(gw) = &self.gateway {
@@ -463,6 +620,22 @@ pub fn secret_resolver(keychain: Keychain) -> warden_gateway::upstream::SecretRe
             Err(e) => Err(e.to_string()),
         },
     })
+}
+
+fn validate_role_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{name:?} is not a valid role name: use 1 to 64 letters, digits, '-' or '_'"),
+        ))
+    }
 }
 
 fn validate_secret_name(name: &str) -> ApiResult<()> {

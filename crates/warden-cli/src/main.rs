@@ -41,6 +41,24 @@ enum Command {
     /// Manage agents (the identities MCP clients use).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Manage roles (sets of grants agents can hold).
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Let ROLE use tools matching PATTERN on SERVER: allow, ask or deny.
+    Grant {
+        role: String,
+        /// A server name, or * for every server.
+        server: String,
+        /// A tool name; * and ? are wildcards (prompt:NAME and resource:URI for prompts and resources).
+        pattern: String,
+        effect: String,
+    },
+    /// Remove a grant from a role.
+    RevokeGrant {
+        role: String,
+        server: String,
+        pattern: String,
+    },
     /// Keep secrets (API keys, tokens) in the OS keychain for servers to use as keychain:NAME.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -95,6 +113,22 @@ enum ServerCommand {
 }
 
 #[derive(Subcommand)]
+enum RoleCommand {
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum SecretCommand {
     /// Store a secret; the value is read from standard input, never from the command line.
     Set {
@@ -110,6 +144,9 @@ enum AgentCommand {
     /// Create an agent and print its credential (shown once).
     Add {
         name: String,
+        /// A role the agent holds (repeat for several). Without one it can use nothing.
+        #[arg(long = "role")]
+        roles: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -190,6 +227,85 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Connect { agent } => connect::run(&paths, &agent).await,
         Command::Server(cmd) => server(&paths, cmd).await,
         Command::Agent(cmd) => agent(&paths, cmd).await,
+        Command::Role(RoleCommand::Add { name, description }) => {
+            call(
+                &paths,
+                Request::RoleAdd {
+                    name: name.clone(),
+                    description,
+                },
+            )
+            .await?;
+            println!(
+                "Added role {name}. Give it access with `warden grant {name} SERVER PATTERN allow`."
+            );
+            Ok(())
+        }
+        Command::Role(RoleCommand::List { json }) => {
+            let Response::Roles(roles) = call(&paths, Request::RoleList).await? else {
+                bail!("unexpected answer")
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&roles)?);
+            } else {
+                for r in roles {
+                    println!(
+                        "{}{}",
+                        r.name,
+                        if r.description.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" — {}", r.description)
+                        }
+                    );
+                    for g in r.grants {
+                        println!("    {:<6} {:<16} {}", g.effect, g.server, g.pattern);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Role(RoleCommand::Remove { name }) => {
+            call(&paths, Request::RoleRemove { name: name.clone() }).await?;
+            println!("Removed role {name}.");
+            Ok(())
+        }
+        Command::Grant {
+            role,
+            server,
+            pattern,
+            effect,
+        } => {
+            call(
+                &paths,
+                Request::Grant {
+                    role: role.clone(),
+                    server: server.clone(),
+                    pattern: pattern.clone(),
+                    effect: effect.clone(),
+                },
+            )
+            .await?;
+            println!("Role {role} now has {effect} for {pattern} on {server}.");
+            Ok(())
+        }
+        Command::RevokeGrant {
+            role,
+            server,
+            pattern,
+        } => {
+            call(
+                &paths,
+                Request::RevokeGrant {
+                    role: role.clone(),
+                    server: server.clone(),
+                    pattern: pattern.clone(),
+                },
+            )
+            .await?;
+            println!("Removed the grant of {pattern} on {server} from role {role}.");
+            Ok(())
+        }
         Command::Secret(SecretCommand::Set { name }) => {
             let mut value = String::new();
             std::io::stdin()
@@ -390,8 +506,10 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
 
 async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
     match cmd {
-        AgentCommand::Add { name, json } => {
-            let Response::AgentCreated(created) = call(paths, Request::AgentAdd { name }).await?
+        AgentCommand::Add { name, roles, json } => {
+            let no_roles = roles.is_empty();
+            let Response::AgentCreated(created) =
+                call(paths, Request::AgentAdd { name, roles }).await?
             else {
                 bail!("unexpected answer")
             };
@@ -410,6 +528,11 @@ async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
                     "Its credential (shown once; only a hash is stored):\n\n  {}\n",
                     created.credential
                 );
+                if no_roles {
+                    eprintln!(
+                        "note: the agent holds no role, so it can use no tool yet; give it one with --role."
+                    );
+                }
                 match &created.keychain {
                     Ok(()) => println!(
                         "It is also saved in the OS keychain, so `warden connect {}` works on this machine.",

@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warden_store::{NewEvent, Store};
 
+use warden_policy::{Access, Effect, Grant, Target};
+
 use crate::config::{Config, ServerSpec};
 use crate::jsonrpc::{self, Envelope, Kind, Params};
 use crate::upstream::mux::{Incoming, Reply};
@@ -25,6 +27,8 @@ use crate::{Error, Result, redact};
 pub struct AgentRef {
     pub id: i64,
     pub name: String,
+    /// What it may do, from its roles' grants.
+    pub access: Arc<Access>,
 }
 
 /// A legacy (initialize-based) client session.
@@ -228,18 +232,27 @@ impl Gateway {
     pub fn reload_agents(&self) -> Result<()> {
         let conn = self.inner.store.connect()?;
         let keys = warden_store::agent::active_keys(&conn)?;
-        let map = keys
-            .into_iter()
-            .map(|k| {
-                (
-                    k.credential_hash,
-                    AgentRef {
-                        id: k.agent.id,
-                        name: k.agent.name,
-                    },
-                )
-            })
-            .collect();
+        let mut map = HashMap::with_capacity(keys.len());
+        for k in keys {
+            let grants = warden_store::roles::grants_of_agent(&conn, k.agent.id)?
+                .into_iter()
+                .filter_map(|g| {
+                    Some(Grant {
+                        server: g.server,
+                        pattern: g.pattern,
+                        effect: Effect::parse(&g.effect)?,
+                    })
+                })
+                .collect();
+            map.insert(
+                k.credential_hash,
+                AgentRef {
+                    id: k.agent.id,
+                    name: k.agent.name,
+                    access: Arc::new(Access::new(grants)),
+                },
+            );
+        }
         *self.inner.agents.write() = map;
         // Sessions of agents that can no longer authenticate end now.
         let live: std::collections::HashSet<i64> =
@@ -671,6 +684,16 @@ impl Gateway {
                         &format!("no connected server offers the resource {uri}"),
                     ));
                 };
+                if !caller.agent.access.visible(&server, Target::Resource(&uri)) {
+                    return Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        FORBIDDEN,
+                        &format!(
+                            "Warden denied the subscription: agent {:?} may not read {uri}",
+                            caller.agent.name
+                        ),
+                    ));
+                }
                 let key = (server.clone(), uri);
                 if method == "resources/subscribe" {
                     session.subscriptions.lock().insert(key);
@@ -720,6 +743,22 @@ impl Gateway {
                     });
                 match (target, reference) {
                     (Some((server, original)), Some(mut r)) => {
+                        let allowed = match (&original, r.str("uri")) {
+                            (Some(name), _) => {
+                                caller.agent.access.visible(&server, Target::Prompt(name))
+                            }
+                            (None, Some(uri)) => {
+                                caller.agent.access.visible(&server, Target::Resource(&uri))
+                            }
+                            _ => false,
+                        };
+                        if !allowed {
+                            return Answer::Message(jsonrpc::error(
+                                Some(&id),
+                                FORBIDDEN,
+                                "Warden denied the completion: this agent may not use that prompt or resource",
+                            ));
+                        }
                         let mut params = params;
                         if let Some(o) = original {
                             r.set_str("name", &o);
@@ -838,17 +877,32 @@ impl Gateway {
         let scoped = caller.scope.is_some();
         let ups = self.ready_upstreams(caller.scope.as_deref());
         let mut all: Vec<&RawValue> = Vec::new();
-        let catalogs: Vec<_> = ups.iter().map(|u| u.catalog()).collect();
-        for c in &catalogs {
+        let catalogs: Vec<_> = ups.iter().map(|u| (u.name.as_str(), u.catalog())).collect();
+        let access = &caller.agent.access;
+        for (server, c) in &catalogs {
             let items = match kind {
                 ListKind::Tools => &c.tools,
                 ListKind::Resources => &c.resources,
                 ListKind::Templates => &c.templates,
                 ListKind::Prompts => &c.prompts,
             };
+            // A caller sees only what it may use.
+            let visible = |i: &&upstream::Item| match kind {
+                ListKind::Tools => access.visible(server, Target::Tool(&i.original)),
+                ListKind::Prompts => access.visible(server, Target::Prompt(&i.original)),
+                ListKind::Resources => access.visible(
+                    server,
+                    Target::Resource(i.uri.as_deref().unwrap_or_default()),
+                ),
+                ListKind::Templates => access.visible(
+                    server,
+                    Target::Resource(i.uri_template.as_deref().unwrap_or_default()),
+                ),
+            };
             all.extend(
                 items
                     .iter()
+                    .filter(visible)
                     .map(|i| if scoped { &*i.raw } else { &*i.exposed_raw }),
             );
         }
@@ -993,6 +1047,54 @@ impl Gateway {
         } else {
             target.clone()
         };
+        let passthrough = format!("method:{method}");
+        let effect = match method {
+            "tools/call" => caller.agent.access.decide(&server, Target::Tool(&target)),
+            "prompts/get" => caller.agent.access.decide(&server, Target::Prompt(&target)),
+            "resources/read" => caller
+                .agent
+                .access
+                .decide(&server, Target::Resource(&target)),
+            // Checked by the caller against the prompt or resource it names.
+            "completion/complete" => Effect::Allow,
+            _ => caller
+                .agent
+                .access
+                .decide(&server, Target::Tool(&passthrough)),
+        };
+        if effect != Effect::Allow {
+            let refused = NewEvent {
+                kind: format!("{kind}.requested"),
+                call_id: Some(call_id),
+                agent: Some(caller.agent.name.clone()),
+                server: Some(server.clone()),
+                tool: Some(tool.clone()),
+                arguments,
+                arguments_hash,
+                decision: Some(effect.as_str().into()),
+                outcome: Some("refused".into()),
+                ..Default::default()
+            };
+            if let Err(e) = self.inner.store.activity().append(refused).await {
+                tracing::error!(error = %e, "could not record a refused call");
+            }
+            let exposed = if caller.scope.is_some() {
+                tool.clone()
+            } else {
+                format!("{server}__{tool}")
+            };
+            let why = match effect {
+                Effect::Ask => format!(
+                    "Warden refused {exposed}: a person must approve this call for agent {:?}, and approvals are not available yet. Ask an admin to allow it.",
+                    caller.agent.name
+                ),
+                _ => format!(
+                    "Warden denied {exposed}: agent {:?} has no role that allows it. Ask an admin to grant access if it needs it.",
+                    caller.agent.name
+                ),
+            };
+            return denial(&id, method, &why, caller.modern);
+        }
         let requested = NewEvent {
             kind: format!("{kind}.requested"),
             call_id: Some(call_id.clone()),
@@ -1361,6 +1463,23 @@ impl Gateway {
 fn is_input_required(result: &RawValue) -> bool {
     Params::parse(result.get())
         .is_ok_and(|p| p.str("resultType").as_deref() == Some("input_required"))
+}
+
+/// The answer to a call that policy refused: for a tool, a tool error the
+/// agent can read and relay (never a fake success); otherwise an error.
+pub const FORBIDDEN: i64 = -32001;
+
+fn denial(id: &RawValue, method: &str, why: &str, modern: bool) -> Answer {
+    if method == "tools/call" {
+        let mut result =
+            serde_json::json!({"content": [{"type": "text", "text": why}], "isError": true});
+        if modern {
+            result["resultType"] = serde_json::json!("complete");
+        }
+        Answer::Message(jsonrpc::response(id, &jsonrpc::to_raw(&result)))
+    } else {
+        Answer::Message(jsonrpc::error(Some(id), FORBIDDEN, why))
+    }
 }
 
 /// A result as a 2026-07-28 client expects it: `resultType` always, and the

@@ -10,6 +10,7 @@
 mod activity;
 mod agents;
 mod migrate;
+pub mod roles;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

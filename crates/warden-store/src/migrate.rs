@@ -13,6 +13,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000100_settings",
         include_str!("../migrations/20261127000100_settings.sql"),
     ),
+    (
+        "20261127000200_roles",
+        include_str!("../migrations/20261127000200_roles.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -1,0 +1,253 @@
+//! Who may do what. A role holds grants of (server, tool pattern) → effect.
+//! The rules, in order: a matching deny wins; else a matching ask; else a
+//! matching allow; no matching grant means deny. A delegated caller gets the
+//! intersection: the strictest of its own decision and its delegator's.
+//!
+//! Patterns match the server's own tool name with `*` (any run of
+//! characters) and `?` (one character). Prompts and resources are matched as
+//! `prompt:<name>` and `resource:<uri>`; a bare `*` covers everything on the
+//! server.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    // Ordered from strictest to most permissive: `min` is the intersection.
+    Deny,
+    Ask,
+    Allow,
+}
+
+impl Effect {
+    pub fn parse(s: &str) -> Option<Effect> {
+        match s {
+            "allow" => Some(Effect::Allow),
+            "ask" => Some(Effect::Ask),
+            "deny" => Some(Effect::Deny),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Ask => "ask",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// A server name, or `*` for every server.
+    pub server: String,
+    pub pattern: String,
+    pub effect: Effect,
+}
+
+/// What a caller may do, gathered from all of its roles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub grants: Vec<Grant>,
+    /// For a delegated caller: the access of whoever delegated to it. The
+    /// caller gets at most what both may do.
+    pub delegator: Option<Box<Access>>,
+}
+
+/// What the thing being reached is.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Tool(&'a str),
+    Prompt(&'a str),
+    Resource(&'a str),
+}
+
+impl Access {
+    pub fn new(grants: Vec<Grant>) -> Access {
+        Access {
+            grants,
+            delegator: None,
+        }
+    }
+
+    /// The decision for reaching `target` on `server`.
+    pub fn decide(&self, server: &str, target: Target<'_>) -> Effect {
+        let own = decide_grants(&self.grants, server, target);
+        match &self.delegator {
+            Some(d) => own.min(d.decide(server, target)),
+            None => own,
+        }
+    }
+
+    /// Whether a listing should show the item: anything not denied.
+    pub fn visible(&self, server: &str, target: Target<'_>) -> bool {
+        self.decide(server, target) != Effect::Deny
+    }
+}
+
+fn decide_grants(grants: &[Grant], server: &str, target: Target<'_>) -> Effect {
+    let name = match target {
+        Target::Tool(n) => n.to_string(),
+        Target::Prompt(n) => format!("prompt:{n}"),
+        Target::Resource(u) => format!("resource:{u}"),
+    };
+    let mut best: Option<Effect> = None;
+    for g in grants {
+        if !(g.server == "*" || g.server == server) {
+            continue;
+        }
+        if !(g.pattern == "*" || glob(&g.pattern, &name)) {
+            continue;
+        }
+        if g.effect == Effect::Deny {
+            return Effect::Deny;
+        }
+        best = Some(best.map_or(g.effect, |b| b.min(g.effect)));
+    }
+    best.unwrap_or(Effect::Deny)
+}
+
+/// `*` matches any run of characters (including none), `?` exactly one.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Checks a grant pattern an admin typed: non-empty, printable, bounded.
+pub fn validate_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() || pattern.len() > 256 || pattern.chars().any(char::is_control) {
+        return Err(format!(
+            "{pattern:?} is not a valid tool pattern: use a tool name, with * and ? as wildcards"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(server: &str, pattern: &str, effect: Effect) -> Grant {
+        Grant {
+            server: server.into(),
+            pattern: pattern.into(),
+            effect,
+        }
+    }
+
+    #[test]
+    fn no_grant_means_deny() {
+        let a = Access::new(vec![]);
+        assert_eq!(a.decide("fs", Target::Tool("read_file")), Effect::Deny);
+        let other = Access::new(vec![g("mem", "*", Effect::Allow)]);
+        assert_eq!(
+            other.decide("fs", Target::Tool("read_file")),
+            Effect::Deny,
+            "grants are per server"
+        );
+    }
+
+    #[test]
+    fn deny_wins_over_allow_and_ask_over_allow() {
+        let a = Access::new(vec![
+            g("fs", "*", Effect::Allow),
+            g("fs", "write_*", Effect::Deny),
+            g("fs", "move_file", Effect::Ask),
+        ]);
+        assert_eq!(a.decide("fs", Target::Tool("read_file")), Effect::Allow);
+        assert_eq!(a.decide("fs", Target::Tool("write_file")), Effect::Deny);
+        assert_eq!(a.decide("fs", Target::Tool("move_file")), Effect::Ask);
+        // Order does not matter.
+        let b = Access::new(vec![
+            g("fs", "write_*", Effect::Deny),
+            g("fs", "*", Effect::Allow),
+        ]);
+        assert_eq!(b.decide("fs", Target::Tool("write_file")), Effect::Deny);
+        let c = Access::new(vec![g("*", "*", Effect::Allow), g("fs", "*", Effect::Deny)]);
+        assert_eq!(c.decide("fs", Target::Tool("read_file")), Effect::Deny);
+        assert_eq!(c.decide("mem", Target::Tool("read_graph")), Effect::Allow);
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(glob("read_*", "read_file"));
+        assert!(glob("read_*", "read_"));
+        assert!(!glob("read_*", "xread_file"));
+        assert!(glob("*_file", "read_file"));
+        assert!(glob("r??d_file", "read_file"));
+        assert!(!glob("r?d_file", "read_file"));
+        assert!(glob("*a*b*", "xxaxxbxx"));
+        assert!(!glob("*a*b", "xxaxxbxx"));
+        assert!(glob("get_*_info", "get_file_info"));
+        assert!(glob("*", ""));
+        assert!(!glob("", "a"));
+    }
+
+    #[test]
+    fn prompts_and_resources_have_their_own_names() {
+        let a = Access::new(vec![
+            g("ev", "echo", Effect::Allow),
+            g("ev", "prompt:simple*", Effect::Allow),
+        ]);
+        assert_eq!(
+            a.decide("ev", Target::Prompt("simple-prompt")),
+            Effect::Allow
+        );
+        assert_eq!(a.decide("ev", Target::Prompt("complex")), Effect::Deny);
+        assert_eq!(a.decide("ev", Target::Resource("demo://x")), Effect::Deny);
+        let all = Access::new(vec![g("ev", "*", Effect::Allow)]);
+        assert_eq!(
+            all.decide("ev", Target::Resource("demo://x")),
+            Effect::Allow
+        );
+    }
+
+    #[test]
+    fn delegation_gets_the_intersection() {
+        let person_agent = Access::new(vec![
+            g("fs", "*", Effect::Allow),
+            g("fs", "delete_*", Effect::Ask),
+        ]);
+        let mut sub = Access::new(vec![
+            g("fs", "read_*", Effect::Allow),
+            g("fs", "delete_*", Effect::Allow),
+            g("mem", "*", Effect::Allow),
+        ]);
+        sub.delegator = Some(Box::new(person_agent));
+        assert_eq!(sub.decide("fs", Target::Tool("read_file")), Effect::Allow);
+        assert_eq!(
+            sub.decide("fs", Target::Tool("write_file")),
+            Effect::Deny,
+            "the sub-agent itself may not"
+        );
+        assert_eq!(
+            sub.decide("fs", Target::Tool("delete_file")),
+            Effect::Ask,
+            "the stricter of the two"
+        );
+        assert_eq!(
+            sub.decide("mem", Target::Tool("read_graph")),
+            Effect::Deny,
+            "the delegator may not"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Roles, their grants, and which agents hold them.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, now_us};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRow {
+    pub server: String,
+    pub pattern: String,
+    /// "allow", "ask" or "deny".
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub grants: Vec<GrantRow>,
+}
+
+fn role_id(conn: &Connection, name: &str) -> Result<i64> {
+    conn.query_row("SELECT id FROM roles WHERE name = ?1", [name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("role {name:?}")))
+}
+
+pub fn add(conn: &Connection, name: &str, description: &str) -> Result<()> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM roles WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(Error::Exists(format!("a role named {name:?}")));
+    }
+    conn.execute(
+        "INSERT INTO roles (name, description, created_at_us) VALUES (?1, ?2, ?3)",
+        params![name, description, now_us()],
+    )?;
+    Ok(())
+}
+
+pub fn remove(conn: &Connection, name: &str) -> Result<()> {
+    let id = role_id(conn, name)?;
+    conn.execute("DELETE FROM roles WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, name: &str) -> Result<Role> {
+    let id = role_id(conn, name)?;
+    let description: String =
+        conn.query_row("SELECT description FROM roles WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?;
+    Ok(Role {
+        name: name.to_string(),
+        description,
+        grants: grants_of(conn, id)?,
+    })
+}
+
+fn grants_of(conn: &Connection, role: i64) -> Result<Vec<GrantRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT server, pattern, effect FROM grants WHERE role_id = ?1 ORDER BY server, pattern",
+    )?;
+    let rows = stmt
+        .query_map([role], |r| {
+            Ok(GrantRow {
+                server: r.get(0)?,
+                pattern: r.get(1)?,
+                effect: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Role>> {
+    let names: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT name FROM roles ORDER BY name")?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    names.iter().map(|n| get(conn, n)).collect()
+}
+
+/// Sets a grant (replacing the effect of the same server and pattern).
+/// Returns the effect it had before, if any.
+pub fn grant(conn: &Connection, role: &str, g: &GrantRow) -> Result<Option<String>> {
+    let id = role_id(conn, role)?;
+    let before: Option<String> = conn
+        .query_row(
+            "SELECT effect FROM grants WHERE role_id = ?1 AND server = ?2 AND pattern = ?3",
+            params![id, g.server, g.pattern],
+            |r| r.get(0),
+        )
+        .optional()?;
+    conn.execute(
+        "INSERT INTO grants (role_id, server, pattern, effect) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (role_id, server, pattern) DO UPDATE SET effect = excluded.effect",
+        params![id, g.server, g.pattern, g.effect],
+    )?;
+    Ok(before)
+}
+
+/// Removes a grant; returns the effect it had.
+pub fn revoke_grant(conn: &Connection, role: &str, server: &str, pattern: &str) -> Result<String> {
+    let id = role_id(conn, role)?;
+    let before: Option<String> = conn
+        .query_row(
+            "SELECT effect FROM grants WHERE role_id = ?1 AND server = ?2 AND pattern = ?3",
+            params![id, server, pattern],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let before = before.ok_or_else(|| {
+        Error::NotFound(format!("a grant of {server} {pattern} in role {role:?}"))
+    })?;
+    conn.execute(
+        "DELETE FROM grants WHERE role_id = ?1 AND server = ?2 AND pattern = ?3",
+        params![id, server, pattern],
+    )?;
+    Ok(before)
+}
+
+pub fn assign(conn: &Connection, agent_id: i64, role: &str) -> Result<()> {
+    let id = role_id(conn, role)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO agent_roles (agent_id, role_id) VALUES (?1, ?2)",
+        params![agent_id, id],
+    )?;
+    Ok(())
+}
+
+pub fn roles_of_agent(conn: &Connection, agent_id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.name FROM roles r JOIN agent_roles ar ON ar.role_id = r.id WHERE ar.agent_id = ?1 ORDER BY r.name",
+    )?;
+    let rows = stmt
+        .query_map([agent_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(rows)
+}
+
+/// Every grant an agent holds through its roles.
+pub fn grants_of_agent(conn: &Connection, agent_id: i64) -> Result<Vec<GrantRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.server, g.pattern, g.effect FROM grants g
+         JOIN agent_roles ar ON ar.role_id = g.role_id WHERE ar.agent_id = ?1",
+    )?;
+    let rows = stmt
+        .query_map([agent_id], |r| {
+            Ok(GrantRow {
+                server: r.get(0)?,
+                pattern: r.get(1)?,
+                effect: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_replace_and_revoke() {
+        let mut c = Connection::open_in_memory().expect("db");
+        crate::migrate::apply(&mut c).expect("migrate");
+        add(&c, "reader", "reads files").expect("add role");
+        assert!(matches!(add(&c, "reader", ""), Err(Error::Exists(_))));
+        let g = GrantRow {
+            server: "fs".into(),
+            pattern: "read_*".into(),
+            effect: "allow".into(),
+        };
+        assert_eq!(grant(&c, "reader", &g).expect("grant"), None);
+        let g2 = GrantRow {
+            effect: "deny".into(),
+            ..g.clone()
+        };
+        assert_eq!(
+            grant(&c, "reader", &g2).expect("regrant"),
+            Some("allow".into())
+        );
+        assert_eq!(get(&c, "reader").expect("get").grants, vec![g2]);
+        let agent = crate::agent::insert(&c, "bot", "h").expect("agent");
+        assign(&c, agent.id, "reader").expect("assign");
+        assert_eq!(grants_of_agent(&c, agent.id).expect("grants").len(), 1);
+        assert_eq!(
+            revoke_grant(&c, "reader", "fs", "read_*").expect("revoke"),
+            "deny"
+        );
+        assert!(grants_of_agent(&c, agent.id).expect("grants").is_empty());
+        assert!(matches!(grant(&c, "nobody", &g), Err(Error::NotFound(_))));
+    }
+}

@@ -1,0 +1,78 @@
+"""Least privilege: roles hold per-tool grants; an agent sees and calls only
+what its roles allow, and every refusal is on the record."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+
+from conftest import MODERN_META, peer
+from test_gateway import text_of, through_warden
+
+READ_TOOLS = {"read_file", "read_text_file", "read_media_file", "read_multiple_files", "list_directory",
+              "list_directory_with_sizes", "directory_tree", "search_files", "get_file_info", "list_allowed_directories"}
+
+
+def test_an_agent_sees_and_calls_only_what_its_role_allows(warden, files_root):
+    warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.cli("role", "add", "reader", "--description", "reads files, changes nothing")
+    for pattern in ("read_*", "list_*", "directory_tree", "search_files", "get_file_info"):
+        warden.cli("grant", "reader", "fs", pattern, "allow")
+    token = warden.add_agent("reader-bot", "reader")
+    warden.start()
+    all_fs = {t["name"] for t in json.loads(warden.cli("server", "tools", "fs", "--json").stdout)}
+    assert "write_file" in all_fs
+
+    async def main():
+        async with through_warden(warden.url, token, "auto") as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            expected = {f"fs__{t}" for t in all_fs & READ_TOOLS}
+            assert names == expected, names ^ expected
+            ok = await client.call_tool("fs__read_text_file", {"path": str(files_root / "hello.txt")})
+            assert "hello from the filesystem server" in text_of(ok)[0]
+            refused = await client.call_tool("fs__write_file", {"path": str(files_root / "x.txt"), "content": "no"})
+            assert refused.is_error
+            assert "denied" in text_of(refused)[0] and "reader-bot" in text_of(refused)[0]
+            other = await client.call_tool("ev__echo", {"message": "x"})
+            assert other.is_error, "no grant on another server means deny"
+
+    anyio.run(main)
+    assert not (files_root / "x.txt").exists(), "the refused call never reached the server"
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--agent", "reader-bot").stdout.splitlines()]
+    by_tool = {(r["tool"], r["decision"], r.get("outcome")) for r in rows if r["kind"] == "tool_call.requested"}
+    assert ("write_file", "deny", "refused") in by_tool
+    assert ("read_text_file", "allow", None) in by_tool
+    # A grant change applies to the running gateway at once.
+    warden.cli("grant", "reader", "fs", "write_file", "allow")
+    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / "y.txt"), "content": "yes"}, "_meta": MODERN_META}}, token)
+    assert not r.json()["result"].get("isError"), r.text
+    assert (files_root / "y.txt").read_text() == "yes"
+    warden.cli("grant", "reader", "fs", "write_*", "deny")
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / "z.txt"), "content": "no"}, "_meta": MODERN_META}}, token)
+    assert r.json()["result"]["isError"], "deny wins over allow"
+    changes = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    kinds = [c["kind"] for c in changes]
+    assert "role.created" in kinds and kinds.count("role.grant_set") >= 7
+    last = next(c for c in changes if c["kind"] == "role.grant_set")
+    assert json.loads(last["detail"])["after"] == {"server": "fs", "pattern": "write_*", "effect": "deny"}
+
+
+def test_ask_is_refused_until_approvals_exist_and_bad_grants_change_nothing(warden):
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.cli("role", "add", "careful")
+    warden.cli("grant", "careful", "ev", "*", "allow")
+    warden.cli("grant", "careful", "ev", "get-env", "ask")
+    token = warden.add_agent("careful-bot", "careful")
+    warden.start()
+    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ev__get-env", "arguments": {}, "_meta": MODERN_META}}, token)
+    result = r.json()["result"]
+    assert result["isError"] and "approve" in result["content"][0]["text"]
+    before = warden.cli("role", "list", "--json").stdout
+    for args in (["grant", "careful", "ev", "*", "maybe"], ["grant", "nobody", "ev", "*", "allow"],
+                 ["grant", "careful", "Bad Server", "*", "allow"], ["agent", "add", "x", "--role", "nobody"]):
+        out = warden.cli(*args, check=False)
+        assert out.returncode != 0 and out.stderr.startswith("error: "), (args, out.stderr)
+    assert warden.cli("role", "list", "--json").stdout == before
+    assert "x" not in {a["name"] for a in json.loads(warden.cli("agent", "list", "--json").stdout)}
