@@ -10,6 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import base64
+import hashlib
+import hmac
+import struct
+
 import httpx2
 import pytest
 
@@ -21,6 +26,42 @@ MODERN_META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},
 }
+
+
+def totp(secret_b32: str, at: float, step_offset: int = 0) -> str:
+    """RFC 6238 with SHA-1, 6 digits, 30 s steps (what authenticator apps do)."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    counter = int(at // 30) + step_offset
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    code = (struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000
+    return f"{code:06d}"
+
+
+class Person:
+    """A person with a local account, who can sign in as an app user would."""
+
+    def __init__(self, warden: "Warden", name: str, password: str, enrollment: dict):
+        self.warden, self.name, self.password = warden, name, password
+        self.secret = enrollment["totp_secret"]
+        self.recovery_codes = enrollment["recovery_codes"]
+        self.last_step = -1
+
+    def next_code(self) -> str:
+        # Each TOTP step signs in once: use the next unused one within the
+        # accepted window, as a person waiting for a fresh code would.
+        now = time.time()
+        step = max(int(now // 30), self.last_step + 1)
+        if step > int(now // 30) + 1:
+            time.sleep((step - 1) * 30 - now + 0.1)
+            now = time.time()
+        self.last_step = step
+        return totp(self.secret, now, step - int(now // 30))
+
+    def login(self, check: bool = True, code: str | None = None) -> subprocess.CompletedProcess:
+        return self.warden.cli(
+            "login", self.name, "--password-stdin", "--totp", code or self.next_code(), input=self.password + "\n", check=check
+        )
 
 
 def peer(name: str) -> str:
@@ -35,6 +76,19 @@ class Warden:
         self.data_dir = data_dir
         self.proc: subprocess.Popen | None = None
         self.url = ""
+        self.admin: Person | None = None
+
+    def init_admin(self, name: str = "admin") -> Person:
+        password = "test-" + os.urandom(9).hex()
+        out = self.cli("init", "--admin", name, "--password-stdin", "--json", input=password + "\n")
+        self.admin = Person(self, name, password, json.loads(out.stdout))
+        self.admin.login()
+        return self.admin
+
+    def add_person(self, name: str, *args: str) -> Person:
+        password = "test-" + os.urandom(9).hex()
+        out = self.cli("user", "add", name, "--password-stdin", "--json", *args, input=password + "\n")
+        return Person(self, name, password, json.loads(out.stdout))
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
         out = subprocess.run(
@@ -141,6 +195,7 @@ class Warden:
 def warden(tmp_path: Path):
     w = Warden(tmp_path / "data")
     w.data_dir.mkdir()
+    w.init_admin()
     yield w
     w.stop()
 

@@ -76,3 +76,74 @@ def test_ask_is_refused_until_approvals_exist_and_bad_grants_change_nothing(ward
         assert out.returncode != 0 and out.stderr.startswith("error: "), (args, out.stderr)
     assert warden.cli("role", "list", "--json").stdout == before
     assert "x" not in {a["name"] for a in json.loads(warden.cli("agent", "list", "--json").stdout)}
+
+
+def test_people_sign_in_with_totp_and_members_are_limited(warden):
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.cli("role", "add", "echoer")
+    warden.cli("grant", "echoer", "ev", "echo", "allow")
+    ada = warden.add_person("ada", "--agent-role", "echoer")
+    admin = warden.admin
+    warden.start()
+
+    # Sign-in: wrong password, replayed code, recovery code.
+    code = ada.next_code()
+    wrong = warden.cli("login", "ada", "--password-stdin", "--totp", code, input="not-her-password\n", check=False)
+    assert wrong.returncode != 0 and "not right" in wrong.stderr
+    ada.login(code=code)
+    replay = ada.login(check=False, code=code)
+    assert replay.returncode != 0, "a used TOTP code is refused a second time"
+    assert warden.cli("whoami").stdout.strip() == "ada (member)"
+
+    # A member creates agents for themselves, within the roles allowed to them.
+    token = warden.add_agent("ada-bot", "echoer")
+    refused = warden.cli("agent", "add", "ada-root", "--role", "echoer", "--role", "admin-tools", check=False)
+    assert refused.returncode != 0 and "ask an admin" in refused.stderr
+    for args in (["server", "add", "x", "--", "true"], ["role", "add", "mine"], ["agent", "revoke", "ada-bot"],
+                 ["user", "list"], ["agent", "add", "for-admin", "--owner", "admin", "--role", "echoer"]):
+        out = warden.cli(*args, check=False)
+        assert out.returncode != 0 and "only an admin" in out.stderr, (args, out.stderr)
+    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": "hi"}, "_meta": MODERN_META}}, token)
+    assert r.json()["result"]["content"][0]["text"] == "Echo: hi"
+    mine = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    assert mine and all(r["agent"] == "ada-bot" or r["on_behalf_of"] == "ada" for r in mine), mine
+    call = next(r for r in mine if r["kind"] == "tool_call.requested")
+    assert call["on_behalf_of"] == "ada", "an agent's calls name the person it acts for"
+
+    # Offboarding: disabling the person suspends their agents at once.
+    admin.login()
+    warden.cli("user", "disable", "ada")
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": "hi"}, "_meta": MODERN_META}}, token)
+    assert r.status_code == 401
+    assert {a["name"]: a["status"] for a in json.loads(warden.cli("agent", "list", "--json").stdout)}["ada-bot"] == "suspended"
+    locked_out = ada.login(check=False)
+    assert locked_out.returncode != 0
+    warden.cli("user", "enable", "ada")
+    r = warden.post({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": "back"}, "_meta": MODERN_META}}, token)
+    assert r.json()["result"]["content"][0]["text"] == "Echo: back"
+
+    # A recovery code works once.
+    rc = ada.recovery_codes[0]
+    ok = warden.cli("login", "ada", "--password-stdin", "--recovery", rc, input=ada.password + "\n", check=False)
+    assert ok.returncode == 0, ok.stderr
+    again = warden.cli("login", "ada", "--password-stdin", "--recovery", rc, input=ada.password + "\n", check=False)
+    assert again.returncode != 0
+
+    # The record names who did what to whom.
+    admin.login()
+    log = [json.loads(l) for l in warden.cli("log", "--json", "--limit", "500").stdout.splitlines()]
+    kinds = {(r["kind"], r["on_behalf_of"]) for r in log}
+    assert ("person.disabled", "admin") in kinds and ("person.enabled", "admin") in kinds
+    assert ("agent.created", "ada") in kinds
+    assert ("auth.sign_in_failed", "ada") in kinds and ("auth.sign_in", "ada") in kinds
+    assert any(k == "access.refused" and who == "ada" for k, who in kinds)
+
+
+def test_repeated_failures_slow_sign_in_down(warden):
+    bob = warden.add_person("bob")
+    for _ in range(4):
+        out = warden.cli("login", "bob", "--password-stdin", "--totp", "000000", input="wrong-password-x\n", check=False)
+        assert out.returncode != 0
+    out = bob.login(check=False)
+    assert out.returncode != 0 and "wait" in out.stderr, "even the right password waits out the delay"
+

@@ -17,6 +17,13 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("warden.sock")
 }
 
+/// One control call: the caller's session (if any) and what it asks.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope {
+    session: Option<warden_auth::Sensitive<String>>,
+    request: Request,
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Reply {
@@ -66,8 +73,8 @@ async fn answer(api: Api, stream: UnixStream) -> std::io::Result<()> {
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
     reader.read_line(&mut line).await?;
-    let reply = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => match api.call(req).await {
+    let reply = match serde_json::from_str::<Envelope>(&line) {
+        Ok(env) => match api.call(env.session.as_ref(), env.request).await {
             Ok(r) => Reply::Ok(r),
             Err(e) => Reply::Error(e),
         },
@@ -97,7 +104,11 @@ impl ControlClient {
             .map(|_| ControlClient { path })
     }
 
-    pub async fn call(&self, req: &Request) -> ApiResult<Response> {
+    pub async fn call(
+        &self,
+        session: Option<&warden_auth::Sensitive<String>>,
+        req: Request,
+    ) -> ApiResult<Response> {
         let io = |e: std::io::Error| {
             ApiError::new(
                 ErrorCode::Unavailable,
@@ -106,7 +117,11 @@ impl ControlClient {
         };
         let stream = UnixStream::connect(&self.path).await.map_err(io)?;
         let (read, mut write) = stream.into_split();
-        let mut body = serde_json::to_string(req)
+        let envelope = Envelope {
+            session: session.cloned(),
+            request: req,
+        };
+        let mut body = serde_json::to_string(&envelope)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         body.push('\n');
         write.write_all(body.as_bytes()).await.map_err(io)?;

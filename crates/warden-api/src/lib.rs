@@ -4,6 +4,7 @@
 //! on the data folder directly run the same code.
 
 mod control;
+mod people;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,10 +18,49 @@ use warden_gateway::{Gateway, ServerInfo};
 use warden_store::{ActivityFilter, ActivityLog, ActivityRow, Agent, NewEvent, Store};
 
 pub use control::{ControlClient, serve_control, socket_path};
+pub use people::{Enrollment, SignedIn};
+use warden_auth::{Clock, SystemClock};
+use warden_store::users::User;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum Request {
+    /// Creates the first admin of a new install (no session needed).
+    Init {
+        admin: String,
+        password: Sensitive<String>,
+    },
+    /// Signs in with a password and a TOTP or recovery code (no session needed).
+    Login {
+        name: String,
+        password: Sensitive<String>,
+        totp: Option<String>,
+        recovery: Option<Sensitive<String>>,
+    },
+    Logout,
+    Whoami,
+    UserAdd {
+        name: String,
+        admin: bool,
+        password: Sensitive<String>,
+        #[serde(default)]
+        agent_roles: Vec<String>,
+    },
+    UserList,
+    UserDisable {
+        name: String,
+    },
+    UserEnable {
+        name: String,
+    },
+    UserRemove {
+        name: String,
+    },
+    /// Lets a member give ROLE to the agents they create.
+    UserAllowRole {
+        name: String,
+        role: String,
+    },
     ServerAdd {
         name: String,
         spec: ServerSpec,
@@ -36,6 +76,9 @@ pub enum Request {
         name: String,
         #[serde(default)]
         roles: Vec<String>,
+        /// The person it acts for (default: whoever creates it).
+        #[serde(default)]
+        owner: Option<String>,
     },
     AgentList,
     AgentRevoke {
@@ -87,6 +130,10 @@ pub enum Response {
     AgentCreated(AgentCreated),
     Agents(Vec<Agent>),
     Roles(Vec<warden_store::roles::Role>),
+    Enrolled(Box<Enrollment>),
+    SignedIn(SignedIn),
+    Me(User),
+    Users(Vec<User>),
     Log(Vec<ActivityRow>),
 }
 
@@ -108,6 +155,8 @@ pub enum ErrorCode {
     NotFound,
     Conflict,
     Unavailable,
+    Unauthenticated,
+    Forbidden,
     Internal,
 }
 
@@ -163,6 +212,9 @@ pub struct Api {
     config_path: PathBuf,
     keychain: Keychain,
     gateway: Option<Gateway>,
+    clock: Arc<dyn Clock>,
+    /// The person making the current call, for the record.
+    actor: Option<String>,
 }
 
 impl Api {
@@ -177,20 +229,234 @@ impl Api {
             config_path,
             keychain,
             gateway,
+            clock: Arc::new(SystemClock),
+            actor: None,
         }
+    }
+
+    /// The same API with another clock (tests of expiry and lockout).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Api {
+        self.clock = clock;
+        self
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    pub async fn call(&self, req: Request) -> ApiResult<Response> {
+    /// One call. Every call but `init` and `login` needs a session; what the
+    /// person may do is decided here, not by the UI or CLI.
+    pub async fn call(
+        &self,
+        session: Option<&Sensitive<String>>,
+        req: Request,
+    ) -> ApiResult<Response> {
+        match req {
+            Request::Init { admin, password } => {
+                let enrolled = self.enroll(&admin, "admin", password, true).await?;
+                let api = Api {
+                    actor: Some(admin.clone()),
+                    ..self.clone()
+                };
+                api.record_change(
+                    "person.created",
+                    &admin,
+                    None,
+                    Some(serde_json::json!({"role": "admin"})),
+                )
+                .await?;
+                Ok(Response::Enrolled(Box::new(enrolled)))
+            }
+            Request::Login {
+                name,
+                password,
+                totp,
+                recovery,
+            } => Ok(Response::SignedIn(
+                self.sign_in(&name, password, totp, recovery).await?,
+            )),
+            req => {
+                let token = session.ok_or_else(|| {
+                    ApiError::new(ErrorCode::Unauthenticated, "sign in first: `warden login NAME` (or `warden init --admin NAME` on a new install)")
+                })?;
+                let actor = self.session_user(token).await?;
+                let api = Api {
+                    actor: Some(actor.name.clone()),
+                    ..self.clone()
+                };
+                if let Err(why) = people::permitted(&actor, &req) {
+                    let kind = serde_json::to_value(&req)
+                        .ok()
+                        .and_then(|v| v["call"].as_str().map(String::from));
+                    api.record(
+                        "access.refused",
+                        None,
+                        None,
+                        Some(serde_json::json!({"call": kind, "why": why}).to_string()),
+                    )
+                    .await?;
+                    return Err(ApiError::new(ErrorCode::Forbidden, why));
+                }
+                api.dispatch(&actor, token, req).await
+            }
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        actor: &User,
+        token: &Sensitive<String>,
+        req: Request,
+    ) -> ApiResult<Response> {
+        match req {
+            Request::Init { .. } | Request::Login { .. } => {
+                Err(ApiError::new(ErrorCode::InvalidInput, "already signed in"))
+            }
+            Request::Logout => {
+                self.sign_out(token).await?;
+                self.record("auth.sign_out", None, None, None).await?;
+                Ok(Response::Done)
+            }
+            Request::Whoami => Ok(Response::Me(actor.clone())),
+            Request::UserAdd {
+                name,
+                admin,
+                password,
+                agent_roles,
+            } => {
+                let role = if admin { "admin" } else { "member" };
+                let enrolled = self.enroll(&name, role, password, false).await?;
+                for r in &agent_roles {
+                    self.allow_role(&name, r).await?;
+                }
+                self.record_change(
+                    "person.created",
+                    &name,
+                    None,
+                    Some(serde_json::json!({"role": role, "agent_roles": agent_roles})),
+                )
+                .await?;
+                Ok(Response::Enrolled(Box::new(enrolled)))
+            }
+            Request::UserList => {
+                let store = self.store.clone();
+                Ok(Response::Users(
+                    blocking(move || Ok(warden_store::users::list(&store.connect()?)?)).await?,
+                ))
+            }
+            Request::UserDisable { name } => self.set_person_active(&name, false, actor).await,
+            Request::UserEnable { name } => self.set_person_active(&name, true, actor).await,
+            Request::UserRemove { name } => {
+                if name == actor.name {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "you cannot remove yourself; ask another admin",
+                    ));
+                }
+                let user = self.person(&name).await?;
+                let store = self.store.clone();
+                let id = user.id;
+                blocking(move || {
+                    let conn = store.connect()?;
+                    warden_store::agent::suspend_owned(&conn, id, false)?;
+                    warden_store::users::remove(&conn, id)?;
+                    Ok(())
+                })
+                .await?;
+                self.reload_gateway()?;
+                self.record_change(
+                    "person.removed",
+                    &name,
+                    serde_json::to_value(&user).ok(),
+                    None,
+                )
+                .await?;
+                Ok(Response::Done)
+            }
+            Request::UserAllowRole { name, role } => {
+                self.allow_role(&name, &role).await?;
+                self.record_change(
+                    "person.agent_role_allowed",
+                    &name,
+                    None,
+                    Some(serde_json::json!({"role": role})),
+                )
+                .await?;
+                Ok(Response::Done)
+            }
+            req => self.dispatch_rest(actor, req).await,
+        }
+    }
+
+    async fn person(&self, name: &str) -> ApiResult<User> {
+        let store = self.store.clone();
+        let n = name.to_string();
+        blocking(move || Ok(warden_store::users::get(&store.connect()?, &n)?))
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::NotFound, format!("no person is named {name:?}"))
+            })
+    }
+
+    async fn allow_role(&self, name: &str, role: &str) -> ApiResult<()> {
+        let user = self.person(name).await?;
+        let store = self.store.clone();
+        let r = role.to_string();
+        blocking(move || {
+            Ok(warden_store::roles::allow_for_person(
+                &store.connect()?,
+                user.id,
+                &r,
+            )?)
+        })
+        .await
+    }
+
+    /// Disabling a person ends their sessions and suspends all their agents
+    /// at once; enabling them brings the suspended agents back.
+    async fn set_person_active(
+        &self,
+        name: &str,
+        active: bool,
+        actor: &User,
+    ) -> ApiResult<Response> {
+        if !active && name == actor.name {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "you cannot disable yourself; ask another admin",
+            ));
+        }
+        let user = self.person(name).await?;
+        let store = self.store.clone();
+        let id = user.id;
+        let changed = blocking(move || {
+            let conn = store.connect()?;
+            warden_store::users::set_status(&conn, id, if active { "active" } else { "disabled" })?;
+            if !active {
+                warden_store::users::end_sessions_of(&conn, id)?;
+            }
+            Ok(warden_store::agent::suspend_owned(&conn, id, active)?)
+        })
+        .await?;
+        self.reload_gateway()?;
+        let kind = if active {
+            "person.enabled"
+        } else {
+            "person.disabled"
+        };
+        self.record_change(kind, name, Some(serde_json::json!({"status": user.status})), Some(serde_json::json!({"status": if active { "active" } else { "disabled" }, "agents_changed": changed}))).await?;
+        Ok(Response::Done)
+    }
+
+    async fn dispatch_rest(&self, actor: &User, req: Request) -> ApiResult<Response> {
         match req {
             Request::ServerAdd { name, spec } => self.server_add(&name, spec).await,
             Request::ServerRemove { name } => self.server_remove(&name).await,
             Request::ServerList => Ok(Response::Servers(self.server_list()?)),
             Request::ServerTools { name } => Ok(Response::Tools(self.server_tools(&name).await?)),
-            Request::AgentAdd { name, roles } => self.agent_add(name, roles).await,
+            Request::AgentAdd { name, roles, owner } => {
+                self.agent_add(actor, name, roles, owner).await
+            }
             Request::RoleAdd { name, description } => {
                 validate_role_name(&name)?;
                 let store = self.store.clone();
@@ -298,8 +564,11 @@ impl Api {
             }
             Request::AgentList => {
                 let store = self.store.clone();
-                let agents =
-                    blocking(move || Ok(warden_store::agent::list(&store.connect()?)?)).await?;
+                let mine = (actor.role != "admin").then_some(actor.id);
+                let agents = blocking(move || {
+                    Ok(warden_store::agent::list_owned_by(&store.connect()?, mine)?)
+                })
+                .await?;
                 Ok(Response::Agents(agents))
             }
             Request::AgentRevoke { name } => self.agent_revoke(name).await,
@@ -333,7 +602,10 @@ impl Api {
                 limit,
             } => {
                 let store = self.store.clone();
+                // A member sees their own activity and their agents'.
+                let person = (actor.role != "admin").then(|| actor.name.clone());
                 let filter = ActivityFilter {
+                    person,
                     agent,
                     server,
                     tool,
@@ -343,6 +615,18 @@ impl Api {
                 let rows =
                     blocking(move || Ok(ActivityLog::query(&store.connect()?, &filter)?)).await?;
                 Ok(Response::Log(rows))
+            }
+            Request::Init { .. }
+            | Request::Login { .. }
+            | Request::Logout
+            | Request::Whoami
+            | Request::UserAdd { .. }
+            | Request::UserList
+            | Request::UserDisable { .. }
+            | Request::UserEnable { .. }
+            | Request::UserRemove { .. }
+            | Request::UserAllowRole { .. } => {
+                Err(ApiError::new(ErrorCode::Internal, "misrouted request"))
             }
         }
     }
@@ -364,6 +648,8 @@ impl Api {
                 kind: kind.into(),
                 server: server.map(String::from),
                 agent: agent.map(String::from),
+                // Who made the change.
+                on_behalf_of: self.actor.clone(),
                 detail,
                 ..Default::default()
             })
@@ -507,7 +793,13 @@ impl Api {
             .await
     }
 
-    async fn agent_add(&self, name: String, roles: Vec<String>) -> ApiResult<Response> {
+    async fn agent_add(
+        &self,
+        actor: &User,
+        name: String,
+        roles: Vec<String>,
+        owner: Option<String>,
+    ) -> ApiResult<Response> {
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -521,15 +813,31 @@ impl Api {
                 ),
             ));
         }
+        let owner = self.person(owner.as_deref().unwrap_or(&actor.name)).await?;
         let credential = warden_auth::generate_credential();
         let hash = warden_auth::hash_credential(credential.expose());
         let store = self.store.clone();
         let n = name.clone();
         let r = roles.clone();
+        let is_admin = actor.role == "admin";
+        let owner_id = owner.id;
         let agent = blocking(move || {
             let mut conn = store.connect()?;
             let tx = conn.transaction().map_err(warden_store::Error::from)?;
+            if !is_admin {
+                // A member may give their own agents only roles an admin allowed them.
+                let allowed = warden_store::roles::allowed_for_person(&tx, owner_id)?;
+                if let Some(bad) = r.iter().find(|role| !allowed.contains(role)) {
+                    return Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        format!(
+                            "you may not give agents the role {bad:?}; ask an admin to allow it"
+                        ),
+                    ));
+                }
+            }
             let agent = warden_store::agent::insert(&tx, &n, &hash)?;
+            warden_store::agent::set_owner(&tx, agent.id, Some(owner_id))?;
             for role in &r {
                 warden_store::roles::assign(&tx, agent.id, role)?;
             }
@@ -537,8 +845,13 @@ impl Api {
             Ok(agent)
         })
         .await?;
-        self.record("agent.created", None, Some(&name), None)
-            .await?;
+        self.record_change(
+            "agent.created",
+            &name,
+            None,
+            Some(serde_json::json!({"owner": owner.name, "roles": roles})),
+        )
+        .await?;
         if let Some(gw) = &self.gateway {
             gw.reload_agents()?;
         }

@@ -4,6 +4,7 @@
 
 mod connect;
 mod logging;
+mod people;
 mod serve;
 
 use std::path::PathBuf;
@@ -29,6 +30,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Set up a new install: create the first admin (prints the TOTP secret and recovery codes once).
+    Init {
+        #[arg(long)]
+        admin: String,
+        /// Read the password from standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign in; the session is kept in the OS keychain.
+    Login {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        /// The 6-digit code from your authenticator app.
+        #[arg(long)]
+        totp: Option<String>,
+        /// One of your recovery codes, if you cannot use the app.
+        #[arg(long)]
+        recovery: Option<String>,
+    },
+    /// Sign out and forget the session.
+    Logout,
+    /// Who is signed in.
+    Whoami,
+    /// Manage people (admins).
+    #[command(subcommand)]
+    User(people::UserCommand),
     /// Run the gateway in the foreground.
     Serve {
         /// Address to listen on (loopback only), e.g. 127.0.0.1:7411; port 0 picks a free one.
@@ -147,6 +177,9 @@ enum AgentCommand {
         /// A role the agent holds (repeat for several). Without one it can use nothing.
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// The person it acts for (admins only; default: you).
+        #[arg(long)]
+        owner: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -227,6 +260,20 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Connect { agent } => connect::run(&paths, &agent).await,
         Command::Server(cmd) => server(&paths, cmd).await,
         Command::Agent(cmd) => agent(&paths, cmd).await,
+        Command::Init {
+            admin,
+            password_stdin,
+            json,
+        } => people::init(&paths, admin, password_stdin, json).await,
+        Command::Login {
+            name,
+            password_stdin,
+            totp,
+            recovery,
+        } => people::login(&paths, name, password_stdin, totp, recovery).await,
+        Command::Logout => people::logout(&paths).await,
+        Command::Whoami => people::whoami(&paths).await,
+        Command::User(cmd) => people::user(&paths, cmd).await,
         Command::Role(RoleCommand::Add { name, description }) => {
             call(
                 &paths,
@@ -394,10 +441,21 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// One API call: through the running gateway if there is one, else locally.
+/// One API call as the signed-in person: through the running gateway if
+/// there is one, else on the data folder directly.
 async fn call(paths: &Paths, req: Request) -> Result<Response> {
+    let session = people::stored_session(paths).await?;
+    call_as(paths, session.as_ref(), req).await
+}
+
+async fn call_as(
+    paths: &Paths,
+    session: Option<&warden_auth::Sensitive<String>>,
+    req: Request,
+) -> Result<Response> {
     let result = match ControlClient::connect(&paths.data_dir).await {
-        Some(client) => client.call(&req).await,
-        None => paths.open_api(None)?.call(req).await,
+        Some(client) => client.call(session, req).await,
+        None => paths.open_api(None)?.call(session, req).await,
     };
     result.map_err(|e| anyhow::anyhow!(e.message))
 }
@@ -506,10 +564,15 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
 
 async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
     match cmd {
-        AgentCommand::Add { name, roles, json } => {
+        AgentCommand::Add {
+            name,
+            roles,
+            owner,
+            json,
+        } => {
             let no_roles = roles.is_empty();
             let Response::AgentCreated(created) =
-                call(paths, Request::AgentAdd { name, roles }).await?
+                call(paths, Request::AgentAdd { name, roles, owner }).await?
             else {
                 bail!("unexpected answer")
             };

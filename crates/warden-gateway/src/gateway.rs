@@ -29,6 +29,8 @@ pub struct AgentRef {
     pub name: String,
     /// What it may do, from its roles' grants.
     pub access: Arc<Access>,
+    /// The person it acts for.
+    pub owner: Option<String>,
 }
 
 /// A legacy (initialize-based) client session.
@@ -232,6 +234,7 @@ impl Gateway {
     pub fn reload_agents(&self) -> Result<()> {
         let conn = self.inner.store.connect()?;
         let keys = warden_store::agent::active_keys(&conn)?;
+        let owners = warden_store::agent::owners(&conn)?;
         let mut map = HashMap::with_capacity(keys.len());
         for k in keys {
             let grants = warden_store::roles::grants_of_agent(&conn, k.agent.id)?
@@ -247,6 +250,7 @@ impl Gateway {
             map.insert(
                 k.credential_hash,
                 AgentRef {
+                    owner: owners.get(&k.agent.id).cloned(),
                     id: k.agent.id,
                     name: k.agent.name,
                     access: Arc::new(Access::new(grants)),
@@ -1067,6 +1071,7 @@ impl Gateway {
                 kind: format!("{kind}.requested"),
                 call_id: Some(call_id),
                 agent: Some(caller.agent.name.clone()),
+                on_behalf_of: caller.agent.owner.clone(),
                 server: Some(server.clone()),
                 tool: Some(tool.clone()),
                 arguments,
@@ -1099,6 +1104,7 @@ impl Gateway {
             kind: format!("{kind}.requested"),
             call_id: Some(call_id.clone()),
             agent: Some(caller.agent.name.clone()),
+            on_behalf_of: caller.agent.owner.clone(),
             server: Some(server.clone()),
             tool: Some(tool.clone()),
             arguments,
@@ -1149,6 +1155,7 @@ impl Gateway {
         let method = method.to_string();
         let session = caller.session.clone();
         let agent = caller.agent.name.clone();
+        let owner = caller.agent.owner.clone();
         let modern = caller.modern;
         tokio::spawn(async move {
             let started = Instant::now();
@@ -1245,6 +1252,7 @@ impl Gateway {
                 kind: format!("{kind}.completed"),
                 call_id: Some(call_id),
                 agent: Some(agent),
+                on_behalf_of: owner,
                 server: Some(server),
                 tool: Some(tool),
                 outcome: Some(outcome),

@@ -57,6 +57,9 @@ pub struct ActivityRow {
 /// Filters for [`ActivityLog::query`]; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityFilter {
+    /// Only what this person did or had done for them: rows naming them, and
+    /// rows of the agents they own.
+    pub person: Option<String>,
     pub agent: Option<String>,
     pub server: Option<String>,
     pub tool: Option<String>,
@@ -126,6 +129,13 @@ impl ActivityLog {
             sql.push_str(clause);
             args.push(v);
         };
+        if let Some(p) = &filter.person {
+            add(
+                " AND (on_behalf_of = ? OR agent IN (SELECT a.name FROM agents a JOIN users u ON u.id = a.owner_id WHERE u.name = ?))",
+                p.clone().into(),
+            );
+            add("", p.clone().into());
+        }
         if let Some(a) = &filter.agent {
             add(" AND agent = ?", a.clone().into());
         }

@@ -10,6 +10,8 @@ use crate::{Error, Result, now_us};
 pub enum AgentStatus {
     Active,
     Revoked,
+    /// Its owner was disabled or removed; back to active when re-enabled.
+    Suspended,
 }
 
 impl AgentStatus {
@@ -17,6 +19,7 @@ impl AgentStatus {
         match s {
             "active" => Ok(Self::Active),
             "revoked" => Ok(Self::Revoked),
+            "suspended" => Ok(Self::Suspended),
             other => Err(Error::Corrupt(format!("unknown agent status {other:?}"))),
         }
     }
@@ -95,6 +98,20 @@ pub fn list(conn: &Connection) -> Result<Vec<Agent>> {
     rows.into_iter().map(finish).collect()
 }
 
+/// All agents, or only those `owner` owns.
+pub fn list_owned_by(conn: &Connection, owner: Option<i64>) -> Result<Vec<Agent>> {
+    let Some(owner) = owner else {
+        return list(conn);
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM agents WHERE owner_id = ?1 ORDER BY name"
+    ))?;
+    let rows = stmt
+        .query_map([owner], row_to_agent)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(finish).collect()
+}
+
 /// Every active agent with its credential hash, for the gateway's in-memory
 /// authentication table.
 pub fn active_keys(conn: &Connection) -> Result<Vec<AgentKey>> {
@@ -118,6 +135,7 @@ pub fn set_status(conn: &Connection, name: &str, status: AgentStatus) -> Result<
     let s = match status {
         AgentStatus::Active => "active",
         AgentStatus::Revoked => "revoked",
+        AgentStatus::Suspended => "suspended",
     };
     let n = conn.execute(
         "UPDATE agents SET status = ?1 WHERE name = ?2",
@@ -127,6 +145,37 @@ pub fn set_status(conn: &Connection, name: &str, status: AgentStatus) -> Result<
         return Err(Error::NotFound(format!("agent {name:?}")));
     }
     Ok(())
+}
+
+/// Suspends (or, with `active`, restores) every agent a person owns.
+pub fn suspend_owned(conn: &Connection, owner_id: i64, active: bool) -> Result<usize> {
+    let (from, to) = if active {
+        ("suspended", "active")
+    } else {
+        ("active", "suspended")
+    };
+    Ok(conn.execute(
+        "UPDATE agents SET status = ?1 WHERE owner_id = ?2 AND status = ?3",
+        params![to, owner_id, from],
+    )?)
+}
+
+pub fn set_owner(conn: &Connection, agent_id: i64, owner_id: Option<i64>) -> Result<()> {
+    conn.execute(
+        "UPDATE agents SET owner_id = ?1 WHERE id = ?2",
+        params![owner_id, agent_id],
+    )?;
+    Ok(())
+}
+
+/// The owner's name of each agent, by agent id.
+pub fn owners(conn: &Connection) -> Result<std::collections::HashMap<i64, String>> {
+    let mut stmt =
+        conn.prepare("SELECT a.id, u.name FROM agents a JOIN users u ON u.id = a.owner_id")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 pub fn touch(conn: &Connection, agent_id: i64, at_us: i64) -> Result<()> {

@@ -11,6 +11,7 @@ mod activity;
 mod agents;
 mod migrate;
 pub mod roles;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +22,10 @@ use rusqlite::Connection;
 pub use activity::{ActivityFilter, ActivityLog, ActivityRow, NewEvent};
 pub use agents::{Agent, AgentKey, AgentStatus};
 pub mod agent {
-    pub use crate::agents::{active_keys, get, insert, list, set_status, touch};
+    pub use crate::agents::{
+        active_keys, get, insert, list, list_owned_by, owners, set_owner, set_status,
+        suspend_owned, touch,
+    };
 }
 
 /// Errors from the store. Messages say what failed; they never carry secrets.

@@ -17,6 +17,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000200_roles",
         include_str!("../migrations/20261127000200_roles.sql"),
     ),
+    (
+        "20261127000300_people",
+        include_str!("../migrations/20261127000300_people.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -162,6 +162,26 @@ pub fn grants_of_agent(conn: &Connection, agent_id: i64) -> Result<Vec<GrantRow>
     Ok(rows)
 }
 
+/// Lets a person give `role` to the agents they create.
+pub fn allow_for_person(conn: &Connection, user_id: i64, role: &str) -> Result<()> {
+    let id = role_id(conn, role)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO user_agent_roles (user_id, role_id) VALUES (?1, ?2)",
+        params![user_id, id],
+    )?;
+    Ok(())
+}
+
+pub fn allowed_for_person(conn: &Connection, user_id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.name FROM roles r JOIN user_agent_roles u ON u.role_id = r.id WHERE u.user_id = ?1",
+    )?;
+    let rows = stmt
+        .query_map([user_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,361 @@
+//! People: enrollment (password + TOTP + recovery codes), sign-in with
+//! growing delays after failures, sessions with an idle and an absolute
+//! limit, and who may call what.
+
+use serde::{Deserialize, Serialize};
+use warden_auth::{Sensitive, password, totp};
+use warden_store::users::{self, User};
+
+use crate::{Api, ApiError, ApiResult, ErrorCode, Request, blocking};
+
+/// A session ends after this long without use…
+pub const IDLE_S: i64 = 30 * 60;
+/// …and in any case this long after sign-in.
+pub const ABSOLUTE_S: i64 = 12 * 60 * 60;
+
+/// What a new person needs once, to set up their authenticator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub user: User,
+    pub totp_secret: Sensitive<String>,
+    pub otpauth_uri: Sensitive<String>,
+    pub qr_svg: Option<Sensitive<String>>,
+    pub recovery_codes: Vec<Sensitive<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user: User,
+    pub token: Sensitive<String>,
+    pub expires_s: i64,
+}
+
+const SIGN_IN_FAILED: &str = "the name, password or code is not right; check them and try again";
+
+fn normalize_recovery(code: &str) -> String {
+    let c: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if c.len() == 10 {
+        format!("{}-{}", &c[..5], &c[5..])
+    } else {
+        c
+    }
+}
+
+impl Api {
+    fn totp_account(&self, user_id: i64) -> ApiResult<String> {
+        Ok(format!("{}/totp/{user_id}", self.store.install_id()?))
+    }
+
+    /// Creates a person with a password, a fresh TOTP secret (kept in the
+    /// keychain) and ten recovery codes (kept as hashes).
+    pub(crate) async fn enroll(
+        &self,
+        name: &str,
+        role: &str,
+        pw: Sensitive<String>,
+        first_admin: bool,
+    ) -> ApiResult<Enrollment> {
+        validate_person_name(name)?;
+        password::check_policy(pw.expose(), name)
+            .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+        let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+        let secret = totp::generate_secret();
+        let codes = warden_auth::recovery_codes();
+        let hashes: Vec<String> = codes
+            .iter()
+            .map(|c| warden_auth::hash_token("recovery", c.expose()))
+            .collect();
+        let store = self.store.clone();
+        let (n, r) = (name.to_string(), role.to_string());
+        let user = blocking(move || {
+            let mut conn = store.connect()?;
+            let tx = conn.transaction().map_err(warden_store::Error::from)?;
+            if first_admin && users::count(&tx)? > 0 {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "Warden already has an admin: sign in with `warden login NAME`",
+                ));
+            }
+            let user = users::insert(&tx, &n, &r, &hash)?;
+            users::add_recovery_codes(&tx, user.id, &hashes)?;
+            tx.commit().map_err(warden_store::Error::from)?;
+            Ok(user)
+        })
+        .await?;
+        let account = self.totp_account(user.id)?;
+        let kc = self.keychain.clone();
+        let stored = totp::encode_secret(secret.expose());
+        let kept = tokio::task::spawn_blocking(move || kc.set(&account, &stored)).await;
+        if let Err(e) = kept
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            // No keychain, no account: nothing half-made is left behind.
+            let store = self.store.clone();
+            let id = user.id;
+            let _ = blocking(move || Ok(users::remove(&store.connect()?, id)?)).await;
+            return Err(ApiError::new(ErrorCode::Unavailable, e));
+        }
+        let uri = totp::otpauth_uri(secret.expose(), name, "Warden");
+        Ok(Enrollment {
+            qr_svg: totp::qr_svg(&uri),
+            totp_secret: totp::encode_secret(secret.expose()),
+            otpauth_uri: uri,
+            recovery_codes: codes,
+            user,
+        })
+    }
+
+    pub(crate) async fn sign_in(
+        &self,
+        name: &str,
+        pw: Sensitive<String>,
+        code: Option<String>,
+        recovery: Option<Sensitive<String>>,
+    ) -> ApiResult<SignedIn> {
+        let now = self.clock.now();
+        let store = self.store.clone();
+        let n = name.to_string();
+        let creds = blocking(move || Ok(users::credentials(&store.connect()?, &n)?)).await?;
+        let fail = |why: &str| {
+            let why = why.to_string();
+            async move {
+                let _ = self.record_sign_in(name, false, &why).await;
+                ApiError::new(ErrorCode::Unauthenticated, SIGN_IN_FAILED)
+            }
+        };
+        let Some(creds) = creds else {
+            // Same work as a real check, so a missing name takes as long.
+            let _ =
+                tokio::task::spawn_blocking(move || password::verify(password::decoy_hash(), &pw))
+                    .await;
+            return Err(fail("unknown name").await);
+        };
+        if let Some(until) = creds.locked_until_s.filter(|u| *u > now) {
+            let _ = self
+                .record_sign_in(name, false, "locked after failed attempts")
+                .await;
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "too many failed attempts: wait {} seconds, then try again",
+                    until - now
+                ),
+            ));
+        }
+        let stored = creds.password_hash.clone();
+        let pw_ok = tokio::task::spawn_blocking(move || password::verify(&stored, &pw))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let mut step = None;
+        let second_ok = match (&code, &recovery) {
+            (Some(code), _) => {
+                let account = self.totp_account(creds.user.id)?;
+                let kc = self.keychain.clone();
+                let secret = tokio::task::spawn_blocking(move || kc.get(&account))
+                    .await
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                    .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
+                    .and_then(|s| totp::decode_secret(s.expose()));
+                match secret.map(|s| totp::verify(&s, code, now, creds.totp_last_step)) {
+                    Some(Ok(s)) => {
+                        step = Some(s);
+                        true
+                    }
+                    Some(Err(totp::Rejected::Replayed)) => {
+                        let _ = self
+                            .record_sign_in(name, false, "a TOTP code was used again")
+                            .await;
+                        false
+                    }
+                    _ => false,
+                }
+            }
+            (None, Some(rc)) if pw_ok => {
+                let store = self.store.clone();
+                let hash = warden_auth::hash_token("recovery", &normalize_recovery(rc.expose()));
+                let id = creds.user.id;
+                blocking(move || Ok(users::use_recovery_code(&store.connect()?, id, &hash)?))
+                    .await?
+            }
+            (None, Some(_)) => false,
+            (None, None) => {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "a code from your authenticator app is required (--totp CODE), or a recovery code (--recovery CODE)",
+                ));
+            }
+        };
+        let disabled = creds.user.status != "active";
+        if !pw_ok || !second_ok || disabled {
+            let failures = creds.failed_attempts + 1;
+            let until = warden_auth::lockout_until(failures, now);
+            let store = self.store.clone();
+            let id = creds.user.id;
+            blocking(move || {
+                Ok(users::record_failure(
+                    &store.connect()?,
+                    id,
+                    failures,
+                    until,
+                )?)
+            })
+            .await?;
+            let why = if disabled {
+                "the account is disabled"
+            } else if !pw_ok {
+                "wrong password"
+            } else {
+                "wrong second factor"
+            };
+            return Err(fail(why).await);
+        }
+        let token = warden_auth::random_token();
+        let hash = warden_auth::hash_token("session", token.expose());
+        let store = self.store.clone();
+        let id = creds.user.id;
+        let expires_s = now + ABSOLUTE_S;
+        blocking(move || {
+            let conn = store.connect()?;
+            users::record_success(&conn, id, step)?;
+            users::create_session(&conn, &hash, id, now, expires_s)?;
+            Ok(())
+        })
+        .await?;
+        self.record_sign_in(
+            name,
+            true,
+            if recovery.is_some() {
+                "password and recovery code"
+            } else {
+                "password and TOTP"
+            },
+        )
+        .await?;
+        Ok(SignedIn {
+            user: creds.user,
+            token,
+            expires_s,
+        })
+    }
+
+    async fn record_sign_in(&self, name: &str, ok: bool, how: &str) -> ApiResult<()> {
+        self.store
+            .activity()
+            .append(warden_store::NewEvent {
+                kind: if ok {
+                    "auth.sign_in"
+                } else {
+                    "auth.sign_in_failed"
+                }
+                .into(),
+                on_behalf_of: Some(name.to_string()),
+                outcome: Some(if ok { "ok" } else { "refused" }.into()),
+                detail: Some(serde_json::json!({"how": how}).to_string()),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The person behind a session token, if the session is still good.
+    pub(crate) async fn session_user(&self, token: &Sensitive<String>) -> ApiResult<User> {
+        let now = self.clock.now();
+        let hash = warden_auth::hash_token("session", token.expose());
+        let store = self.store.clone();
+        blocking(move || {
+            let conn = store.connect()?;
+            let expired = || {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "your session has ended: sign in again with `warden login NAME`",
+                )
+            };
+            let Some((user_id, last_seen, expires)) = users::session(&conn, &hash)? else {
+                return Err(expired());
+            };
+            if now > expires || now - last_seen > IDLE_S {
+                users::end_session(&conn, &hash)?;
+                return Err(expired());
+            }
+            let user = users::by_id(&conn, user_id)?.ok_or_else(expired)?;
+            if user.status != "active" {
+                users::end_session(&conn, &hash)?;
+                return Err(expired());
+            }
+            users::touch_session(&conn, &hash, now)?;
+            Ok(user)
+        })
+        .await
+    }
+
+    pub(crate) async fn sign_out(&self, token: &Sensitive<String>) -> ApiResult<()> {
+        let hash = warden_auth::hash_token("session", token.expose());
+        let store = self.store.clone();
+        blocking(move || Ok(users::end_session(&store.connect()?, &hash)?)).await
+    }
+}
+
+pub fn validate_person_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "{name:?} is not a valid name: use 1 to 64 letters, digits, '.', '-', '_' or '@'"
+            ),
+        ))
+    }
+}
+
+/// Whether `actor` may make `req`. Admins may do everything; members may
+/// look at servers, create agents for themselves and read their own log.
+pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
+    if actor.role == "admin" {
+        return Ok(());
+    }
+    match req {
+        Request::ServerList
+        | Request::ServerTools { .. }
+        | Request::AgentList
+        | Request::Log { .. }
+        | Request::Whoami
+        | Request::Logout => Ok(()),
+        Request::AgentAdd { owner, .. } if owner.as_deref().is_none_or(|o| o == actor.name) => {
+            Ok(())
+        }
+        other => Err(format!("only an admin can {}", describe(other))),
+    }
+}
+
+fn describe(req: &Request) -> &'static str {
+    match req {
+        Request::ServerAdd { .. } => "add servers",
+        Request::ServerRemove { .. } => "remove servers",
+        Request::AgentAdd { .. } => "create agents for other people",
+        Request::AgentRevoke { .. } => "revoke agents",
+        Request::SecretSet { .. } | Request::SecretRemove { .. } => "change secrets",
+        Request::RoleAdd { .. } | Request::RoleRemove { .. } | Request::RoleList => "manage roles",
+        Request::Grant { .. } | Request::RevokeGrant { .. } => "change grants",
+        Request::UserAdd { .. }
+        | Request::UserList
+        | Request::UserDisable { .. }
+        | Request::UserEnable { .. }
+        | Request::UserRemove { .. }
+        | Request::UserAllowRole { .. } => "manage people",
+        _ => "do that",
+    }
+}

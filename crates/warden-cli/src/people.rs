@@ -1,0 +1,211 @@
+//! `warden init`, `login`, `logout`, `whoami` and `user …`. The CLI's session
+//! token lives in the OS keychain, never in a file.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use warden_api::{Enrollment, Request, Response};
+use warden_auth::{Keychain, Sensitive};
+
+use crate::{Paths, call, call_as};
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a person (prints their TOTP secret and recovery codes once).
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+        /// A role this person may give the agents they create (repeatable).
+        #[arg(long = "agent-role")]
+        agent_roles: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a person: their sessions end and all their agents are suspended.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    /// Let a person give ROLE to the agents they create.
+    AllowRole {
+        name: String,
+        role: String,
+    },
+}
+
+fn session_account(paths: &Paths) -> Result<String> {
+    let store = warden_store::Store::open(&paths.db)?;
+    Ok(format!("{}/cli-session", store.install_id()?))
+}
+
+pub async fn stored_session(paths: &Paths) -> Result<Option<Sensitive<String>>> {
+    let account = session_account(paths)?;
+    tokio::task::spawn_blocking(move || Keychain::default().get(&account))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn read_password(from_stdin: bool, prompt: &str) -> Result<Sensitive<String>> {
+    let pw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("could not read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        rpassword::prompt_password(prompt).context(
+            "could not read the password (use --password-stdin when there is no terminal)",
+        )?
+    };
+    Ok(Sensitive::new(pw))
+}
+
+fn print_enrollment(e: &Enrollment, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(e)?);
+        return Ok(());
+    }
+    println!("Created {} ({}).\n", e.user.name, e.user.role);
+    println!("Add this account to an authenticator app (shown once):");
+    println!("  secret: {}", e.totp_secret.expose());
+    println!("  or the link: {}\n", e.otpauth_uri.expose());
+    println!("Recovery codes, each usable once if the app is lost (shown once; keep them safe):");
+    for c in &e.recovery_codes {
+        println!("  {}", c.expose());
+    }
+    println!("\nThen sign in: warden login {} --totp CODE", e.user.name);
+    Ok(())
+}
+
+pub async fn init(paths: &Paths, admin: String, password_stdin: bool, json: bool) -> Result<()> {
+    let password = read_password(password_stdin, "Password for the new admin: ")?;
+    let Response::Enrolled(e) = call_as(paths, None, Request::Init { admin, password }).await?
+    else {
+        bail!("unexpected answer")
+    };
+    print_enrollment(&e, json)
+}
+
+pub async fn login(
+    paths: &Paths,
+    name: String,
+    password_stdin: bool,
+    totp: Option<String>,
+    recovery: Option<String>,
+) -> Result<()> {
+    let password = read_password(password_stdin, "Password: ")?;
+    let totp = match (totp, &recovery) {
+        (None, None) if !password_stdin => Some(rpassword::prompt_password(
+            "Code from your authenticator app: ",
+        )?),
+        (t, _) => t,
+    };
+    let req = Request::Login {
+        name,
+        password,
+        totp,
+        recovery: recovery.map(Sensitive::new),
+    };
+    let Response::SignedIn(signed) = call_as(paths, None, req).await? else {
+        bail!("unexpected answer")
+    };
+    let account = session_account(paths)?;
+    let token = signed.token.clone();
+    tokio::task::spawn_blocking(move || Keychain::default().set(&account, &token))
+        .await?
+        .map_err(|e| anyhow::anyhow!("signed in, but the session could not be kept: {e}"))?;
+    println!("Signed in as {} ({}).", signed.user.name, signed.user.role);
+    Ok(())
+}
+
+pub async fn logout(paths: &Paths) -> Result<()> {
+    if stored_session(paths).await?.is_some() {
+        let _ = call(paths, Request::Logout).await;
+    }
+    let account = session_account(paths)?;
+    tokio::task::spawn_blocking(move || Keychain::default().delete(&account))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("Signed out.");
+    Ok(())
+}
+
+pub async fn whoami(paths: &Paths) -> Result<()> {
+    let Response::Me(me) = call(paths, Request::Whoami).await? else {
+        bail!("unexpected answer")
+    };
+    println!("{} ({})", me.name, me.role);
+    Ok(())
+}
+
+pub async fn user(paths: &Paths, cmd: UserCommand) -> Result<()> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            admin,
+            password_stdin,
+            agent_roles,
+            json,
+        } => {
+            let password = read_password(password_stdin, &format!("Password for {name}: "))?;
+            let req = Request::UserAdd {
+                name,
+                admin,
+                password,
+                agent_roles,
+            };
+            let Response::Enrolled(e) = call(paths, req).await? else {
+                bail!("unexpected answer")
+            };
+            print_enrollment(&e, json)
+        }
+        UserCommand::List { json } => {
+            let Response::Users(users) = call(paths, Request::UserList).await? else {
+                bail!("unexpected answer")
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                for u in users {
+                    println!("{:<24} {:<7} {}", u.name, u.role, u.status);
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Disable { name } => {
+            call(paths, Request::UserDisable { name: name.clone() }).await?;
+            println!("Disabled {name}: their sessions ended and their agents are suspended.");
+            Ok(())
+        }
+        UserCommand::Enable { name } => {
+            call(paths, Request::UserEnable { name: name.clone() }).await?;
+            println!("Enabled {name}; their suspended agents are active again.");
+            Ok(())
+        }
+        UserCommand::Remove { name } => {
+            call(paths, Request::UserRemove { name: name.clone() }).await?;
+            println!("Removed {name}; their agents are suspended.");
+            Ok(())
+        }
+        UserCommand::AllowRole { name, role } => {
+            let req = Request::UserAllowRole {
+                name: name.clone(),
+                role: role.clone(),
+            };
+            call(paths, req).await?;
+            println!("{name} may now give their agents the role {role}.");
+            Ok(())
+        }
+    }
+}

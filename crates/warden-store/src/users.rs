@@ -1,0 +1,210 @@
+//! People with local accounts, their recovery codes and their sessions.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, now_us};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    /// "admin" or "member".
+    pub role: String,
+    /// "active" or "disabled".
+    pub status: String,
+    pub totp_enrolled: bool,
+    pub created_at_us: i64,
+    pub last_login_us: Option<i64>,
+}
+
+/// What sign-in needs beyond the public record.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+    pub totp_last_step: Option<i64>,
+    pub failed_attempts: i64,
+    pub locked_until_s: Option<i64>,
+}
+
+const COLUMNS: &str = "id, name, role, status, totp_enrolled, created_at_us, last_login_us";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        status: r.get(3)?,
+        totp_enrolled: r.get::<_, i64>(4)? != 0,
+        created_at_us: r.get(5)?,
+        last_login_us: r.get(6)?,
+    })
+}
+
+pub fn count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+}
+
+pub fn insert(conn: &Connection, name: &str, role: &str, password_hash: &str) -> Result<User> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(Error::Exists(format!("a person named {name:?}")));
+    }
+    conn.execute(
+        "INSERT INTO users (name, role, password_hash, created_at_us) VALUES (?1, ?2, ?3, ?4)",
+        params![name, role, password_hash, now_us()],
+    )?;
+    get(conn, name)?.ok_or_else(|| Error::NotFound(format!("person {name:?}")))
+}
+
+pub fn get(conn: &Connection, name: &str) -> Result<Option<User>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE name = ?1"),
+            [name],
+            row,
+        )
+        .optional()?)
+}
+
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            row,
+        )
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<User>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY name"))?;
+    let rows = stmt
+        .query_map([], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn credentials(conn: &Connection, name: &str) -> Result<Option<Credentials>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS}, password_hash, totp_last_step, failed_attempts, locked_until_s FROM users WHERE name = ?1"),
+            [name],
+            |r| {
+                Ok(Credentials {
+                    user: row(r)?,
+                    password_hash: r.get(7)?,
+                    totp_last_step: r.get(8)?,
+                    failed_attempts: r.get(9)?,
+                    locked_until_s: r.get(10)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn record_failure(
+    conn: &Connection,
+    id: i64,
+    attempts: i64,
+    locked_until_s: Option<i64>,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET failed_attempts = ?1, locked_until_s = ?2 WHERE id = ?3",
+        params![attempts, locked_until_s, id],
+    )?;
+    Ok(())
+}
+
+pub fn record_success(conn: &Connection, id: i64, totp_step: Option<i64>) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET failed_attempts = 0, locked_until_s = NULL, totp_enrolled = 1,
+         totp_last_step = coalesce(?1, totp_last_step), last_login_us = ?2 WHERE id = ?3",
+        params![totp_step, now_us(), id],
+    )?;
+    Ok(())
+}
+
+pub fn set_status(conn: &Connection, id: i64, status: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET status = ?1 WHERE id = ?2",
+        params![status, id],
+    )?;
+    Ok(())
+}
+
+pub fn remove(conn: &Connection, id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE agents SET owner_id = NULL WHERE owner_id = ?1",
+        [id],
+    )?;
+    conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+pub fn add_recovery_codes(conn: &Connection, id: i64, hashes: &[String]) -> Result<()> {
+    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
+    let mut stmt =
+        conn.prepare("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)")?;
+    for h in hashes {
+        stmt.execute(params![id, h])?;
+    }
+    Ok(())
+}
+
+/// Marks a recovery code used; false when it does not exist or was used.
+pub fn use_recovery_code(conn: &Connection, id: i64, hash: &str) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE recovery_codes SET used_at_us = ?1 WHERE user_id = ?2 AND code_hash = ?3 AND used_at_us IS NULL",
+        params![now_us(), id, hash],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn create_session(
+    conn: &Connection,
+    token_hash: &str,
+    user_id: i64,
+    now_s: i64,
+    expires_s: i64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, created_s, last_seen_s, expires_s) VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![token_hash, user_id, now_s, expires_s],
+    )?;
+    Ok(())
+}
+
+/// The session's user and when it was last seen, if the session exists.
+pub fn session(conn: &Connection, token_hash: &str) -> Result<Option<(i64, i64, i64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT user_id, last_seen_s, expires_s FROM sessions WHERE token_hash = ?1",
+            [token_hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?)
+}
+
+pub fn touch_session(conn: &Connection, token_hash: &str, now_s: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE sessions SET last_seen_s = ?1 WHERE token_hash = ?2",
+        params![now_s, token_hash],
+    )?;
+    Ok(())
+}
+
+pub fn end_session(conn: &Connection, token_hash: &str) -> Result<()> {
+    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+pub fn end_sessions_of(conn: &Connection, user_id: i64) -> Result<()> {
+    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
