@@ -59,30 +59,6 @@ pub fn lockout_until(failures: i64, now: i64) -> Option<i64> {
     Some(now + (1i64 << exp).min(MAX_LOCKOUT_S))
 }
 
-#[cfg(test)]
-mod lockout_tests {
-    use super::*;
-
-    struct Fixed(i64);
-    impl Clock for Fixed {
-        fn now(&self) -> i64 {
-            self.0
-        }
-    }
-
-    #[test]
-    fn delays_grow_after_three_failures_and_are_capped() {
-        let clock = Fixed(1_000);
-        let now = clock.now();
-        assert_eq!(lockout_until(1, now), None);
-        assert_eq!(lockout_until(2, now), None);
-        assert_eq!(lockout_until(3, now), Some(now + 1));
-        assert_eq!(lockout_until(4, now), Some(now + 2));
-        assert_eq!(lockout_until(8, now), Some(now + 32));
-        assert_eq!(lockout_until(40, now), Some(now + MAX_LOCKOUT_S));
-    }
-}
-
 /// A random token of 256 bits (sessions, recovery codes use their own form).
 pub fn random_token() -> Sensitive<String> {
     use base64::Engine;
@@ -112,4 +88,28 @@ pub fn hash_token(purpose: &str, token: &str) -> String {
     h.update([0]);
     h.update(token.as_bytes());
     hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod lockout_tests {
+    use super::*;
+
+    struct Fixed(i64);
+    impl Clock for Fixed {
+        fn now(&self) -> i64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn delays_grow_after_three_failures_and_are_capped() {
+        let clock = Fixed(1_000);
+        let now = clock.now();
+        assert_eq!(lockout_until(1, now), None);
+        assert_eq!(lockout_until(2, now), None);
+        assert_eq!(lockout_until(3, now), Some(now + 1));
+        assert_eq!(lockout_until(4, now), Some(now + 2));
+        assert_eq!(lockout_until(8, now), Some(now + 32));
+        assert_eq!(lockout_until(40, now), Some(now + MAX_LOCKOUT_S));
+    }
 }
