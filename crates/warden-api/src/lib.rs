@@ -76,6 +76,9 @@ pub enum Request {
         name: String,
         #[serde(default)]
         roles: Vec<String>,
+        /// Days until the credential expires (default 30, at most the admin's maximum).
+        #[serde(default)]
+        expires_days: Option<u32>,
         /// The person it acts for (default: whoever creates it).
         #[serde(default)]
         owner: Option<String>,
@@ -83,6 +86,12 @@ pub enum Request {
     AgentList,
     AgentRevoke {
         name: String,
+    },
+    /// A new credential for an agent; the old one works for one more hour.
+    AgentRotate {
+        name: String,
+        #[serde(default)]
+        expires_days: Option<u32>,
     },
     /// Stores a secret in the OS keychain, for `keychain:NAME` values in
     /// server environments and headers.
@@ -203,6 +212,9 @@ impl From<warden_store::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// How long an agent's old credential keeps working after a rotation.
+pub const ROTATION_OVERLAP_US: i64 = 60 * 60 * 1_000_000;
 
 /// What the API works on: the store, the configuration file, the keychain,
 /// and the running gateway when there is one.
@@ -454,8 +466,17 @@ impl Api {
             Request::ServerRemove { name } => self.server_remove(&name).await,
             Request::ServerList => Ok(Response::Servers(self.server_list()?)),
             Request::ServerTools { name } => Ok(Response::Tools(self.server_tools(&name).await?)),
-            Request::AgentAdd { name, roles, owner } => {
-                self.agent_add(actor, name, roles, owner).await
+            Request::AgentAdd {
+                name,
+                roles,
+                owner,
+                expires_days,
+            } => {
+                self.agent_add(actor, name, roles, owner, expires_days)
+                    .await
+            }
+            Request::AgentRotate { name, expires_days } => {
+                self.agent_rotate(name, expires_days).await
             }
             Request::RoleAdd { name, description } => {
                 validate_role_name(&name)?;
@@ -793,13 +814,100 @@ impl Api {
             .await
     }
 
+    /// The per-install key agent credentials are hashed under, kept in the
+    /// keychain; made on first use. No keychain, no agents: this fails closed.
+    pub async fn credential_key(&self) -> ApiResult<Sensitive<Vec<u8>>> {
+        use base64::Engine;
+        let account = format!("{}/credential-key", self.store.install_id()?);
+        let kc = self.keychain.clone();
+        tokio::task::spawn_blocking(move || -> ApiResult<Sensitive<Vec<u8>>> {
+            let unavailable =
+                |e: warden_auth::Error| ApiError::new(ErrorCode::Unavailable, e.to_string());
+            let engine = base64::engine::general_purpose::STANDARD;
+            if let Some(k) = kc.get(&account).map_err(unavailable)? {
+                let bytes = engine.decode(k.expose()).map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::Internal,
+                        "the credential key in the keychain is damaged",
+                    )
+                })?;
+                return Ok(Sensitive::new(bytes));
+            }
+            let key = warden_auth::random_token();
+            let bytes = key.expose().as_bytes().to_vec();
+            kc.set(&account, &Sensitive::new(engine.encode(&bytes)))
+                .map_err(unavailable)?;
+            Ok(Sensitive::new(bytes))
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+    }
+
+    /// Days an agent credential lives: the asked-for number, 30 by default,
+    /// never more than the admin's maximum.
+    fn agent_lifetime_us(&self, days: Option<u32>) -> ApiResult<i64> {
+        let max: u32 = self
+            .store
+            .setting("agent_max_days")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(365);
+        let days = days.unwrap_or(30);
+        if days == 0 || days > max {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("an agent credential can live 1 to {max} days, not {days}"),
+            ));
+        }
+        Ok(i64::from(days) * 86_400 * 1_000_000)
+    }
+
+    async fn agent_rotate(&self, name: String, days: Option<u32>) -> ApiResult<Response> {
+        let lifetime = self.agent_lifetime_us(days)?;
+        let key = self.credential_key().await?;
+        let credential = warden_auth::generate_credential();
+        let hash = warden_auth::hash_credential(key.expose(), credential.expose());
+        let now = self.clock.now() * 1_000_000;
+        let store = self.store.clone();
+        let n = name.clone();
+        let agent = blocking(move || {
+            let conn = store.connect()?;
+            warden_store::agent::rotate(
+                &conn,
+                &n,
+                &hash,
+                now,
+                now + ROTATION_OVERLAP_US,
+                now + lifetime,
+            )?;
+            warden_store::agent::get(&conn, &n)?
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "agent vanished"))
+        })
+        .await?;
+        self.reload_gateway()?;
+        self.record_change(
+            "agent.rotated",
+            &name,
+            None,
+            Some(serde_json::json!({"expires_at_us": agent.expires_at_us})),
+        )
+        .await?;
+        let keychain = self.save_agent_credential(&name, credential.clone()).await;
+        Ok(Response::AgentCreated(AgentCreated {
+            agent,
+            credential: credential.into_inner(),
+            keychain,
+        }))
+    }
+
     async fn agent_add(
         &self,
         actor: &User,
         name: String,
         roles: Vec<String>,
         owner: Option<String>,
+        days: Option<u32>,
     ) -> ApiResult<Response> {
+        let lifetime = self.agent_lifetime_us(days)?;
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -814,12 +922,14 @@ impl Api {
             ));
         }
         let owner = self.person(owner.as_deref().unwrap_or(&actor.name)).await?;
+        let key = self.credential_key().await?;
         let credential = warden_auth::generate_credential();
-        let hash = warden_auth::hash_credential(credential.expose());
+        let hash = warden_auth::hash_credential(key.expose(), credential.expose());
         let store = self.store.clone();
         let n = name.clone();
         let r = roles.clone();
         let is_admin = actor.role == "admin";
+        let expires = self.clock.now() * 1_000_000 + lifetime;
         let owner_id = owner.id;
         let agent = blocking(move || {
             let mut conn = store.connect()?;
@@ -838,6 +948,7 @@ impl Api {
             }
             let agent = warden_store::agent::insert(&tx, &n, &hash)?;
             warden_store::agent::set_owner(&tx, agent.id, Some(owner_id))?;
+            warden_store::agent::set_expiry(&tx, agent.id, expires)?;
             for role in &r {
                 warden_store::roles::assign(&tx, agent.id, role)?;
             }

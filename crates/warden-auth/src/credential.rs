@@ -3,8 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::Sensitive;
 
@@ -19,13 +20,16 @@ pub fn generate_credential() -> Sensitive<String> {
     ))
 }
 
-/// The stored form of a credential. A fast hash is enough here: credentials
-/// carry 256 bits of entropy, so there is nothing to brute-force.
-pub fn hash_credential(credential: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"warden-agent-credential-v1\0");
-    h.update(credential.as_bytes());
-    hex::encode(h.finalize())
+/// The stored form of a credential: HMAC-SHA256 under a per-install key held
+/// in the OS keychain, so a copy of the database alone cannot be used to
+/// check guesses. (Credentials carry 256 bits of entropy; a fast MAC is enough.)
+pub fn hash_credential(key: &[u8], credential: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(b"warden-agent-credential-v2\0");
+    mac.update(credential.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -43,8 +47,20 @@ mod tests {
             CREDENTIAL_PREFIX.len() + 43,
             "256 bits in base64url"
         );
-        assert_eq!(hash_credential(a.expose()), hash_credential(a.expose()));
-        assert_ne!(hash_credential(a.expose()), hash_credential(b.expose()));
-        assert!(!hash_credential(a.expose()).contains(a.expose()));
+        let key = [7u8; 32];
+        assert_eq!(
+            hash_credential(&key, a.expose()),
+            hash_credential(&key, a.expose())
+        );
+        assert_ne!(
+            hash_credential(&key, a.expose()),
+            hash_credential(&key, b.expose())
+        );
+        assert_ne!(
+            hash_credential(&key, a.expose()),
+            hash_credential(&[8u8; 32], a.expose()),
+            "keyed"
+        );
+        assert_eq!(hash_credential(&key, a.expose()).len(), 64);
     }
 }

@@ -180,6 +180,9 @@ enum AgentCommand {
         /// The person it acts for (admins only; default: you).
         #[arg(long)]
         owner: Option<String>,
+        /// Days until its credential expires (default 30).
+        #[arg(long = "expires")]
+        expires_days: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -189,6 +192,15 @@ enum AgentCommand {
     },
     Revoke {
         name: String,
+    },
+    /// Give an agent a new credential; the old one keeps working for an hour.
+    Rotate {
+        name: String,
+        /// Days until the new credential expires (default 30).
+        #[arg(long = "expires")]
+        expires_days: Option<u32>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -568,12 +580,17 @@ async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
             name,
             roles,
             owner,
+            expires_days,
             json,
         } => {
             let no_roles = roles.is_empty();
-            let Response::AgentCreated(created) =
-                call(paths, Request::AgentAdd { name, roles, owner }).await?
-            else {
+            let req = Request::AgentAdd {
+                name,
+                roles,
+                owner,
+                expires_days,
+            };
+            let Response::AgentCreated(created) = call(paths, req).await? else {
                 bail!("unexpected answer")
             };
             if json {
@@ -616,8 +633,41 @@ async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&agents)?);
             } else {
                 for a in agents {
-                    println!("{:<24} {:?}", a.name, a.status);
+                    let expires = a
+                        .expires_at_us
+                        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e / 1_000_000).ok())
+                        .map(|t| format!("expires {}", t.date()))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<24} {:<10} {expires}",
+                        a.name,
+                        format!("{:?}", a.status).to_lowercase()
+                    );
                 }
+            }
+            Ok(())
+        }
+        AgentCommand::Rotate {
+            name,
+            expires_days,
+            json,
+        } => {
+            let req = Request::AgentRotate {
+                name: name.clone(),
+                expires_days,
+            };
+            let Response::AgentCreated(created) = call(paths, req).await? else {
+                bail!("unexpected answer")
+            };
+            if json {
+                let out =
+                    serde_json::json!({"agent": created.agent, "credential": created.credential});
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!(
+                    "New credential for agent {name} (shown once; the old one works for one more hour):\n\n  {}\n",
+                    created.credential
+                );
             }
             Ok(())
         }

@@ -21,11 +21,18 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
     let api_without_gateway = paths.open_api(None)?;
     let store = api_without_gateway.store().clone();
     let keychain = warden_auth::Keychain::default();
+    // Agent credentials are checked under a key from the keychain: without
+    // a keychain the gateway does not start (fails closed).
+    let credential_key = api_without_gateway
+        .credential_key()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let gateway = Gateway::start(
         store.clone(),
         paths.config.clone(),
         config.clone(),
         warden_api::secret_resolver(keychain.clone()),
+        credential_key,
     )?;
     let api = warden_api::Api::new(store, paths.config.clone(), keychain, Some(gateway.clone()));
     let stop = gateway.shutdown_token();

@@ -31,6 +31,8 @@ pub struct AgentRef {
     pub access: Arc<Access>,
     /// The person it acts for.
     pub owner: Option<String>,
+    /// When the credential used stops working (microseconds).
+    pub expires_at_us: Option<i64>,
 }
 
 /// A legacy (initialize-based) client session.
@@ -162,6 +164,7 @@ struct Inner {
     sessions: RwLock<HashMap<String, Arc<Session>>>,
     listens: RwLock<HashMap<String, Listen>>,
     secrets: SecretResolver,
+    credential_key: warden_auth::Sensitive<Vec<u8>>,
     events: mpsc::UnboundedSender<Event>,
     next: AtomicU64,
     shutdown: CancellationToken,
@@ -183,6 +186,7 @@ impl Gateway {
         config_path: PathBuf,
         config: Config,
         secrets: SecretResolver,
+        credential_key: warden_auth::Sensitive<Vec<u8>>,
     ) -> Result<Gateway> {
         let (events, events_rx) = mpsc::unbounded_channel();
         let gw = Gateway {
@@ -195,6 +199,7 @@ impl Gateway {
                 sessions: RwLock::new(HashMap::new()),
                 listens: RwLock::new(HashMap::new()),
                 secrets,
+                credential_key,
                 events,
                 next: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
@@ -252,10 +257,26 @@ impl Gateway {
                 AgentRef {
                     owner: owners.get(&k.agent.id).cloned(),
                     id: k.agent.id,
-                    name: k.agent.name,
+                    name: k.agent.name.clone(),
                     access: Arc::new(Access::new(grants)),
+                    expires_at_us: k.agent.expires_at_us,
                 },
             );
+            if let Some((hash, until)) = k.previous {
+                if let Some(current) = map
+                    .values()
+                    .find(|a: &&AgentRef| a.id == k.agent.id)
+                    .cloned()
+                {
+                    map.insert(
+                        hash,
+                        AgentRef {
+                            expires_at_us: Some(until),
+                            ..current
+                        },
+                    );
+                }
+            }
         }
         *self.inner.agents.write() = map;
         // Sessions of agents that can no longer authenticate end now.
@@ -273,8 +294,15 @@ impl Gateway {
     }
 
     pub fn authenticate(&self, bearer: &str) -> Option<AgentRef> {
-        let hash = warden_auth::hash_credential(bearer);
+        let hash = warden_auth::hash_credential(self.inner.credential_key.expose(), bearer);
         let agent = self.inner.agents.read().get(&hash).cloned()?;
+        // Expiry takes effect on the next message, open sessions included.
+        if agent
+            .expires_at_us
+            .is_some_and(|e| e <= warden_store::now_us())
+        {
+            return None;
+        }
         self.inner.store.activity().touch_agent(agent.id);
         Some(agent)
     }

@@ -32,6 +32,10 @@ pub struct Agent {
     pub status: AgentStatus,
     pub created_at_us: i64,
     pub last_used_at_us: Option<i64>,
+    /// When its credential stops working (none for agents made before expiry existed).
+    pub expires_at_us: Option<i64>,
+    pub rotated_at_us: Option<i64>,
+    pub owner_id: Option<i64>,
 }
 
 /// What the gateway needs to authenticate a request: the credential hash and
@@ -40,9 +44,12 @@ pub struct Agent {
 pub struct AgentKey {
     pub credential_hash: String,
     pub agent: Agent,
+    /// The credential it had before its last rotation, while the overlap lasts.
+    pub previous: Option<(String, i64)>,
 }
 
-const COLUMNS: &str = "id, name, status, created_at_us, last_used_at_us";
+const COLUMNS: &str =
+    "id, name, status, created_at_us, last_used_at_us, expires_at_us, rotated_at_us, owner_id";
 
 fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Agent, String)> {
     let status: String = r.get(2)?;
@@ -53,6 +60,9 @@ fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Agent, String)> {
             status: AgentStatus::Active,
             created_at_us: r.get(3)?,
             last_used_at_us: r.get(4)?,
+            expires_at_us: r.get(5)?,
+            rotated_at_us: r.get(6)?,
+            owner_id: r.get(7)?,
         },
         status,
     ))
@@ -116,16 +126,20 @@ pub fn list_owned_by(conn: &Connection, owner: Option<i64>) -> Result<Vec<Agent>
 /// authentication table.
 pub fn active_keys(conn: &Connection) -> Result<Vec<AgentKey>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS}, credential_hash FROM agents WHERE status = 'active'"
+        "SELECT {COLUMNS}, credential_hash, previous_hash, previous_expires_at_us FROM agents WHERE status = 'active'"
     ))?;
+    type Row = ((Agent, String), String, Option<String>, Option<i64>);
     let rows = stmt
-        .query_map([], |r| Ok((row_to_agent(r)?, r.get::<_, String>(5)?)))?
+        .query_map([], |r| -> rusqlite::Result<Row> {
+            Ok((row_to_agent(r)?, r.get(8)?, r.get(9)?, r.get(10)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
-        .map(|(a, h)| {
+        .map(|(a, h, prev, prev_exp)| {
             Ok(AgentKey {
                 credential_hash: h,
                 agent: finish(a)?,
+                previous: prev.zip(prev_exp),
             })
         })
         .collect()
@@ -143,6 +157,37 @@ pub fn set_status(conn: &Connection, name: &str, status: AgentStatus) -> Result<
     )?;
     if n == 0 {
         return Err(Error::NotFound(format!("agent {name:?}")));
+    }
+    Ok(())
+}
+
+pub fn set_expiry(conn: &Connection, agent_id: i64, expires_at_us: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE agents SET expires_at_us = ?1 WHERE id = ?2",
+        params![expires_at_us, agent_id],
+    )?;
+    Ok(())
+}
+
+/// Replaces an agent's credential. The old one keeps working until
+/// `overlap_until_us` (never past its own expiry), so a client can switch.
+pub fn rotate(
+    conn: &Connection,
+    name: &str,
+    new_hash: &str,
+    now_us: i64,
+    overlap_until_us: i64,
+    expires_at_us: i64,
+) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE agents SET previous_hash = credential_hash,
+             previous_expires_at_us = min(?1, coalesce(expires_at_us, ?1)),
+             credential_hash = ?2, expires_at_us = ?3, rotated_at_us = ?4
+         WHERE name = ?5 AND status = 'active'",
+        params![overlap_until_us, new_hash, expires_at_us, now_us, name],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound(format!("an active agent named {name:?}")));
     }
     Ok(())
 }

@@ -23,8 +23,8 @@ pub use activity::{ActivityFilter, ActivityLog, ActivityRow, NewEvent};
 pub use agents::{Agent, AgentKey, AgentStatus};
 pub mod agent {
     pub use crate::agents::{
-        active_keys, get, insert, list, list_owned_by, owners, set_owner, set_status,
-        suspend_owned, touch,
+        active_keys, get, insert, list, list_owned_by, owners, rotate, set_expiry, set_owner,
+        set_status, suspend_owned, touch,
     };
 }
 
@@ -87,6 +87,17 @@ impl Store {
     /// Async callers run it under `spawn_blocking`.
     pub fn connect(&self) -> Result<Connection> {
         open_connection(&self.path)
+    }
+
+    /// A setting from the settings table.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .connect()?
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
     }
 
     /// This install's random id, made by the first migration.

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000300_people",
         include_str!("../migrations/20261127000300_people.sql"),
     ),
+    (
+        "20261127000400_agent_lifetimes",
+        include_str!("../migrations/20261127000400_agent_lifetimes.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -1,0 +1,242 @@
+//! Sign-in, lockout, expiry and rotation through the API, with an injected
+//! clock (nothing sleeps) and the real OS keychain under a service name of its
+//! own. Run inside a Secret Service session (.ci/with-keychain).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use warden_api::{Api, ErrorCode, Request, Response};
+use warden_auth::{Clock, Keychain, Sensitive, totp};
+
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl TestClock {
+    fn set(&self, t: i64) {
+        self.0.store(t, Ordering::SeqCst);
+    }
+}
+
+fn real_now() -> i64 {
+    warden_store::now_us() / 1_000_000
+}
+
+struct Setup {
+    api: Api,
+    clock: Arc<TestClock>,
+    secret: Vec<u8>,
+    password: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = warden_store::Store::open(&dir.path().join("w.db")).expect("store");
+    let service = format!("warden-test-{}", warden_auth::random_token().expose());
+    let clock = Arc::new(TestClock(AtomicI64::new(real_now())));
+    let api = Api::new(
+        store,
+        dir.path().join("config.toml"),
+        Keychain::with_service(service),
+        None,
+    )
+    .with_clock(clock.clone());
+    let password = "correct horse battery".to_string();
+    let Response::Enrolled(e) = api
+        .call(
+            None,
+            Request::Init {
+                admin: "ada".into(),
+                password: Sensitive::new(password.clone()),
+            },
+        )
+        .await
+        .expect("init works with a keychain (run inside .ci/with-keychain)")
+    else {
+        panic!("init answers with an enrollment")
+    };
+    let secret = totp::decode_secret(e.totp_secret.expose()).expect("base32 secret");
+    Setup {
+        api,
+        clock,
+        secret,
+        password,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn login(&self, code: &str) -> Result<Sensitive<String>, warden_api::ApiError> {
+        let req = Request::Login {
+            name: "ada".into(),
+            password: Sensitive::new(self.password.clone()),
+            totp: Some(code.to_string()),
+            recovery: None,
+        };
+        match self.api.call(None, req).await? {
+            Response::SignedIn(s) => Ok(s.token),
+            _ => panic!("login answers with a session"),
+        }
+    }
+
+    fn code(&self) -> String {
+        totp::code_at(&self.secret, self.clock.now())
+    }
+}
+
+#[tokio::test]
+async fn a_totp_code_signs_in_once_and_failures_slow_sign_in_down() {
+    let s = setup().await;
+    let code = s.code();
+    s.login(&code).await.expect("the current code signs in");
+    let replay = s
+        .login(&code)
+        .await
+        .expect_err("the same code twice is refused");
+    assert_eq!(replay.code, ErrorCode::Unauthenticated);
+
+    // Three wrong attempts, then even the right code waits.
+    s.clock.set(s.clock.now() + 60);
+    for _ in 0..3 {
+        s.login("000000").await.expect_err("wrong code");
+    }
+    let locked = s.login(&s.code()).await.expect_err("locked for a moment");
+    assert!(locked.message.contains("wait"), "{}", locked.message);
+    s.clock.set(s.clock.now() + 2);
+    s.login(&s.code())
+        .await
+        .expect("after the delay the right code works");
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_or_too_old() {
+    let s = setup().await;
+    let token = s.login(&s.code()).await.expect("sign in");
+    s.api
+        .call(Some(&token), Request::Whoami)
+        .await
+        .expect("fresh session");
+    s.clock.set(s.clock.now() + 29 * 60);
+    s.api
+        .call(Some(&token), Request::Whoami)
+        .await
+        .expect("used within the idle limit");
+    s.clock.set(s.clock.now() + 31 * 60);
+    let idle = s
+        .api
+        .call(Some(&token), Request::Whoami)
+        .await
+        .expect_err("idle too long");
+    assert_eq!(idle.code, ErrorCode::Unauthenticated);
+}
+
+#[tokio::test]
+async fn agents_expire_and_rotation_keeps_the_old_credential_for_an_hour() {
+    let s = setup().await;
+    let now = s.clock.now();
+    // Signed in 31 days ago (sessions and codes follow the same clock).
+    s.clock.set(now - 31 * 86_400);
+    let token = s.login(&s.code()).await.expect("sign in");
+    let add = |name: &str, days: Option<u32>| Request::AgentAdd {
+        name: name.into(),
+        roles: vec![],
+        owner: None,
+        expires_days: days,
+    };
+    let credential = |r: Response| match r {
+        Response::AgentCreated(c) => c.credential,
+        _ => panic!("an agent was created"),
+    };
+    let too_long = s
+        .api
+        .call(Some(&token), add("greedy", Some(5000)))
+        .await
+        .expect_err("over the maximum");
+    assert_eq!(too_long.code, ErrorCode::InvalidInput);
+
+    // Made 31 days ago with the default 30-day life: expired now.
+    let old = credential(
+        s.api
+            .call(Some(&token), add("old", None))
+            .await
+            .expect("add old"),
+    );
+    s.clock.set(now);
+    let token = s.login(&s.code()).await.expect("sign in again today");
+    let fresh = credential(
+        s.api
+            .call(Some(&token), add("fresh", Some(1)))
+            .await
+            .expect("add fresh"),
+    );
+
+    let key = s.api.credential_key().await.expect("credential key");
+    let store = s.api.store().clone();
+    let gw = warden_gateway::Gateway::start(
+        store,
+        std::env::temp_dir().join("unused-config.toml"),
+        Default::default(),
+        warden_api::secret_resolver(Keychain::default()),
+        key.clone(),
+    )
+    .expect("gateway");
+    assert!(
+        gw.authenticate(&old).is_none(),
+        "an expired credential is refused"
+    );
+    assert!(gw.authenticate(&fresh).is_some());
+
+    // Rotated now: old and new both work during the overlap.
+    let rotated = credential(
+        s.api
+            .call(
+                Some(&token),
+                Request::AgentRotate {
+                    name: "fresh".into(),
+                    expires_days: None,
+                },
+            )
+            .await
+            .expect("rotate"),
+    );
+    gw.reload_agents().expect("reload");
+    assert!(
+        gw.authenticate(&fresh).is_some(),
+        "the old credential works for an hour"
+    );
+    assert!(gw.authenticate(&rotated).is_some());
+
+    // Rotated two hours ago (by the API's clock): the overlap is over. The
+    // session is from today, so only the rotation's clock moves back.
+    s.clock.set(now - 2 * 3600);
+    let token = {
+        s.clock.set(now + 60);
+        let t = s.login(&s.code()).await.expect("sign in once more");
+        s.clock.set(now - 2 * 3600);
+        t
+    };
+    let again = credential(
+        s.api
+            .call(
+                Some(&token),
+                Request::AgentRotate {
+                    name: "fresh".into(),
+                    expires_days: None,
+                },
+            )
+            .await
+            .expect("rotate again"),
+    );
+    s.clock.set(now);
+    gw.reload_agents().expect("reload");
+    assert!(
+        gw.authenticate(&rotated).is_none(),
+        "after the overlap the old credential is refused"
+    );
+    assert!(gw.authenticate(&again).is_some());
+}
