@@ -252,31 +252,23 @@ impl Gateway {
                     })
                 })
                 .collect();
-            map.insert(
-                k.credential_hash,
-                AgentRef {
-                    owner: owners.get(&k.agent.id).cloned(),
-                    id: k.agent.id,
-                    name: k.agent.name.clone(),
-                    access: Arc::new(Access::new(grants)),
-                    expires_at_us: k.agent.expires_at_us,
-                },
-            );
+            let current = AgentRef {
+                owner: owners.get(&k.agent.id).cloned(),
+                id: k.agent.id,
+                name: k.agent.name,
+                access: Arc::new(Access::new(grants)),
+                expires_at_us: k.agent.expires_at_us,
+            };
+            // During a rotation's overlap the previous credential works too,
+            // until the overlap ends.
             if let Some((hash, until)) = k.previous {
-                if let Some(current) = map
-                    .values()
-                    .find(|a: &&AgentRef| a.id == k.agent.id)
-                    .cloned()
-                {
-                    map.insert(
-                        hash,
-                        AgentRef {
-                            expires_at_us: Some(until),
-                            ..current
-                        },
-                    );
-                }
+                let previous = AgentRef {
+                    expires_at_us: Some(until),
+                    ..current.clone()
+                };
+                map.insert(hash, previous);
             }
+            map.insert(k.credential_hash, current);
         }
         *self.inner.agents.write() = map;
         // Sessions of agents that can no longer authenticate end now.
