@@ -33,6 +33,37 @@ pub struct AgentRef {
     pub owner: Option<String>,
     /// When the credential used stops working (microseconds).
     pub expires_at_us: Option<i64>,
+    /// For a delegated credential (RFC 8693 token exchange): the person and
+    /// every agent it passed through, this one last.
+    pub chain: Option<Vec<String>>,
+}
+
+impl AgentRef {
+    fn chain_json(&self) -> Option<String> {
+        self.chain
+            .as_ref()
+            .and_then(|c| serde_json::to_string(c).ok())
+    }
+}
+
+/// A short-lived credential made by token exchange: `agent` acting for the
+/// subject, with at most what both may do.
+#[derive(Clone)]
+struct Delegation {
+    agent: AgentRef,
+    /// The agents it depends on; revoking or suspending any ends it.
+    depends_on: Vec<i64>,
+}
+
+/// How long a delegated credential lives, at most.
+pub const DELEGATION_LIFETIME_US: i64 = 15 * 60 * 1_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidGrant(String),
 }
 
 /// A legacy (initialize-based) client session.
@@ -161,6 +192,7 @@ struct Inner {
     config: RwLock<Config>,
     upstreams: RwLock<BTreeMap<String, Arc<Upstream>>>,
     agents: RwLock<HashMap<String, AgentRef>>,
+    delegations: RwLock<HashMap<String, Delegation>>,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
     listens: RwLock<HashMap<String, Listen>>,
     secrets: SecretResolver,
@@ -196,6 +228,7 @@ impl Gateway {
                 config: RwLock::new(config.clone()),
                 upstreams: RwLock::new(BTreeMap::new()),
                 agents: RwLock::new(HashMap::new()),
+                delegations: RwLock::new(HashMap::new()),
                 sessions: RwLock::new(HashMap::new()),
                 listens: RwLock::new(HashMap::new()),
                 secrets,
@@ -258,6 +291,7 @@ impl Gateway {
                 name: k.agent.name,
                 access: Arc::new(Access::new(grants)),
                 expires_at_us: k.agent.expires_at_us,
+                chain: None,
             };
             // During a rotation's overlap the previous credential works too,
             // until the overlap ends.
@@ -287,7 +321,11 @@ impl Gateway {
 
     pub fn authenticate(&self, bearer: &str) -> Option<AgentRef> {
         let hash = warden_auth::hash_credential(self.inner.credential_key.expose(), bearer);
-        let agent = self.inner.agents.read().get(&hash).cloned()?;
+        let found = self.inner.agents.read().get(&hash).cloned();
+        let agent = match found {
+            Some(a) => a,
+            None => self.delegated(&hash)?,
+        };
         // Expiry takes effect on the next message, open sessions included.
         if agent
             .expires_at_us
@@ -297,6 +335,122 @@ impl Gateway {
         }
         self.inner.store.activity().touch_agent(agent.id);
         Some(agent)
+    }
+
+    /// A delegated credential, while it and every agent it depends on live.
+    fn delegated(&self, hash: &str) -> Option<AgentRef> {
+        let d = self.inner.delegations.read().get(hash).cloned()?;
+        let live = {
+            let agents = self.inner.agents.read();
+            d.depends_on
+                .iter()
+                .all(|id| agents.values().any(|a| a.id == *id))
+        };
+        if !live
+            || d.agent
+                .expires_at_us
+                .is_some_and(|e| e <= warden_store::now_us())
+        {
+            self.inner.delegations.write().remove(hash);
+            return None;
+        }
+        Some(d.agent)
+    }
+
+    /// RFC 8693 token exchange: `actor` (an agent's own credential) gets a
+    /// short-lived credential to act for `subject` (an agent credential, or a
+    /// delegated one, so chains can grow). It may do only what both may, and
+    /// everything it does names the whole chain.
+    pub fn exchange(
+        &self,
+        subject: &str,
+        actor: &str,
+    ) -> Result<(warden_auth::Sensitive<String>, i64), ExchangeError> {
+        let key = self.inner.credential_key.expose();
+        let subject_hash = warden_auth::hash_credential(key, subject);
+        let (subject_ref, subject_deps) = match self.inner.agents.read().get(&subject_hash).cloned()
+        {
+            Some(a) => (a.clone(), vec![a.id]),
+            None => {
+                let d = self.inner.delegations.read().get(&subject_hash).cloned();
+                match (d, self.delegated(&subject_hash)) {
+                    (Some(d), Some(a)) => (a, d.depends_on),
+                    _ => {
+                        return Err(ExchangeError::InvalidGrant(
+                            "the subject token is not valid".into(),
+                        ));
+                    }
+                }
+            }
+        };
+        let now = warden_store::now_us();
+        if subject_ref.expires_at_us.is_some_and(|e| e <= now) {
+            return Err(ExchangeError::InvalidGrant(
+                "the subject token has expired".into(),
+            ));
+        }
+        let actor_hash = warden_auth::hash_credential(key, actor);
+        let Some(actor_ref) = self.inner.agents.read().get(&actor_hash).cloned() else {
+            return Err(ExchangeError::InvalidGrant(
+                "the actor token is not an agent's own valid credential".into(),
+            ));
+        };
+        if actor_ref.expires_at_us.is_some_and(|e| e <= now) {
+            return Err(ExchangeError::InvalidGrant(
+                "the actor token has expired".into(),
+            ));
+        }
+        if subject_deps.contains(&actor_ref.id) {
+            return Err(ExchangeError::InvalidGrant(
+                "an agent cannot delegate to itself or to an agent already in its chain".into(),
+            ));
+        }
+        let mut chain = subject_ref.chain.clone().unwrap_or_else(|| {
+            subject_ref
+                .owner
+                .iter()
+                .cloned()
+                .chain([subject_ref.name.clone()])
+                .collect()
+        });
+        chain.push(actor_ref.name.clone());
+        let expires = [
+            Some(now + DELEGATION_LIFETIME_US),
+            subject_ref.expires_at_us,
+            actor_ref.expires_at_us,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now);
+        let access = Access {
+            grants: actor_ref.access.grants.clone(),
+            delegator: Some(Box::new((*subject_ref.access).clone())),
+        };
+        let mut depends_on = subject_deps;
+        depends_on.push(actor_ref.id);
+        let delegated = AgentRef {
+            id: actor_ref.id,
+            name: actor_ref.name.clone(),
+            access: Arc::new(access),
+            // Attributed to the person at the root of the chain.
+            owner: subject_ref.owner.clone(),
+            expires_at_us: Some(expires),
+            chain: Some(chain),
+        };
+        let token =
+            warden_auth::Sensitive::new(format!("wdd_{}", warden_auth::random_token().expose()));
+        let hash = warden_auth::hash_credential(key, token.expose());
+        let mut all = self.inner.delegations.write();
+        all.retain(|_, d| d.agent.expires_at_us.is_none_or(|e| e > now));
+        all.insert(
+            hash,
+            Delegation {
+                agent: delegated,
+                depends_on,
+            },
+        );
+        Ok((token, (expires - now) / 1_000_000))
     }
 
     pub fn session(&self, id: &str) -> Option<Arc<Session>> {
@@ -1092,6 +1246,7 @@ impl Gateway {
                 call_id: Some(call_id),
                 agent: Some(caller.agent.name.clone()),
                 on_behalf_of: caller.agent.owner.clone(),
+                chain: caller.agent.chain_json(),
                 server: Some(server.clone()),
                 tool: Some(tool.clone()),
                 arguments,
@@ -1125,6 +1280,7 @@ impl Gateway {
             call_id: Some(call_id.clone()),
             agent: Some(caller.agent.name.clone()),
             on_behalf_of: caller.agent.owner.clone(),
+            chain: caller.agent.chain_json(),
             server: Some(server.clone()),
             tool: Some(tool.clone()),
             arguments,
@@ -1176,6 +1332,7 @@ impl Gateway {
         let session = caller.session.clone();
         let agent = caller.agent.name.clone();
         let owner = caller.agent.owner.clone();
+        let chain = caller.agent.chain_json();
         let modern = caller.modern;
         tokio::spawn(async move {
             let started = Instant::now();
@@ -1273,6 +1430,7 @@ impl Gateway {
                 call_id: Some(call_id),
                 agent: Some(agent),
                 on_behalf_of: owner,
+                chain,
                 server: Some(server),
                 tool: Some(tool),
                 outcome: Some(outcome),

@@ -44,6 +44,7 @@ pub async fn serve(gw: Gateway, listener: tokio::net::TcpListener) -> std::io::R
     };
     let app = Router::new()
         .route("/mcp", post(post_all).get(get_all).delete(delete_all))
+        .route("/token", post(token_exchange))
         .route(
             "/servers/{name}/mcp",
             post(post_one).get(get_one).delete(delete_one),
@@ -76,6 +77,75 @@ async fn delete_one(
     headers: HeaderMap,
 ) -> Response {
     on_delete(ctx, Some(name), headers)
+}
+
+/// RFC 8693 token exchange: an agent gets a short-lived credential to act for
+/// another (see `Gateway::exchange`). Errors follow RFC 6749 section 5.2.
+async fn token_exchange(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if !local_origin(&ctx, &headers) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "forbidden: this endpoint only answers requests addressed to this machine",
+        );
+    }
+    let oauth_error = |error: &str, description: &str| {
+        let body = serde_json::json!({"error": error, "error_description": description});
+        (
+            StatusCode::BAD_REQUEST,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body.to_string(),
+        )
+            .into_response()
+    };
+    if body.len() > 16 * 1024 {
+        return oauth_error("invalid_request", "the request is too large");
+    }
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&body).into_owned().collect();
+    const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:token-exchange")
+    {
+        return oauth_error(
+            "unsupported_grant_type",
+            "only token exchange (RFC 8693) is supported here",
+        );
+    }
+    let (Some(subject), Some(actor)) = (form.get("subject_token"), form.get("actor_token")) else {
+        return oauth_error(
+            "invalid_request",
+            "subject_token and actor_token are required",
+        );
+    };
+    for k in ["subject_token_type", "actor_token_type"] {
+        if form.get(k).map(String::as_str) != Some(ACCESS) {
+            return oauth_error("invalid_request", &format!("{k} must be {ACCESS}"));
+        }
+    }
+    match ctx.gw.exchange(subject, actor) {
+        Ok((token, expires_in)) => {
+            let body = serde_json::json!({
+                "access_token": token.expose(),
+                "issued_token_type": ACCESS,
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+            });
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Err(crate::gateway::ExchangeError::InvalidRequest(m)) => oauth_error("invalid_request", &m),
+        Err(crate::gateway::ExchangeError::InvalidGrant(m)) => oauth_error("invalid_grant", &m),
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
