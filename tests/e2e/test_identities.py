@@ -147,3 +147,25 @@ def test_repeated_failures_slow_sign_in_down(warden):
     out = bob.login(check=False)
     assert out.returncode != 0 and "wait" in out.stderr, "even the right password waits out the delay"
 
+
+
+def test_warden_review_from_the_cli(warden, files_root):
+    warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+    warden.cli("role", "add", "files")
+    warden.cli("grant", "files", "fs", "*", "allow")
+    warden.add_person("carol")
+    warden.add_agent("broad", "files")
+    warden.cli("agent", "add", "carols-bot", "--owner", "carol", "--role", "files")
+    warden.cli("user", "disable", "carol")
+    warden.start()
+    r = json.loads(warden.cli("review", "--json").stdout)
+    agents = {a["name"]: a for a in r["agents"]}
+    assert "orphaned" in agents["carols-bot"]["flags"]
+    assert "over_privileged" in agents["broad"]["flags"]
+    assert "fs__write_file" in agents["broad"]["unused_high_risk_tools"]
+    assert r["due"]
+    text = warden.cli("review", "--record").stdout
+    assert "carols-bot" in text and "orphaned" in text
+    assert not json.loads(warden.cli("review", "--json").stdout)["due"]
+    log = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    assert any(e["kind"] == "review.recorded" and e["on_behalf_of"] == "admin" for e in log)

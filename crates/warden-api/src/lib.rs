@@ -5,6 +5,7 @@
 
 mod control;
 mod people;
+mod review;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use warden_store::{ActivityFilter, ActivityLog, ActivityRow, Agent, NewEvent, St
 
 pub use control::{ControlClient, serve_control, socket_path};
 pub use people::{Enrollment, SignedIn};
+pub use review::{AgentReview, PersonReview, Review};
 use warden_auth::{Clock, SystemClock};
 use warden_store::users::User;
 
@@ -39,6 +41,11 @@ pub enum Request {
     },
     Logout,
     Whoami,
+    /// The access review; `record` marks it done.
+    Review {
+        #[serde(default)]
+        record: bool,
+    },
     UserAdd {
         name: String,
         admin: bool,
@@ -143,6 +150,7 @@ pub enum Response {
     SignedIn(SignedIn),
     Me(User),
     Users(Vec<User>),
+    Review(Box<Review>),
     Log(Vec<ActivityRow>),
 }
 
@@ -330,6 +338,9 @@ impl Api {
                 Ok(Response::Done)
             }
             Request::Whoami => Ok(Response::Me(actor.clone())),
+            Request::Review { record } => {
+                Ok(Response::Review(Box::new(self.review(record).await?)))
+            }
             Request::UserAdd {
                 name,
                 admin,
@@ -641,6 +652,7 @@ impl Api {
             | Request::Login { .. }
             | Request::Logout
             | Request::Whoami
+            | Request::Review { .. }
             | Request::UserAdd { .. }
             | Request::UserList
             | Request::UserDisable { .. }
@@ -929,7 +941,8 @@ impl Api {
         let n = name.clone();
         let r = roles.clone();
         let is_admin = actor.role == "admin";
-        let expires = self.clock.now() * 1_000_000 + lifetime;
+        let created = self.clock.now() * 1_000_000;
+        let expires = created + lifetime;
         let owner_id = owner.id;
         let agent = blocking(move || {
             let mut conn = store.connect()?;
@@ -946,7 +959,7 @@ impl Api {
                     ));
                 }
             }
-            let agent = warden_store::agent::insert(&tx, &n, &hash)?;
+            let agent = warden_store::agent::insert(&tx, &n, &hash, created)?;
             warden_store::agent::set_owner(&tx, agent.id, Some(owner_id))?;
             warden_store::agent::set_expiry(&tx, agent.id, expires)?;
             for role in &r {

@@ -350,6 +350,7 @@ fn describe(req: &Request) -> &'static str {
         Request::SecretSet { .. } | Request::SecretRemove { .. } => "change secrets",
         Request::RoleAdd { .. } | Request::RoleRemove { .. } | Request::RoleList => "manage roles",
         Request::Grant { .. } | Request::RevokeGrant { .. } => "change grants",
+        Request::Review { .. } => "run access reviews",
         Request::UserAdd { .. }
         | Request::UserList
         | Request::UserDisable { .. }

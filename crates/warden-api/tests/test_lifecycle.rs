@@ -240,3 +240,113 @@ async fn agents_expire_and_rotation_keeps_the_old_credential_for_an_hour() {
     );
     assert!(gw.authenticate(&again).is_some());
 }
+
+#[tokio::test]
+async fn the_review_flags_unused_expired_and_orphaned_agents() {
+    let s = setup().await;
+    let now = s.clock.now();
+    let add = |name: &str, days: Option<u32>, owner: Option<&str>| Request::AgentAdd {
+        name: name.into(),
+        roles: vec![],
+        owner: owner.map(String::from),
+        expires_days: days,
+    };
+    // Forty days ago: one agent that lives a year and was never used, one
+    // that lived thirty days; and a person whose agent will be orphaned.
+    s.clock.set(now - 40 * 86_400);
+    let token = s.login(&s.code()).await.expect("sign in");
+    s.api
+        .call(Some(&token), add("idle", Some(365), None))
+        .await
+        .expect("idle agent");
+    s.api
+        .call(Some(&token), add("lapsed", Some(30), None))
+        .await
+        .expect("lapsed agent");
+    s.clock.set(now);
+    let token = s.login(&s.code()).await.expect("sign in today");
+    s.api
+        .call(
+            Some(&token),
+            Request::UserAdd {
+                name: "bob".into(),
+                admin: false,
+                password: Sensitive::new("a quite long passphrase".into()),
+                agent_roles: vec![],
+            },
+        )
+        .await
+        .expect("add bob");
+    s.api
+        .call(Some(&token), add("bobs-bot", Some(30), Some("bob")))
+        .await
+        .expect("bob's agent");
+    s.api
+        .call(Some(&token), add("busy", Some(30), None))
+        .await
+        .expect("a fine agent");
+    s.api
+        .call(Some(&token), Request::UserDisable { name: "bob".into() })
+        .await
+        .expect("disable bob");
+
+    let Response::Review(r) = s
+        .api
+        .call(Some(&token), Request::Review { record: false })
+        .await
+        .expect("review")
+    else {
+        panic!("a review")
+    };
+    let flags = |name: &str| {
+        r.agents
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.flags.clone())
+            .expect("agent listed")
+    };
+    assert!(
+        flags("idle").contains(&"unused".to_string()),
+        "{:?}",
+        flags("idle")
+    );
+    assert!(!flags("idle").contains(&"expired".to_string()));
+    assert!(
+        flags("lapsed").contains(&"expired".to_string()),
+        "{:?}",
+        flags("lapsed")
+    );
+    assert!(
+        flags("bobs-bot").contains(&"orphaned".to_string()),
+        "{:?}",
+        flags("bobs-bot")
+    );
+    assert!(flags("busy").is_empty(), "{:?}", flags("busy"));
+    assert!(r.due, "never reviewed: a review is due");
+    assert!(
+        r.people
+            .iter()
+            .any(|p| p.name == "bob" && p.status == "disabled" && p.agents == 1)
+    );
+
+    let Response::Review(done) = s
+        .api
+        .call(Some(&token), Request::Review { record: true })
+        .await
+        .expect("record")
+    else {
+        panic!("a review")
+    };
+    assert!(!done.due);
+    s.clock.set(now + 91 * 86_400);
+    let token = s.login(&s.code()).await.expect("sign in later");
+    let Response::Review(later) = s
+        .api
+        .call(Some(&token), Request::Review { record: false })
+        .await
+        .expect("review")
+    else {
+        panic!("a review")
+    };
+    assert!(later.due, "ninety days later the next review is due");
+}

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, now_us};
+use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +73,13 @@ fn finish((mut agent, status): (Agent, String)) -> Result<Agent> {
     Ok(agent)
 }
 
-pub fn insert(conn: &Connection, name: &str, credential_hash: &str) -> Result<Agent> {
+/// Adds an agent created at `created_at_us` (the caller's clock).
+pub fn insert(
+    conn: &Connection,
+    name: &str,
+    credential_hash: &str,
+    created_at_us: i64,
+) -> Result<Agent> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM agents WHERE name = ?1)",
         [name],
@@ -84,7 +90,7 @@ pub fn insert(conn: &Connection, name: &str, credential_hash: &str) -> Result<Ag
     }
     conn.execute(
         "INSERT INTO agents (name, credential_hash, created_at_us) VALUES (?1, ?2, ?3)",
-        params![name, credential_hash, now_us()],
+        params![name, credential_hash, created_at_us],
     )?;
     get(conn, name)?.ok_or_else(|| Error::NotFound(format!("agent {name:?}")))
 }
@@ -244,8 +250,8 @@ mod tests {
     #[test]
     fn agent_names_are_unique_and_revocation_hides_the_key() {
         let c = db();
-        insert(&c, "claude", "h1").expect("first insert");
-        let dup = insert(&c, "claude", "h2");
+        insert(&c, "claude", "h1", 1).expect("first insert");
+        let dup = insert(&c, "claude", "h2", 1);
         assert!(
             matches!(dup, Err(Error::Exists(_))),
             "a second agent with the same name must be refused"

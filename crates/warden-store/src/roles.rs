@@ -207,7 +207,7 @@ mod tests {
             Some("allow".into())
         );
         assert_eq!(get(&c, "reader").expect("get").grants, vec![g2]);
-        let agent = crate::agent::insert(&c, "bot", "h").expect("agent");
+        let agent = crate::agent::insert(&c, "bot", "h", 1).expect("agent");
         assign(&c, agent.id, "reader").expect("assign");
         assert_eq!(grants_of_agent(&c, agent.id).expect("grants").len(), 1);
         assert_eq!(
