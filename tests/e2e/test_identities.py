@@ -20,7 +20,9 @@ def test_an_agent_sees_and_calls_only_what_its_role_allows(warden, files_root):
     warden.cli("role", "add", "reader", "--description", "reads files, changes nothing")
     for pattern in ("read_*", "list_*", "directory_tree", "search_files", "get_file_info"):
         warden.cli("grant", "reader", "fs", pattern, "allow")
-    token = warden.add_agent("reader-bot", "reader")
+    warden.add_person("dana")
+    created = warden.cli("agent", "add", "reader-bot", "--owner", "dana", "--role", "reader", "--json")
+    token = json.loads(created.stdout)["credential"]
     warden.start()
     all_fs = {t["name"] for t in json.loads(warden.cli("server", "tools", "fs", "--json").stdout)}
     assert "write_file" in all_fs
@@ -39,6 +41,8 @@ def test_an_agent_sees_and_calls_only_what_its_role_allows(warden, files_root):
             assert other.is_error, "no grant on another server means deny"
 
     anyio.run(main)
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--agent", "reader-bot").stdout.splitlines()]
+    assert all(r["on_behalf_of"] == "dana" for r in rows if r["kind"].startswith("tool_call.")), "calls name the owner"
     assert not (files_root / "x.txt").exists(), "the refused call never reached the server"
     rows = [json.loads(l) for l in warden.cli("log", "--json", "--agent", "reader-bot").stdout.splitlines()]
     by_tool = {(r["tool"], r["decision"], r.get("outcome")) for r in rows if r["kind"] == "tool_call.requested"}
@@ -52,9 +56,24 @@ def test_an_agent_sees_and_calls_only_what_its_role_allows(warden, files_root):
     warden.cli("grant", "reader", "fs", "write_*", "deny")
     r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / "z.txt"), "content": "no"}, "_meta": MODERN_META}}, token)
     assert r.json()["result"]["isError"], "deny wins over allow"
+    async def revoked_mid_session():
+        async with through_warden(warden.url, token, "legacy") as client:
+            await client.call_tool("fs__read_text_file", {"path": str(files_root / "hello.txt")})
+            warden.cli("agent", "revoke", "reader-bot")
+            try:
+                await client.call_tool("fs__read_text_file", {"path": str(files_root / "hello.txt")})
+            except Exception:
+                return
+            raise AssertionError("a revoked agent's next call on an open session must fail")
+
+    anyio.run(revoked_mid_session)
+    r = warden.post({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": MODERN_META}}, token)
+    assert r.status_code == 401
     changes = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
     kinds = [c["kind"] for c in changes]
     assert "role.created" in kinds and kinds.count("role.grant_set") >= 7
+    revoked = next(c for c in changes if c["kind"] == "agent.revoked")
+    assert revoked["on_behalf_of"] == "admin" and revoked["agent"] == "reader-bot"
     last = next(c for c in changes if c["kind"] == "role.grant_set")
     assert json.loads(last["detail"])["after"] == {"server": "fs", "pattern": "write_*", "effect": "deny"}
 

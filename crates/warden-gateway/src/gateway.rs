@@ -1359,14 +1359,32 @@ impl Gateway {
                 tokio::pin!(call);
                 let r = loop {
                     tokio::select! {
-                        r = &mut call => break r,
+                        // Messages about the call go first, so none is
+                        // overtaken by the answer.
+                        biased;
                         Some(msg) = sink_rx.recv() => {
                             if let Some(m) = gw.relay_to_client(&peer, session.as_ref(), msg, client_token.as_deref(), wants_logs).await {
                                 let _ = out_tx.send((false, m, None));
                             }
                         }
+                        r = &mut call => break r,
                     }
                 };
+                // What the server sent just before its answer is delivered too.
+                while let Ok(msg) = sink_rx.try_recv() {
+                    if let Some(m) = gw
+                        .relay_to_client(
+                            &peer,
+                            session.as_ref(),
+                            msg,
+                            client_token.as_deref(),
+                            wants_logs,
+                        )
+                        .await
+                    {
+                        let _ = out_tx.send((false, m, None));
+                    }
+                }
                 match (&r, &retry_base) {
                     (Ok(Reply::Result(res)), Some(base))
                         if rounds < 10 && is_input_required(res) =>
