@@ -189,6 +189,24 @@ async fn agents_expire_and_rotation_keeps_the_old_credential_for_an_hour() {
         gw.authenticate(&old).is_none(),
         "an expired credential is refused"
     );
+    assert!(gw.authenticate(&old).is_none(), "and again");
+    let conn = s.api.store().connect().expect("db");
+    let mut expired_events = 0;
+    for _ in 0..100 {
+        let filter = warden_store::ActivityFilter {
+            kind: Some("agent.credential_expired".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let rows = warden_store::ActivityLog::query(&conn, &filter).expect("query");
+        expired_events = rows.len();
+        if expired_events > 0 {
+            assert_eq!(rows[0].event.agent.as_deref(), Some("old"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(expired_events, 1, "the expiry is on the record, once");
     assert!(gw.authenticate(&fresh).is_some());
 
     // Rotated now: old and new both work during the overlap.

@@ -696,10 +696,18 @@ async fn agent(paths: &Paths, cmd: AgentCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&agents)?);
             } else {
                 for a in agents {
+                    let now_us = warden_store::now_us();
                     let expires = a
                         .expires_at_us
-                        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e / 1_000_000).ok())
-                        .map(|t| format!("expires {}", t.date()))
+                        .and_then(|e| {
+                            let date = time::OffsetDateTime::from_unix_timestamp(e / 1_000_000).ok()?.date();
+                            let days = (e - now_us) / 86_400_000_000;
+                            Some(match days {
+                                _ if e <= now_us => format!("EXPIRED {date}: rotate with `warden agent rotate {}`", a.name),
+                                0..=7 => format!("expires {date}, in {days} days: rotate with `warden agent rotate {}`", a.name),
+                                _ => format!("expires {date}"),
+                            })
+                        })
                         .unwrap_or_default();
                     println!(
                         "{:<24} {:<10} {expires}",

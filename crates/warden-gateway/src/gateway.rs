@@ -193,6 +193,7 @@ struct Inner {
     upstreams: RwLock<BTreeMap<String, Arc<Upstream>>>,
     agents: RwLock<HashMap<String, AgentRef>>,
     delegations: RwLock<HashMap<String, Delegation>>,
+    expired_seen: Mutex<std::collections::HashSet<i64>>,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
     listens: RwLock<HashMap<String, Listen>>,
     secrets: SecretResolver,
@@ -229,6 +230,7 @@ impl Gateway {
                 upstreams: RwLock::new(BTreeMap::new()),
                 agents: RwLock::new(HashMap::new()),
                 delegations: RwLock::new(HashMap::new()),
+                expired_seen: Mutex::new(Default::default()),
                 sessions: RwLock::new(HashMap::new()),
                 listens: RwLock::new(HashMap::new()),
                 secrets,
@@ -331,6 +333,20 @@ impl Gateway {
             .expires_at_us
             .is_some_and(|e| e <= warden_store::now_us())
         {
+            // Recorded once per agent and run, the first time it shows.
+            if agent.chain.is_none() && self.inner.expired_seen.lock().insert(agent.id) {
+                let event = NewEvent {
+                    kind: "agent.credential_expired".into(),
+                    agent: Some(agent.name.clone()),
+                    on_behalf_of: agent.owner.clone(),
+                    outcome: Some("refused".into()),
+                    ..Default::default()
+                };
+                let log = self.inner.store.activity().clone();
+                tokio::spawn(async move {
+                    let _ = log.append(event).await;
+                });
+            }
             return None;
         }
         self.inner.store.activity().touch_agent(agent.id);
