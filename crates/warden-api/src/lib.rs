@@ -920,19 +920,7 @@ impl Api {
         days: Option<u32>,
     ) -> ApiResult<Response> {
         let lifetime = self.agent_lifetime_us(days)?;
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                format!(
-                    "{name:?} is not a valid agent name: use 1 to 64 letters, digits, '-' or '_'"
-                ),
-            ));
-        }
+        validate_name("agent", &name, &[])?;
         let owner = self.person(owner.as_deref().unwrap_or(&actor.name)).await?;
         let key = self.credential_key().await?;
         let credential = warden_auth::generate_credential();
@@ -1060,37 +1048,32 @@ pub fn secret_resolver(keychain: Keychain) -> warden_gateway::upstream::SecretRe
 }
 
 fn validate_role_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            format!("{name:?} is not a valid role name: use 1 to 64 letters, digits, '-' or '_'"),
-        ))
-    }
+    validate_name("role", name, &[])
 }
 
 fn validate_secret_name(name: &str) -> ApiResult<()> {
+    validate_name("secret", name, &['.'])
+}
+
+/// Names people type: 1 to 64 ASCII letters, digits, '-', '_' and `extra`.
+pub(crate) fn validate_name(what: &str, name: &str, extra: &[char]) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || extra.contains(&c));
     if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            format!(
-                "{name:?} is not a valid secret name: use 1 to 64 letters, digits, '.', '-' or '_'"
-            ),
-        ))
+        return Ok(());
     }
+    let mut allowed: Vec<String> = vec!["'-'".into(), "'_'".into()];
+    allowed.extend(extra.iter().map(|c| format!("'{c}'")));
+    Err(ApiError::new(
+        ErrorCode::InvalidInput,
+        format!(
+            "{name:?} is not a valid {what} name: use 1 to 64 letters, digits, {}",
+            allowed.join(", ")
+        ),
+    ))
 }
 
 async fn blocking<T: Send + 'static>(

@@ -304,21 +304,7 @@ impl Api {
 }
 
 pub fn validate_person_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            format!(
-                "{name:?} is not a valid name: use 1 to 64 letters, digits, '.', '-', '_' or '@'"
-            ),
-        ))
-    }
+    crate::validate_name("person", name, &['.', '@'])
 }
 
 /// Whether `actor` may make `req`. Admins may do everything; members may
