@@ -19,8 +19,8 @@ trap cleanup EXIT
 PORT=$port NODE_OPTIONS="--require $PWD/tests/e2e/loopback.cjs" tests/node_modules/.bin/mcp-server-everything streamableHttp >/dev/null 2>&1 &
 direct=$!
 w() { $bin/warden --data-dir "$data" "$@"; }
-password="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-secret=$(printf '%s\n' "$password" | w init --admin bench --password-stdin --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["totp_secret"])')
+password="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+secret=$(printf '%s\n' "$password" | w init --admin operator --password-stdin --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["totp_secret"])')
 code=$(python3 - "$secret" <<'PY'
 import base64, hashlib, hmac, struct, sys, time
 key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
@@ -29,7 +29,7 @@ o = d[-1] & 15
 print(f"{(struct.unpack('>I', d[o:o + 4])[0] & 0x7FFFFFFF) % 1000000:06d}")
 PY
 )
-printf '%s\n' "$password" | w login bench --password-stdin --totp "$code" >/dev/null
+printf '%s\n' "$password" | w login operator --password-stdin --totp "$code" >/dev/null
 w server add ev -- "$PWD/tests/node_modules/.bin/mcp-server-everything" stdio >/dev/null
 w role add load >/dev/null
 w grant load ev echo allow >/dev/null

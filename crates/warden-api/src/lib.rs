@@ -3,6 +3,7 @@
 //! the control socket, so a CLI talking to a running gateway and a CLI working
 //! on the data folder directly run the same code.
 
+mod audit;
 mod control;
 mod people;
 mod review;
@@ -41,6 +42,8 @@ pub enum Request {
     },
     Logout,
     Whoami,
+    /// Walks the activity log's hash chain and signed checkpoints.
+    AuditVerify,
     /// The access review; `record` marks it done.
     Review {
         #[serde(default)]
@@ -151,6 +154,7 @@ pub enum Response {
     Me(User),
     Users(Vec<User>),
     Review(Box<Review>),
+    Verification(warden_store::audit::Verification),
     Log(Vec<ActivityRow>),
 }
 
@@ -341,6 +345,7 @@ impl Api {
             Request::Review { record } => {
                 Ok(Response::Review(Box::new(self.review(record).await?)))
             }
+            Request::AuditVerify => Ok(Response::Verification(self.audit_verify().await?)),
             Request::UserAdd {
                 name,
                 admin,
@@ -653,6 +658,7 @@ impl Api {
             | Request::Logout
             | Request::Whoami
             | Request::Review { .. }
+            | Request::AuditVerify
             | Request::UserAdd { .. }
             | Request::UserList
             | Request::UserDisable { .. }

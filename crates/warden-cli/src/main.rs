@@ -56,6 +56,9 @@ enum Command {
     Logout,
     /// Who is signed in.
     Whoami,
+    /// The audit log's integrity.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// The access review: every person and agent, with what to look at.
     Review {
         /// Record that you reviewed it (the next one is due after the review interval).
@@ -147,6 +150,15 @@ enum ServerCommand {
     },
     Remove {
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and the signed checkpoints; name the first row where tampering shows.
+    Verify {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -293,6 +305,30 @@ async fn run(cli: Cli) -> Result<()> {
         } => people::login(&paths, name, password_stdin, totp, recovery).await,
         Command::Logout => people::logout(&paths).await,
         Command::Whoami => people::whoami(&paths).await,
+        Command::Audit(AuditCommand::Verify { json }) => {
+            let Response::Verification(v) = call(&paths, Request::AuditVerify).await? else {
+                bail!("unexpected answer")
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            match &v.problem {
+                None => {
+                    if !json {
+                        println!(
+                            "The activity log is intact: {} rows, {} signed checkpoints.",
+                            v.rows, v.checkpoints
+                        );
+                    }
+                    Ok(())
+                }
+                Some(p) => bail!(
+                    "the activity log was tampered with{}: {}",
+                    p.row_id.map(|r| format!(" at row {r}")).unwrap_or_default(),
+                    p.what
+                ),
+            }
+        }
         Command::Review { record, json } => {
             let Response::Review(r) = call(&paths, Request::Review { record }).await? else {
                 bail!("unexpected answer")

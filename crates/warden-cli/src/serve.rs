@@ -34,7 +34,15 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
         warden_api::secret_resolver(keychain.clone()),
         credential_key,
     )?;
-    let api = warden_api::Api::new(store, paths.config.clone(), keychain, Some(gateway.clone()));
+    let api = warden_api::Api::new(
+        store.clone(),
+        paths.config.clone(),
+        keychain,
+        Some(gateway.clone()),
+    );
+    api.start_checkpoints()
+        .await
+        .map_err(|e| anyhow::anyhow!("could not start signing the activity log: {}", e.message))?;
     let stop = gateway.shutdown_token();
     warden_api::serve_control(api, warden_api::socket_path(&paths.data_dir), stop.clone())
         .await
@@ -55,6 +63,11 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: stopping servers");
     gateway.shutdown().await;
+    // A signed checkpoint covers everything written, so cutting rows off
+    // the end shows.
+    if let Err(e) = store.activity().checkpoint().await {
+        tracing::error!(error = %e, "could not sign the closing checkpoint");
+    }
     stop.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), server).await;
     let _ = std::fs::remove_file(warden_api::socket_path(&paths.data_dir));

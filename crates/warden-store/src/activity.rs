@@ -8,6 +8,7 @@
 //! error and the in-memory chain head is reloaded, so the next group starts
 //! from what is really on disk.
 
+use std::sync::Arc;
 use std::thread;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -72,6 +73,28 @@ pub struct ActivityFilter {
 enum Msg {
     Append(Box<NewEvent>, oneshot::Sender<Result<i64>>),
     Touch { agent_id: i64, at_us: i64 },
+    SetSigner(Arc<CheckpointSigner>),
+    Checkpoint(oneshot::Sender<Result<Option<crate::audit::Checkpoint>>>),
+}
+
+/// Signs checkpoints and keeps the newest one outside the database.
+pub struct CheckpointSigner {
+    pub sign: Box<crate::audit::Signer>,
+    /// Called with each new checkpoint (e.g. to keep it in the keychain).
+    pub keep: Box<dyn Fn(&crate::audit::Checkpoint) + Send + Sync>,
+    /// A checkpoint every this many rows.
+    pub every: i64,
+}
+
+fn checkpoint_now(
+    conn: &Connection,
+    signer: &CheckpointSigner,
+) -> Result<Option<crate::audit::Checkpoint>> {
+    let cp = crate::audit::checkpoint(conn, &*signer.sign)?;
+    if let Some(c) = &cp {
+        (signer.keep)(c);
+    }
+    Ok(cp)
 }
 
 /// Handle on the writer thread. Cloning shares the thread.
@@ -108,6 +131,21 @@ impl ActivityLog {
             .send(Msg::Append(Box::new(event), done))
             .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?;
         wait.blocking_recv()
+            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?
+    }
+
+    /// From now on, sign a checkpoint every `signer.every` rows.
+    pub fn set_signer(&self, signer: CheckpointSigner) {
+        let _ = self.tx.send(Msg::SetSigner(Arc::new(signer)));
+    }
+
+    /// Signs a checkpoint of everything written so far (at shutdown).
+    pub async fn checkpoint(&self) -> Result<Option<crate::audit::Checkpoint>> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Checkpoint(done))
+            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?;
+        wait.await
             .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?
     }
 
@@ -161,10 +199,10 @@ impl ActivityLog {
     }
 }
 
-const ROW_COLUMNS: &str = "id, time_us, kind, call_id, agent, on_behalf_of, chain, server, tool, \
+pub(crate) const ROW_COLUMNS: &str = "id, time_us, kind, call_id, agent, on_behalf_of, chain, server, tool, \
      arguments, arguments_hash, risk, decision, approver, outcome, latency_us, detail, prev_hash, hash";
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActivityRow> {
+pub(crate) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActivityRow> {
     Ok(ActivityRow {
         id: r.get(0)?,
         time_us: r.get(1)?,
@@ -240,12 +278,23 @@ fn writer(mut conn: Connection, head: (String, i64), mut rx: mpsc::UnboundedRece
     let (mut prev_hash, mut last_time) = head;
     let mut batch: Vec<(Box<NewEvent>, oneshot::Sender<Result<i64>>)> = Vec::new();
     let mut touches: Vec<(i64, i64)> = Vec::new();
+    let mut signer: Option<Arc<CheckpointSigner>> = None;
+    let mut since_checkpoint: i64 = 0;
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Append(e, done) => batch.push((e, done)),
                 Msg::Touch { agent_id, at_us } => touches.push((agent_id, at_us)),
+                Msg::SetSigner(s) => signer = Some(s),
+                Msg::Checkpoint(done) => {
+                    let result = match &signer {
+                        Some(s) => checkpoint_now(&conn, s),
+                        None => Ok(None),
+                    };
+                    since_checkpoint = 0;
+                    let _ = done.send(result);
+                }
             }
             if batch.len() < MAX_GROUP {
                 next = rx.try_recv().ok();
@@ -255,8 +304,15 @@ fn writer(mut conn: Connection, head: (String, i64), mut rx: mpsc::UnboundedRece
         touches.clear();
         match result {
             Ok(ids) => {
+                since_checkpoint += ids.len() as i64;
                 for ((_, done), id) in batch.drain(..).zip(ids) {
                     let _ = done.send(Ok(id));
+                }
+                if let Some(s) = signer.as_ref().filter(|s| since_checkpoint >= s.every) {
+                    match checkpoint_now(&conn, s) {
+                        Ok(_) => since_checkpoint = 0,
+                        Err(e) => tracing::error!(error = %e, "could not sign a checkpoint"),
+                    }
                 }
             }
             Err(e) => {

@@ -9,6 +9,7 @@
 
 mod activity;
 mod agents;
+pub mod audit;
 mod migrate;
 pub mod roles;
 pub mod users;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use activity::{ActivityFilter, ActivityLog, ActivityRow, NewEvent};
+pub use activity::{ActivityFilter, ActivityLog, ActivityRow, CheckpointSigner, NewEvent};
 pub use agents::{Agent, AgentKey, AgentStatus};
 pub mod agent {
     pub use crate::agents::{

@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000400_agent_lifetimes",
         include_str!("../migrations/20261127000400_agent_lifetimes.sql"),
     ),
+    (
+        "20261127000500_checkpoints",
+        include_str!("../migrations/20261127000500_checkpoints.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
