@@ -3,8 +3,14 @@ chain and the ed25519-signed checkpoints (key in the keychain)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import sqlite3
+import subprocess
+import threading
+import time
 
 from conftest import MODERN_META, peer
 
@@ -39,3 +45,93 @@ def test_verify_passes_on_an_untouched_log_and_names_the_tampered_row(warden):
     conn.close()
     cut = warden.cli("audit", "verify", check=False)
     assert cut.returncode != 0 and "cut short" in cut.stderr, cut.stderr
+
+
+def test_a_locked_database_refuses_calls_and_forwards_nothing(warden, files_root):
+    warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+    token = warden.add_agent("bot")
+    warden.start()
+    blocker = sqlite3.connect(warden.data_dir / "warden.db", timeout=1, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / "nope.txt"), "content": "x"}, "_meta": MODERN_META}}, token)
+        err = r.json()["error"]
+        assert "could not record this call" in err["message"] and "not sent" in err["message"], err
+        assert not (files_root / "nope.txt").exists(), "nothing reached the server"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    # Once the database can be written again, calls go through.
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / "yes.txt"), "content": "y"}, "_meta": MODERN_META}}, token)
+    assert "result" in r.json(), r.text
+    assert (files_root / "yes.txt").read_text() == "y"
+
+
+def test_a_full_disk_refuses_calls_and_warden_recovers(tmp_path, files_root):
+    from conftest import Warden
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    # A 2 MiB file system of its own for the data folder (the test runs as root, as CI does).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        warden = Warden(mount / "data")
+        warden.data_dir.mkdir()
+        warden.init_admin()
+        warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+        token = warden.add_agent("bot")
+        warden.start()
+        filler = mount / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        refused = 0
+        for i in range(20):
+            r = warden.post({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / f"full{i}.txt"), "content": "x" * 2000}, "_meta": MODERN_META}}, token)
+            if "error" in r.json():
+                assert "could not record this call" in r.json()["error"]["message"]
+                assert not (files_root / f"full{i}.txt").exists(), "a refused call never reaches the server"
+                refused += 1
+        assert refused > 0, "with the disk full, calls are refused"
+        filler.unlink()
+        r = warden.post({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / "after.txt"), "content": "ok"}, "_meta": MODERN_META}}, token)
+        assert "result" in r.json(), r.text
+        warden.stop()
+        assert "intact" in warden.cli("audit", "verify").stdout
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_sigkill_during_a_burst_loses_no_row_of_a_call_the_server_received(warden, files_root):
+    warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+    token = warden.add_agent("bot")
+    warden.start()
+    done = []
+
+    def burst(worker: int):
+        for i in range(40):
+            try:
+                warden.post({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / f"b{worker}-{i}.txt"), "content": "x"}, "_meta": MODERN_META}}, token)
+                done.append(1)
+            except Exception:
+                return
+
+    threads = [threading.Thread(target=burst, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    while len(done) < 60:
+        time.sleep(0.01)
+    os.kill(warden.proc.pid, signal.SIGKILL)
+    warden.proc.wait()
+    for t in threads:
+        t.join(timeout=30)
+    written = {p.name for p in files_root.glob("b*-*.txt")}
+    assert written, "the server received calls before the kill"
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--limit", "100000").stdout.splitlines()]
+    logged = {json.loads(r["arguments"])["path"].rsplit("/", 1)[1] for r in rows if r["kind"] == "tool_call.requested" and r.get("arguments")}
+    assert written <= logged, f"calls the server received without a row: {sorted(written - logged)}"
+    assert "intact" in warden.cli("audit", "verify").stdout
