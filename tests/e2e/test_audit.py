@@ -135,3 +135,37 @@ def test_sigkill_during_a_burst_loses_no_row_of_a_call_the_server_received(warde
     logged = {json.loads(r["arguments"])["path"].rsplit("/", 1)[1] for r in rows if r["kind"] == "tool_call.requested" and r.get("arguments")}
     assert written <= logged, f"calls the server received without a row: {sorted(written - logged)}"
     assert "intact" in warden.cli("audit", "verify").stdout
+
+
+def test_search_filters_and_streamed_exports(warden, tmp_path):
+    import csv
+
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    token = warden.add_agent("bot")
+    warden.start()
+    for i in range(6):
+        warden.post({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": f"needle{i}"}, "_meta": MODERN_META}}, token)
+    found = [json.loads(l) for l in warden.cli("log", "--json", "--search", "needle3").stdout.splitlines()]
+    assert [json.loads(r["arguments"])["message"] for r in found] == ["needle3"]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert warden.cli("log", "--json", "--until", "2000-01-01").stdout.strip() == ""
+    assert len(warden.cli("log", "--json", "--since", today, "--kind", "tool_call.requested").stdout.splitlines()) == 6
+    bad = warden.cli("log", "--since", "yesterday-ish", check=False)
+    assert bad.returncode != 0 and "not a date" in bad.stderr
+
+    out = tmp_path / "activity.csv"
+    res = warden.cli("audit", "export", "--format", "csv", "--kind", "tool_call.requested", "-o", str(out))
+    assert "Wrote 6 rows" in res.stdout and "exported 6 of 6 rows" in res.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 and rows[0]["agent"] == "bot" and rows[0]["tool"] == "echo"
+    jl = tmp_path / "activity.jsonl"
+    warden.cli("audit", "export", "--format", "jsonl", "-o", str(jl))
+    lines = [json.loads(l) for l in jl.read_text().splitlines()]
+    assert [l["id"] for l in lines] == sorted(l["id"] for l in lines), "oldest first"
+
+    # A member's export holds only their own activity.
+    eve = warden.add_person("eve")
+    eve.login()
+    mine = tmp_path / "mine.jsonl"
+    warden.cli("audit", "export", "--format", "jsonl", "-o", str(mine))
+    assert all(json.loads(l)["on_behalf_of"] == "eve" for l in mine.read_text().splitlines())

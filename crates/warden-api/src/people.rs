@@ -318,6 +318,7 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::ServerTools { .. }
         | Request::AgentList
         | Request::Log { .. }
+        | Request::ActivityStats { .. }
         | Request::Whoami
         | Request::Logout => Ok(()),
         Request::AgentAdd { owner, .. } if owner.as_deref().is_none_or(|o| o == actor.name) => {

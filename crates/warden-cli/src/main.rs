@@ -105,19 +105,81 @@ enum Command {
     Secret(SecretCommand),
     /// Relay stdio to the gateway as AGENT, for clients that only launch stdio servers.
     Connect { agent: String },
-    /// Show recent activity.
+    /// Show recent activity, newest first.
     Log {
+        #[command(flatten)]
+        filter: LogArgs,
+        /// Show rows older than this id (the next page).
         #[arg(long)]
-        agent: Option<String>,
-        #[arg(long)]
-        server: Option<String>,
-        #[arg(long)]
-        tool: Option<String>,
+        before: Option<i64>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Filters shared by `log` and `audit export`.
+#[derive(clap::Args, Clone, Default)]
+pub struct LogArgs {
+    /// Only this person's activity and their agents' (admins).
+    #[arg(long)]
+    person: Option<String>,
+    #[arg(long)]
+    agent: Option<String>,
+    #[arg(long)]
+    server: Option<String>,
+    #[arg(long)]
+    tool: Option<String>,
+    /// An event kind, e.g. tool_call.requested or agent.created.
+    #[arg(long)]
+    kind: Option<String>,
+    /// allow, ask or deny.
+    #[arg(long)]
+    decision: Option<String>,
+    #[arg(long)]
+    risk: Option<String>,
+    /// From this date or time (YYYY-MM-DD or RFC 3339, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Until this date or time (exclusive).
+    #[arg(long)]
+    until: Option<String>,
+    /// Words to find in tool names and arguments.
+    #[arg(long)]
+    search: Option<String>,
+}
+
+fn parse_when(text: &str) -> Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(text, &fmt).map(|d| d.midnight().assume_utc())
+    });
+    let t = t.map_err(|_| {
+        anyhow::anyhow!(
+            "{text:?} is not a date: use YYYY-MM-DD or a time like 2026-11-27T10:00:00Z"
+        )
+    })?;
+    Ok((t.unix_timestamp_nanos() / 1000) as i64)
+}
+
+impl LogArgs {
+    fn filter(self, before: Option<i64>) -> Result<warden_api::LogFilter> {
+        Ok(warden_api::LogFilter {
+            person: self.person,
+            agent: self.agent,
+            server: self.server,
+            tool: self.tool,
+            kind: self.kind,
+            decision: self.decision,
+            risk: self.risk,
+            since_us: self.since.as_deref().map(parse_when).transpose()?,
+            until_us: self.until.as_deref().map(parse_when).transpose()?,
+            search: self.search,
+            before_id: before,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -159,6 +221,16 @@ enum AuditCommand {
     Verify {
         #[arg(long)]
         json: bool,
+    },
+    /// Export activity (streamed, any size) as CSV or JSON Lines.
+    Export {
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: String,
+        #[command(flatten)]
+        filter: LogArgs,
+        /// The file to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
     },
 }
 
@@ -305,6 +377,34 @@ async fn run(cli: Cli) -> Result<()> {
         } => people::login(&paths, name, password_stdin, totp, recovery).await,
         Command::Logout => people::logout(&paths).await,
         Command::Whoami => people::whoami(&paths).await,
+        Command::Audit(AuditCommand::Export {
+            format,
+            filter,
+            output,
+        }) => {
+            let format = if format == "csv" {
+                warden_api::ExportFormat::Csv
+            } else {
+                warden_api::ExportFormat::Jsonl
+            };
+            let filter = filter.filter(None)?;
+            let file = std::fs::File::create(&output)
+                .with_context(|| format!("could not create {}", output.display()))?;
+            let session = people::stored_session(&paths).await?;
+            let api = paths.open_api(None)?;
+            let progress = Box::new(|done: u64, total: u64| {
+                eprint!("\rexported {done} of {total} rows");
+                if done == total {
+                    eprintln!();
+                }
+            });
+            let rows = api
+                .export(session.as_ref(), filter, format, Box::new(file), progress)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("Wrote {rows} rows to {}.", output.display());
+            Ok(())
+        }
         Command::Audit(AuditCommand::Verify { json }) => {
             let Response::Verification(v) = call(&paths, Request::AuditVerify).await? else {
                 bail!("unexpected answer")
@@ -495,24 +595,14 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Log {
-            agent,
-            server,
-            tool,
+            filter,
+            before,
             limit,
             json,
         } => {
-            let Response::Log(rows) = call(
-                &paths,
-                Request::Log {
-                    agent,
-                    server,
-                    tool,
-                    limit,
-                },
-            )
-            .await?
-            else {
-                bail!("unexpected answer");
+            let filter = filter.filter(before)?;
+            let Response::Log(rows) = call(&paths, Request::Log { filter, limit }).await? else {
+                bail!("unexpected answer")
             };
             if json {
                 for r in &rows {

@@ -65,9 +65,85 @@ pub struct ActivityFilter {
     pub server: Option<String>,
     pub tool: Option<String>,
     pub kind: Option<String>,
+    pub decision: Option<String>,
+    pub risk: Option<String>,
+    /// Time range, microseconds since the epoch (from inclusive, until exclusive).
+    pub since_us: Option<i64>,
+    pub until_us: Option<i64>,
+    /// Full-text search over kinds, names, tools and redacted arguments.
+    pub search: Option<String>,
     /// Only rows with an id below this one (keyset pagination, newest first).
     pub before_id: Option<i64>,
     pub limit: usize,
+}
+
+impl ActivityFilter {
+    /// The WHERE clause (starting with " WHERE") and its arguments.
+    fn clause(&self) -> (String, Vec<rusqlite::types::Value>) {
+        let mut sql = String::from(" WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |clause: &str, v: rusqlite::types::Value| {
+            sql.push_str(clause);
+            args.push(v);
+        };
+        if let Some(p) = &self.person {
+            add(
+                " AND (on_behalf_of = ? OR agent IN (SELECT a.name FROM agents a JOIN users u ON u.id = a.owner_id WHERE u.name = ?))",
+                p.clone().into(),
+            );
+            add("", p.clone().into());
+        }
+        for (column, value) in [
+            ("agent", &self.agent),
+            ("server", &self.server),
+            ("tool", &self.tool),
+            ("kind", &self.kind),
+            ("decision", &self.decision),
+            ("risk", &self.risk),
+        ] {
+            if let Some(v) = value {
+                add(&format!(" AND {column} = ?"), v.clone().into());
+            }
+        }
+        if let Some(t) = self.since_us {
+            add(" AND time_us >= ?", t.into());
+        }
+        if let Some(t) = self.until_us {
+            add(" AND time_us < ?", t.into());
+        }
+        if let Some(q) = self
+            .search
+            .as_deref()
+            .map(fts_query)
+            .filter(|q| !q.is_empty())
+        {
+            add(
+                " AND id IN (SELECT rowid FROM activity_fts WHERE activity_fts MATCH ?)",
+                q.into(),
+            );
+        }
+        if let Some(b) = self.before_id {
+            add(" AND id < ?", b.into());
+        }
+        (sql, args)
+    }
+}
+
+/// Words a person typed, as an FTS5 query: each a quoted prefix, all required.
+fn fts_query(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Calls per day and decision, for charts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub decision: Option<String>,
+    pub calls: i64,
 }
 
 enum Msg {
@@ -159,43 +235,68 @@ impl ActivityLog {
 
     /// Newest-first page of rows matching `filter`.
     pub fn query(conn: &Connection, filter: &ActivityFilter) -> Result<Vec<ActivityRow>> {
-        let mut sql = String::from("SELECT ");
-        sql.push_str(ROW_COLUMNS);
-        sql.push_str(" FROM activity WHERE 1=1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut add = |clause: &str, v: rusqlite::types::Value| {
-            sql.push_str(clause);
-            args.push(v);
-        };
-        if let Some(p) = &filter.person {
-            add(
-                " AND (on_behalf_of = ? OR agent IN (SELECT a.name FROM agents a JOIN users u ON u.id = a.owner_id WHERE u.name = ?))",
-                p.clone().into(),
-            );
-            add("", p.clone().into());
-        }
-        if let Some(a) = &filter.agent {
-            add(" AND agent = ?", a.clone().into());
-        }
-        if let Some(s) = &filter.server {
-            add(" AND server = ?", s.clone().into());
-        }
-        if let Some(t) = &filter.tool {
-            add(" AND tool = ?", t.clone().into());
-        }
-        if let Some(k) = &filter.kind {
-            add(" AND kind = ?", k.clone().into());
-        }
-        if let Some(b) = filter.before_id {
-            add(" AND id < ?", b.into());
-        }
+        let (clause, args) = filter.clause();
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
-        let mut stmt = conn.prepare(&sql)?;
+        let sql =
+            format!("SELECT {ROW_COLUMNS} FROM activity{clause} ORDER BY id DESC LIMIT {limit}");
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args), read_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    pub fn count(conn: &Connection, filter: &ActivityFilter) -> Result<i64> {
+        let (clause, args) = filter.clause();
+        let sql = format!("SELECT count(*) FROM activity{clause}");
+        Ok(conn.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
+    }
+
+    /// Tool calls per day and decision among the rows matching `filter`.
+    pub fn calls_per_day(conn: &Connection, filter: &ActivityFilter) -> Result<Vec<DayCount>> {
+        let (clause, args) = filter.clause();
+        let sql = format!(
+            "SELECT time_us / 86400000000 AS day, decision, count(*) FROM activity{clause} \
+             AND kind = 'tool_call.requested' GROUP BY day, decision ORDER BY day, decision"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok(DayCount {
+                    day: r.get(0)?,
+                    decision: r.get(1)?,
+                    calls: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Every matching row, oldest first, one at a time (for exports that
+    /// must not load everything into memory). `each` returns false to stop.
+    pub fn for_each(
+        conn: &Connection,
+        filter: &ActivityFilter,
+        mut each: impl FnMut(ActivityRow) -> std::io::Result<bool>,
+    ) -> Result<u64> {
+        let (clause, args) = filter.clause();
+        let sql = format!("SELECT {ROW_COLUMNS} FROM activity{clause} ORDER BY id");
+        let mut stmt = conn.prepare(&sql)?;
+        let mut cursor = stmt.query(rusqlite::params_from_iter(args))?;
+        let mut n = 0u64;
+        while let Some(r) = cursor.next()? {
+            n += 1;
+            match each(read_row(r)?) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    return Err(Error::LogUnavailable(format!(
+                        "the export could not be written: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -482,5 +583,87 @@ mod tests {
             })
             .await
             .expect("the log recovers once writes succeed again");
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn filters_search_counts_and_streaming() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::Store::open(&dir.path().join("w.db")).expect("store");
+        for (i, (tool, decision, args)) in [
+            ("read_file", "allow", r#"{"path":"/home/ada/notes.txt"}"#),
+            ("write_file", "deny", r#"{"path":"/etc/passwd"}"#),
+            ("read_file", "allow", r#"{"path":"/home/ada/plan.md"}"#),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ev = NewEvent {
+                kind: "tool_call.requested".into(),
+                agent: Some(format!("a{}", i % 2)),
+                server: Some("fs".into()),
+                tool: Some(tool.into()),
+                decision: Some(decision.into()),
+                arguments: Some(args.into()),
+                ..Default::default()
+            };
+            store.activity().append(ev).await.expect("append");
+        }
+        let conn = store.connect().expect("conn");
+        let q = |f: ActivityFilter| ActivityLog::query(&conn, &f).expect("query");
+        assert_eq!(
+            q(ActivityFilter {
+                decision: Some("deny".into()),
+                ..Default::default()
+            })
+            .len(),
+            1
+        );
+        let found = q(ActivityFilter {
+            search: Some("notes".into()),
+            ..Default::default()
+        });
+        assert_eq!(found.len(), 1, "full-text search finds words in arguments");
+        assert_eq!(
+            q(ActivityFilter {
+                search: Some("read_fi".into()),
+                ..Default::default()
+            })
+            .len(),
+            2,
+            "prefixes match"
+        );
+        assert_eq!(
+            q(ActivityFilter {
+                search: Some("\"; DROP".into()),
+                ..Default::default()
+            })
+            .len(),
+            0,
+            "odd input is just text"
+        );
+        let page1 = q(ActivityFilter {
+            limit: 2,
+            ..Default::default()
+        });
+        let page2 = q(ActivityFilter {
+            before_id: page1.last().map(|r| r.id),
+            ..Default::default()
+        });
+        assert_eq!((page1.len(), page2.len()), (2, 1), "keyset pagination");
+        let days = ActivityLog::calls_per_day(&conn, &ActivityFilter::default()).expect("counts");
+        assert_eq!(days.iter().map(|d| d.calls).sum::<i64>(), 3);
+        let mut seen = Vec::new();
+        let n = ActivityLog::for_each(&conn, &ActivityFilter::default(), |r| {
+            seen.push(r.id);
+            Ok(true)
+        })
+        .expect("stream");
+        assert_eq!(n, 3);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "oldest first");
     }
 }

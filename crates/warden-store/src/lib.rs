@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use activity::{ActivityFilter, ActivityLog, ActivityRow, CheckpointSigner, NewEvent};
+pub use activity::{
+    ActivityFilter, ActivityLog, ActivityRow, CheckpointSigner, DayCount, NewEvent,
+};
 pub use agents::{Agent, AgentKey, AgentStatus};
 pub mod agent {
     pub use crate::agents::{

@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000500_checkpoints",
         include_str!("../migrations/20261127000500_checkpoints.sql"),
     ),
+    (
+        "20261127000600_activity_search",
+        include_str!("../migrations/20261127000600_activity_search.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
