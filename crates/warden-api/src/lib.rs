@@ -5,7 +5,7 @@
 
 mod audit;
 mod control;
-mod export;
+pub mod export;
 mod people;
 mod review;
 
