@@ -159,4 +159,4 @@ def test_secrets_in_arguments_never_reach_the_database_or_logs(warden):
     assert token.encode() not in blobs, "the agent credential is never stored"
     rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
     call = next(r for r in rows if r["kind"] == "tool_call.requested")
-    assert call["arguments_hash"] and "[redacted]" in call["arguments"]
+    assert call["arguments_hash"] and "[redacted:" in call["arguments"]

@@ -373,6 +373,12 @@ def test_a_server_gets_keychain_secrets_but_never_wardens_environment(warden):
     assert env["DEMO_TOKEN"] == secret
     assert "WARDEN_PRIVATE_MARKER" not in env, "the child does not inherit Warden's environment"
     assert set(env) <= {"DEMO_TOKEN", "PATH", "HOME", "LANG", "TMPDIR", "USER"}, sorted(env)
+    # A kept secret passed as an ordinary argument is redacted from the record too.
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": secret}, "_meta": MODERN_META}}, token)
+    assert secret in r.text, "the call itself is unchanged"
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--tool", "echo").stdout.splitlines()]
+    stored_args = next(json.loads(r["arguments"]) for r in rows if r["kind"] == "tool_call.requested")
+    assert stored_args["message"].startswith("[redacted:"), stored_args
     warden.stop()
     stored = b"".join(p.read_bytes() for p in warden.data_dir.rglob("*") if p.is_file())
     assert secret.encode() not in stored, "the secret is only in the keychain"

@@ -40,6 +40,9 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
         keychain,
         Some(gateway.clone()),
     );
+    api.teach_gateway_secrets()
+        .await
+        .map_err(|e| anyhow::anyhow!("could not read the kept secrets: {}", e.message))?;
     api.start_checkpoints()
         .await
         .map_err(|e| anyhow::anyhow!("could not start signing the activity log: {}", e.message))?;

@@ -198,6 +198,7 @@ struct Inner {
     listens: RwLock<HashMap<String, Listen>>,
     secrets: SecretResolver,
     credential_key: warden_auth::Sensitive<Vec<u8>>,
+    redactor: redact::Redactor,
     events: mpsc::UnboundedSender<Event>,
     next: AtomicU64,
     shutdown: CancellationToken,
@@ -234,6 +235,10 @@ impl Gateway {
                 sessions: RwLock::new(HashMap::new()),
                 listens: RwLock::new(HashMap::new()),
                 secrets,
+                redactor: redact::Redactor::new(derive_key(
+                    credential_key.expose(),
+                    b"warden-redaction-v1",
+                )),
                 credential_key,
                 events,
                 next: AtomicU64::new(1),
@@ -467,6 +472,12 @@ impl Gateway {
             },
         );
         Ok((token, (expires - now) / 1_000_000))
+    }
+
+    /// Redact this exact value from every call's stored arguments from now on
+    /// (a secret Warden keeps, such as a server's API key).
+    pub fn learn_secret(&self, value: &str) {
+        self.inner.redactor.learn(value);
     }
 
     pub fn session(&self, id: &str) -> Option<Arc<Session>> {
@@ -1235,7 +1246,7 @@ impl Gateway {
         };
         let call_id = random_id();
         let args = params.0.get("arguments").map(|a| a.get());
-        let (arguments, arguments_hash) = redact::arguments(args);
+        let (arguments, arguments_hash) = self.inner.redactor.arguments(args);
         let tool = if target.is_empty() {
             method.to_string()
         } else {
@@ -1784,6 +1795,16 @@ fn template_matches(template: &str, uri: &str) -> bool {
         }
     }
     rest.is_empty()
+}
+
+/// A key for one purpose, derived from the install's credential key.
+fn derive_key(key: &[u8], purpose: &[u8]) -> warden_auth::Sensitive<Vec<u8>> {
+    use hmac::Mac;
+    let Ok(mut m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return warden_auth::Sensitive::new(purpose.to_vec());
+    };
+    m.update(purpose);
+    warden_auth::Sensitive::new(m.finalize().into_bytes().to_vec())
 }
 
 pub fn random_id() -> String {

@@ -1,11 +1,19 @@
-//! What of a call's arguments may be stored: values under keys that look
-//! secret, bearer tokens and credentials are replaced, long strings cut.
-//! The full arguments are kept only as a hash.
+//! What of a call's arguments may be stored. Values under keys that look
+//! secret, values that look like tokens or keys, and values equal to a secret
+//! Warden keeps are replaced by `[redacted:<mac>]`, where `<mac>` is the
+//! start of an HMAC-SHA256 under a per-install key from the keychain: the same
+//! secret shows the same mark, so an admin can see that two calls carried the
+//! same value without the value being stored. Long strings are cut. The full
+//! arguments are kept only as a hash.
 
+use std::collections::HashSet;
+
+use hmac::{Hmac, Mac};
+use parking_lot::RwLock;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use warden_auth::Sensitive;
 
-const REDACTED: &str = "[redacted]";
 const MAX_STRING: usize = 1024;
 
 fn secret_key(key: &str) -> bool {
@@ -32,6 +40,7 @@ fn secret_value(s: &str) -> bool {
     let lower = t.get(..7).map(str::to_ascii_lowercase).unwrap_or_default();
     lower.starts_with("bearer ")
         || t.starts_with(warden_auth::CREDENTIAL_PREFIX)
+        || t.starts_with("wdd_")
         || t.starts_with("-----BEGIN")
         || [
             "ghp_",
@@ -46,46 +55,88 @@ fn secret_value(s: &str) -> bool {
         .any(|p| t.starts_with(p))
 }
 
-pub fn redact(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if secret_key(k) && !v.is_null() && !v.is_boolean() {
-                    *v = Value::String(REDACTED.into());
-                } else {
-                    redact(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        Value::String(s) => {
-            if secret_value(s) {
-                *s = REDACTED.into();
-            } else if s.len() > MAX_STRING {
-                let mut cut = MAX_STRING;
-                while !s.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                s.truncate(cut);
-                s.push_str("…[truncated]");
-            }
-        }
-        _ => {}
-    }
+/// Redacts arguments for the activity log.
+pub struct Redactor {
+    key: Sensitive<Vec<u8>>,
+    /// MACs of the secrets Warden keeps (server API keys and the like).
+    known: RwLock<HashSet<String>>,
 }
 
-/// The redacted JSON text of raw arguments, and the SHA-256 of the raw bytes.
-pub fn arguments(raw: Option<&str>) -> (Option<String>, Option<String>) {
-    let Some(raw) = raw else { return (None, None) };
-    let hash = hex::encode(Sha256::digest(raw.as_bytes()));
-    let stored = match serde_json::from_str::<Value>(raw) {
-        Ok(mut v) => {
-            redact(&mut v);
-            serde_json::to_string(&v).ok()
+impl Redactor {
+    pub fn new(key: Sensitive<Vec<u8>>) -> Redactor {
+        Redactor {
+            key,
+            known: RwLock::new(HashSet::new()),
         }
-        Err(_) => None,
-    };
-    (stored, Some(hash))
+    }
+
+    fn mac(&self, value: &str) -> String {
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
+            return String::new();
+        };
+        m.update(value.as_bytes());
+        hex::encode(&m.finalize().into_bytes()[..8])
+    }
+
+    /// From now on, this exact value is redacted wherever it appears.
+    pub fn learn(&self, secret: &str) {
+        if !secret.is_empty() {
+            let mac = self.mac(secret);
+            self.known.write().insert(mac);
+        }
+    }
+
+    fn mark(&self, value: &str) -> Value {
+        Value::String(format!("[redacted:{}]", self.mac(value)))
+    }
+
+    pub fn redact(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if secret_key(k) && !v.is_null() && !v.is_boolean() {
+                        let text = match &*v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        *v = self.mark(&text);
+                    } else {
+                        self.redact(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.redact(i)),
+            Value::String(s) => {
+                let known =
+                    !self.known.read().is_empty() && self.known.read().contains(&self.mac(s));
+                if known || secret_value(s) {
+                    *value = self.mark(s);
+                } else if s.len() > MAX_STRING {
+                    let mut cut = MAX_STRING;
+                    while !s.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    s.truncate(cut);
+                    s.push_str("…[truncated]");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The redacted JSON text of raw arguments, and the SHA-256 of the raw bytes.
+    pub fn arguments(&self, raw: Option<&str>) -> (Option<String>, Option<String>) {
+        let Some(raw) = raw else { return (None, None) };
+        let hash = hex::encode(Sha256::digest(raw.as_bytes()));
+        let stored = match serde_json::from_str::<Value>(raw) {
+            Ok(mut v) => {
+                self.redact(&mut v);
+                serde_json::to_string(&v).ok()
+            }
+            Err(_) => None,
+        };
+        (stored, Some(hash))
+    }
 }
 
 #[cfg(test)]
@@ -93,14 +144,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_replaced_and_plain_values_kept() {
-        let raw = r#"{"path":"/tmp/a","apiKey":"abc","nested":{"Authorization":"x","list":["Bearer tok","ok"]},"token_count":3}"#;
-        let (stored, hash) = arguments(Some(raw));
+    fn secrets_are_replaced_by_a_stable_mark_and_plain_values_kept() {
+        let r = Redactor::new(Sensitive::new(vec![1u8; 32]));
+        r.learn("plain-looking-server-key-123");
+        let raw = r#"{"path":"/tmp/a","apiKey":"abc","nested":{"Authorization":"x","list":["Bearer tok","ok"]},"note":"plain-looking-server-key-123","again":{"apiKey":"abc"}}"#;
+        let (stored, hash) = r.arguments(Some(raw));
         let stored = stored.expect("valid JSON is stored");
-        assert!(stored.contains("/tmp/a"));
-        assert!(!stored.contains("abc"));
-        assert!(!stored.contains("Bearer tok"));
-        assert!(stored.contains("\"ok\""));
+        assert!(stored.contains("/tmp/a") && stored.contains("\"ok\""));
+        for secret in ["\"abc\"", "Bearer tok", "plain-looking-server-key-123"] {
+            assert!(!stored.contains(secret), "{secret} leaked: {stored}");
+        }
+        let v: Value = serde_json::from_str(&stored).expect("json");
+        assert_eq!(
+            v["apiKey"], v["again"]["apiKey"],
+            "the same secret gets the same mark"
+        );
+        assert_ne!(v["apiKey"], v["note"]);
         assert_eq!(hash.expect("hash").len(), 64);
+        let other = Redactor::new(Sensitive::new(vec![2u8; 32]));
+        let (o, _) = other.arguments(Some(raw));
+        assert_ne!(
+            o.expect("json"),
+            stored,
+            "marks depend on the install's key"
+        );
     }
 }
