@@ -58,8 +58,7 @@ pub struct ActivityRow {
 /// Filters for [`ActivityLog::query`]; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityFilter {
-    /// Only what this person did or had done for them: rows naming them, and
-    /// rows of the agents they own.
+    /// Only what this person did or had done for them.
     pub person: Option<String>,
     pub agent: Option<String>,
     pub server: Option<String>,
@@ -86,12 +85,12 @@ impl ActivityFilter {
             sql.push_str(clause);
             args.push(v);
         };
+        // A person's activity: rows naming them as the one acted for (their
+        // agents' calls) or as the one who acted (their own changes). Every
+        // row an agent writes names its owner, so this one indexed column is
+        // enough.
         if let Some(p) = &self.person {
-            add(
-                " AND (on_behalf_of = ? OR agent IN (SELECT a.name FROM agents a JOIN users u ON u.id = a.owner_id WHERE u.name = ?))",
-                p.clone().into(),
-            );
-            add("", p.clone().into());
+            add(" AND on_behalf_of = ?", p.clone().into());
         }
         for (column, value) in [
             ("agent", &self.agent),
@@ -237,8 +236,11 @@ impl ActivityLog {
     pub fn query(conn: &Connection, filter: &ActivityFilter) -> Result<Vec<ActivityRow>> {
         let (clause, args) = filter.clause();
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
-        let sql =
-            format!("SELECT {ROW_COLUMNS} FROM activity{clause} ORDER BY id DESC LIMIT {limit}");
+        // Time never goes backwards along the log, so this is id order too,
+        // and every (filter, time) index can serve it.
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM activity{clause} ORDER BY time_us DESC, id DESC LIMIT {limit}"
+        );
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args), read_row)?
