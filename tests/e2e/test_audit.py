@@ -169,3 +169,25 @@ def test_search_filters_and_streamed_exports(warden, tmp_path):
     mine = tmp_path / "mine.jsonl"
     warden.cli("audit", "export", "--format", "jsonl", "-o", str(mine))
     assert all(json.loads(l)["on_behalf_of"] == "eve" for l in mine.read_text().splitlines())
+
+
+def test_retention_prunes_behind_a_signed_anchor_and_the_rest_verifies(warden):
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    token = warden.add_agent("bot")
+    warden.start()
+    for i in range(8):
+        warden.post({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "ev__echo", "arguments": {"message": f"r{i}"}, "_meta": MODERN_META}}, token)
+    out = warden.cli("audit", "prune", "--keep-rows", "5")
+    assert re.search(r"Removed \d+ rows", out.stdout), out.stdout
+    warden.stop()
+    ok = warden.cli("audit", "verify")
+    assert "intact" in ok.stdout, ok.stdout
+    conn = sqlite3.connect(warden.data_dir / "warden.db")
+    first = conn.execute("SELECT min(id) FROM activity").fetchone()[0]
+    conn.execute(f"DELETE FROM activity WHERE id = {first}")
+    conn.commit()
+    conn.close()
+    bad = warden.cli("audit", "verify", check=False)
+    assert bad.returncode != 0 and "retention anchor" in bad.stderr, bad.stderr
+    nothing = warden.cli("audit", "prune", check=False)
+    assert nothing.returncode != 0 and "say what to keep" in nothing.stderr

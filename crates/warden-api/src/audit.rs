@@ -66,6 +66,39 @@ impl Api {
         Ok(())
     }
 
+    /// Prunes the activity log: rows older than `older_than_days`, and beyond
+    /// that the oldest past `keep_rows`; a signed anchor keeps the rest
+    /// verifiable. Returns how many rows went.
+    pub async fn prune(
+        &self,
+        older_than_days: Option<u32>,
+        keep_rows: Option<i64>,
+    ) -> ApiResult<i64> {
+        let key = self.audit_key().await?;
+        let public = hex::encode(key.verifying_key().as_bytes());
+        let before_us = older_than_days
+            .map(|d| self.clock.now() * 1_000_000 - i64::from(d) * 86_400 * 1_000_000);
+        let store = self.store.clone();
+        let removed = blocking(move || {
+            let mut conn = store.connect()?;
+            let sign = move |msg: &[u8]| (public.clone(), hex::encode(key.sign(msg).to_bytes()));
+            Ok(warden_store::audit::prune(
+                &mut conn, &sign, before_us, keep_rows,
+            )?)
+        })
+        .await?;
+        if removed > 0 {
+            self.record(
+                "audit.pruned",
+                None,
+                None,
+                Some(serde_json::json!({"rows": removed, "older_than_days": older_than_days, "keep_rows": keep_rows}).to_string()),
+            )
+            .await?;
+        }
+        Ok(removed)
+    }
+
     /// Walks the chain and the signed checkpoints.
     pub(crate) async fn audit_verify(&self) -> ApiResult<Verification> {
         let key = self.audit_key().await?;

@@ -45,6 +45,12 @@ pub enum Request {
     Whoami,
     /// Walks the activity log's hash chain and signed checkpoints.
     AuditVerify,
+    /// Applies retention now: rows older than the days given, or past the
+    /// newest `keep_rows`, are removed behind a signed anchor.
+    AuditPrune {
+        older_than_days: Option<u32>,
+        keep_rows: Option<i64>,
+    },
     /// The access review; `record` marks it done.
     Review {
         #[serde(default)]
@@ -212,6 +218,7 @@ pub enum Response {
     Review(Box<Review>),
     Verification(warden_store::audit::Verification),
     DayCounts(Vec<warden_store::DayCount>),
+    Pruned(i64),
     Log(Vec<ActivityRow>),
 }
 
@@ -403,6 +410,20 @@ impl Api {
                 Ok(Response::Review(Box::new(self.review(record).await?)))
             }
             Request::AuditVerify => Ok(Response::Verification(self.audit_verify().await?)),
+            Request::AuditPrune {
+                older_than_days,
+                keep_rows,
+            } => {
+                if older_than_days.is_none() && keep_rows.is_none() {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "say what to keep: --older-than DAYS and/or --keep-rows N",
+                    ));
+                }
+                Ok(Response::Pruned(
+                    self.prune(older_than_days, keep_rows).await?,
+                ))
+            }
             Request::UserAdd {
                 name,
                 admin,
@@ -716,6 +737,7 @@ impl Api {
             | Request::Whoami
             | Request::Review { .. }
             | Request::AuditVerify
+            | Request::AuditPrune { .. }
             | Request::UserAdd { .. }
             | Request::UserList
             | Request::UserDisable { .. }

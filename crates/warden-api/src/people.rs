@@ -338,7 +338,7 @@ fn describe(req: &Request) -> &'static str {
         Request::RoleAdd { .. } | Request::RoleRemove { .. } | Request::RoleList => "manage roles",
         Request::Grant { .. } | Request::RevokeGrant { .. } => "change grants",
         Request::Review { .. } => "run access reviews",
-        Request::AuditVerify => "verify the audit log",
+        Request::AuditVerify | Request::AuditPrune { .. } => "verify or prune the audit log",
         Request::UserAdd { .. }
         | Request::UserList
         | Request::UserDisable { .. }

@@ -224,6 +224,15 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove old activity now, leaving a signed anchor so the rest verifies.
+    Prune {
+        /// Remove rows older than this many days.
+        #[arg(long = "older-than")]
+        older_than_days: Option<u32>,
+        /// Keep only the newest N rows.
+        #[arg(long)]
+        keep_rows: Option<i64>,
+    },
     /// Export activity (streamed, any size) as CSV or JSON Lines.
     Export {
         #[arg(long, value_parser = ["csv", "jsonl"])]
@@ -405,6 +414,24 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             println!("Wrote {rows} rows to {}.", output.display());
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Prune {
+            older_than_days,
+            keep_rows,
+        }) => {
+            let Response::Pruned(n) = call(
+                &paths,
+                Request::AuditPrune {
+                    older_than_days,
+                    keep_rows,
+                },
+            )
+            .await?
+            else {
+                bail!("unexpected answer")
+            };
+            println!("Removed {n} rows; a signed anchor keeps the rest verifiable.");
             Ok(())
         }
         Command::Audit(AuditCommand::Verify { json }) => {

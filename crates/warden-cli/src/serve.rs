@@ -47,9 +47,13 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("could not start signing the activity log: {}", e.message))?;
     let stop = gateway.shutdown_token();
-    warden_api::serve_control(api, warden_api::socket_path(&paths.data_dir), stop.clone())
-        .await
-        .context("could not open the control socket")?;
+    warden_api::serve_control(
+        api.clone(),
+        warden_api::socket_path(&paths.data_dir),
+        stop.clone(),
+    )
+    .await
+    .context("could not open the control socket")?;
     let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("could not listen on {addr} (is another program using that port?)")
     })?;
@@ -63,6 +67,24 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
     tracing::info!(endpoint = %format!("http://{local}/mcp"), "Warden is listening");
 
     let server = tokio::spawn(listener::serve(gateway.clone(), tcp));
+    if config.activity.retention_days.is_some() || config.activity.max_rows.is_some() {
+        let (days, rows) = (config.activity.retention_days, config.activity.max_rows);
+        let api = api.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        if let Err(e) = api.prune(days, rows).await {
+                            tracing::error!(error = %e.message, "could not apply activity retention");
+                        }
+                    }
+                    _ = stop.cancelled() => break,
+                }
+            }
+        });
+    }
     wait_for_signal().await;
     tracing::info!("shutting down: stopping servers");
     gateway.shutdown().await;

@@ -21,6 +21,8 @@ pub struct Config {
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
+    pub activity: ActivitySettings,
+    #[serde(default)]
     pub servers: BTreeMap<String, ServerSpec>,
 }
 
@@ -64,6 +66,16 @@ pub struct LogSettings {
     /// A tracing filter such as "info" or "warden_gateway=debug".
     /// `RUST_LOG` takes precedence when set.
     pub level: Option<String>,
+}
+
+/// Retention of the activity log (applied hourly by the running gateway).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitySettings {
+    /// Remove rows older than this many days.
+    pub retention_days: Option<u32>,
+    /// Keep at most this many rows (the newest).
+    pub max_rows: Option<i64>,
 }
 
 /// One upstream server: a local command (stdio) or a remote URL.

@@ -33,6 +33,118 @@ impl Checkpoint {
     }
 }
 
+/// Where the kept part of a pruned log starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub first_row_id: i64,
+    pub prev_hash: String,
+    /// Rows pruned since the beginning.
+    pub pruned_rows: i64,
+    /// The last checkpoint removed with them.
+    pub pruned_checkpoints_to: i64,
+    pub public_key: String,
+    pub signature: String,
+}
+
+impl Anchor {
+    pub fn message(
+        first_row_id: i64,
+        prev_hash: &str,
+        pruned_rows: i64,
+        pruned_checkpoints_to: i64,
+    ) -> Vec<u8> {
+        format!("warden-anchor-v1|{first_row_id}|{prev_hash}|{pruned_rows}|{pruned_checkpoints_to}")
+            .into_bytes()
+    }
+}
+
+fn latest_anchor(conn: &Connection) -> Result<Option<Anchor>> {
+    Ok(conn
+        .query_row(
+            "SELECT first_row_id, prev_hash, pruned_rows, pruned_checkpoints_to, public_key, signature FROM anchors ORDER BY id DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(Anchor {
+                    first_row_id: r.get(0)?,
+                    prev_hash: r.get(1)?,
+                    pruned_rows: r.get(2)?,
+                    pruned_checkpoints_to: r.get(3)?,
+                    public_key: r.get(4)?,
+                    signature: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Removes rows older than `before_us` and, beyond that, the oldest rows
+/// past `keep_rows`; the newest row always stays. Leaves a signed anchor so
+/// the rest still verifies. Returns how many rows went.
+pub fn prune(
+    conn: &mut Connection,
+    sign: &Signer,
+    before_us: Option<i64>,
+    keep_rows: Option<i64>,
+) -> Result<i64> {
+    let tx = conn.transaction()?;
+    let newest: Option<i64> = tx.query_row("SELECT max(id) FROM activity", [], |r| r.get(0))?;
+    let Some(newest) = newest else { return Ok(0) };
+    let mut cut: Option<i64> = None;
+    if let Some(t) = before_us {
+        cut = tx.query_row(
+            "SELECT max(id) FROM activity WHERE time_us < ?1",
+            [t],
+            |r| r.get(0),
+        )?;
+    }
+    if let Some(keep) = keep_rows.filter(|k| *k > 0) {
+        let by_size: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM activity ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                [keep],
+                |r| r.get(0),
+            )
+            .optional()?;
+        cut = cut.max(by_size);
+    }
+    let Some(cut) = cut.map(|c| c.min(newest - 1)).filter(|c| *c > 0) else {
+        return Ok(0);
+    };
+    let (first_row_id, prev_hash): (i64, String) = tx.query_row(
+        "SELECT id, prev_hash FROM activity WHERE id > ?1 ORDER BY id LIMIT 1",
+        [cut],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let removed: i64 =
+        tx.query_row("SELECT count(*) FROM activity WHERE id <= ?1", [cut], |r| {
+            r.get(0)
+        })?;
+    let before = latest_anchor(&tx)?;
+    let pruned_rows = before.as_ref().map_or(0, |a| a.pruned_rows) + removed;
+    let last_cp: Option<i64> = tx.query_row(
+        "SELECT max(seq) FROM checkpoints WHERE row_id <= ?1",
+        [cut],
+        |r| r.get(0),
+    )?;
+    let pruned_checkpoints_to = last_cp
+        .or(before.as_ref().map(|a| a.pruned_checkpoints_to))
+        .unwrap_or(0);
+    let (public_key, signature) = sign(&Anchor::message(
+        first_row_id,
+        &prev_hash,
+        pruned_rows,
+        pruned_checkpoints_to,
+    ));
+    tx.execute("DELETE FROM checkpoints WHERE row_id <= ?1", [cut])?;
+    tx.execute("DELETE FROM activity WHERE id <= ?1", [cut])?;
+    tx.execute(
+        "INSERT INTO anchors (first_row_id, prev_hash, pruned_rows, pruned_checkpoints_to, time_us, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![first_row_id, prev_hash, pruned_rows, pruned_checkpoints_to, now_us(), public_key, signature],
+    )?;
+    tx.commit()?;
+    Ok(removed)
+}
+
 /// Signs checkpoint messages; returns (public key hex, signature hex).
 pub type Signer = dyn Fn(&[u8]) -> (String, String) + Send + Sync;
 /// Checks a signature: (public key hex, message, signature hex).
@@ -81,6 +193,8 @@ pub fn checkpoint(conn: &Connection, sign: &Signer) -> Result<Option<Checkpoint>
         [row_id],
         |r| r.get(0),
     )?;
+    // Counted from the very first row, pruned ones included.
+    let row_count = row_count + latest_anchor(conn)?.map_or(0, |a| a.pruned_rows);
     let (public_key, signature) = sign(&Checkpoint::message(seq, row_id, &row_hash, row_count));
     let cp = Checkpoint {
         seq,
@@ -131,6 +245,34 @@ pub fn verify(
     // The chain, oldest first, in pages so that memory stays flat.
     let mut expected_prev = GENESIS.to_string();
     let mut rows = 0i64;
+    let mut first_expected: Option<i64> = None;
+    let mut last_seq_start = 0i64;
+    // A pruned log starts at its newest signed anchor.
+    if let Some(a) = latest_anchor(conn)? {
+        let msg = Anchor::message(
+            a.first_row_id,
+            &a.prev_hash,
+            a.pruned_rows,
+            a.pruned_checkpoints_to,
+        );
+        if trusted_key.is_some_and(|k| k != a.public_key)
+            || !check(&a.public_key, &msg, &a.signature)
+        {
+            return Ok(Verification {
+                rows: 0,
+                checkpoints: 0,
+                problem: Some(Problem {
+                    row_id: Some(a.first_row_id),
+                    what: "the retention anchor is not signed by this install's key".into(),
+                }),
+            });
+        }
+        expected_prev = a.prev_hash.clone();
+        rows = a.pruned_rows;
+        first_expected = Some(a.first_row_id);
+        last_seq_start = a.pruned_checkpoints_to;
+    }
+    let pruned_offset = rows;
     let mut hashes_at: std::collections::HashMap<i64, (String, i64)> =
         std::collections::HashMap::new();
     let checkpoint_rows: std::collections::HashSet<i64> = {
@@ -148,6 +290,15 @@ pub fn verify(
         let mut cursor = stmt.query([])?;
         while let Some(r) = cursor.next()? {
             let row = crate::activity::read_row(r)?;
+            if let Some(first) = first_expected.take()
+                && row.id != first
+            {
+                found = problem(
+                    Some(row.id),
+                    "rows after the retention anchor were deleted".into(),
+                );
+                break;
+            }
             rows += 1;
             if row.prev_hash != expected_prev {
                 found = problem(Some(row.id), "this row does not follow the one before it: a row before it was deleted, inserted or moved".into());
@@ -181,7 +332,7 @@ pub fn verify(
                 ))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut last_seq = 0;
+        let mut last_seq = last_seq_start;
         for (seq, row_id, hash, count, key, sig) in all {
             checkpoints += 1;
             if seq != last_seq + 1 {
@@ -233,7 +384,7 @@ pub fn verify(
         }
     }
     Ok(Verification {
-        rows,
+        rows: rows - pruned_offset,
         checkpoints,
         problem: found,
     })
@@ -357,6 +508,35 @@ mod tests {
             .problem
             .expect("truncation shows");
         assert!(p.what.contains("cut short"), "{}", p.what);
+
+        // Pruned with a signed anchor: what is left still verifies, and
+        // deleting right after the anchor shows.
+        let (_d, store) = log_with_rows(10).await;
+        let mut conn = store.connect().expect("conn");
+        checkpoint(&conn, &sign).expect("first");
+        for _ in 0..10 {
+            store
+                .activity()
+                .append(NewEvent {
+                    kind: "y".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("append");
+        }
+        let head = checkpoint(&conn, &sign).expect("second").expect("new");
+        assert_eq!(prune(&mut conn, &sign, None, Some(5)).expect("prune"), 15);
+        let v = verify_now(&store, Some(&head));
+        assert!(v.problem.is_none(), "{:?}", v.problem);
+        assert_eq!(v.rows, 5);
+        conn.execute("DELETE FROM activity WHERE id = 16", [])
+            .expect("delete");
+        let p = verify_now(&store, Some(&head)).problem.expect("shows");
+        assert!(p.what.contains("after the retention anchor"), "{}", p.what);
+        conn.execute("UPDATE anchors SET pruned_rows = 1", [])
+            .expect("forge anchor");
+        let p = verify_now(&store, Some(&head)).problem.expect("shows");
+        assert!(p.what.contains("anchor is not signed"), "{}", p.what);
 
         // A forged checkpoint signature shows.
         let (_d, store) = log_with_rows(3).await;

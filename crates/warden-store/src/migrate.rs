@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000600_activity_search",
         include_str!("../migrations/20261127000600_activity_search.sql"),
     ),
+    (
+        "20261127000700_anchors",
+        include_str!("../migrations/20261127000700_anchors.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
