@@ -355,6 +355,12 @@ def test_list_changes_reach_open_sessions_and_server_requests_reach_the_caller(w
             assert text_of(r) == ["LLM response: a sampled answer"]
 
     anyio.run(main)
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--limit", "500").stdout.splitlines()]
+    relayed = {(r["server"], r["tool"], r["agent"], r["outcome"]) for r in rows if r["kind"] == "server_request"}
+    assert ("ev", "sampling/createMessage", "bot", "relayed") in relayed, relayed
+    assert ("conf", "sampling/createMessage", "bot", "relayed") in relayed, relayed
+    statuses = {(r["server"], r["outcome"]) for r in rows if r["kind"] == "server.status"}
+    assert {("ev", "ready"), ("conf", "ready")} <= statuses, statuses
 
 
 def test_a_server_gets_keychain_secrets_but_never_wardens_environment(warden):

@@ -626,6 +626,27 @@ impl Gateway {
                     let gw = self.clone();
                     tokio::spawn(async move { gw.sync_subscriptions(&server).await });
                 }
+                Event::Status { server, status } => {
+                    let (outcome, detail) = match &status {
+                        Status::Failed { error } => (
+                            "failed",
+                            Some(serde_json::json!({"error": error}).to_string()),
+                        ),
+                        Status::Ready => ("ready", None),
+                        Status::Stopped => ("stopped", None),
+                        Status::Starting => ("starting", None),
+                    };
+                    let event = NewEvent {
+                        kind: "server.status".into(),
+                        server: Some(server),
+                        outcome: Some(outcome.into()),
+                        detail,
+                        ..Default::default()
+                    };
+                    if let Err(e) = self.inner.store.activity().append(event).await {
+                        tracing::error!(error = %e, "could not record a server's status");
+                    }
+                }
                 Event::Broadcast { server, env } => {
                     let method = env.method.clone().unwrap_or_default();
                     let params = env.params.as_deref();
@@ -1418,7 +1439,7 @@ impl Gateway {
                     {
                         rounds += 1;
                         match gw
-                            .gather_inputs(session.as_ref(), res, &out_tx, timeout)
+                            .gather_inputs(&peer.server, session.as_ref(), res, &out_tx, timeout)
                             .await
                         {
                             Ok(extra) => {
@@ -1515,10 +1536,35 @@ impl Gateway {
         }
     }
 
+    /// Records a request a server made of a client (sampling, elicitation,
+    /// roots), attributed like a tool call: the agent whose call it came
+    /// with, and the person that agent acts for.
+    async fn record_server_request(
+        &self,
+        server: &str,
+        method: &str,
+        agent: Option<&AgentRef>,
+        outcome: &str,
+    ) {
+        let event = NewEvent {
+            kind: "server_request".into(),
+            server: Some(server.to_string()),
+            tool: Some(method.to_string()),
+            agent: agent.map(|a| a.name.clone()),
+            on_behalf_of: agent.and_then(|a| a.owner.clone()),
+            outcome: Some(outcome.into()),
+            ..Default::default()
+        };
+        if let Err(e) = self.inner.store.activity().append(event).await {
+            tracing::error!(error = %e, "could not record a server's request");
+        }
+    }
+
     /// Asks the client each input request of an input_required result and
     /// returns the params to retry with (inputResponses, requestState).
     async fn gather_inputs(
         &self,
+        peer_server: &str,
         session: Option<&Arc<Session>>,
         result: &RawValue,
         out: &mpsc::UnboundedSender<(bool, String, Option<i64>)>,
@@ -1554,6 +1600,8 @@ impl Gateway {
                     .relayed
                     .lock()
                     .insert(our_id.clone(), Relayed::Local(tx));
+                self.record_server_request(peer_server, method, Some(&session.agent), "relayed")
+                    .await;
                 let params = jsonrpc::to_raw(&request["params"]);
                 let _ = out.send((
                     false,
@@ -1619,6 +1667,15 @@ impl Gateway {
                 let session = match session {
                     Some(s) if capability.is_none_or(|c| s.can(c)) => s,
                     _ => {
+                        if method != "ping" {
+                            self.record_server_request(
+                                &peer.server,
+                                &method,
+                                session.map(|s| &s.agent),
+                                "refused",
+                            )
+                            .await;
+                        }
                         let reply = if method == "ping" {
                             Reply::Result(jsonrpc::raw("{}"))
                         } else {
@@ -1636,6 +1693,15 @@ impl Gateway {
                     our_id.clone(),
                     Relayed::Upstream(peer.server.clone(), upstream_id),
                 );
+                if method != "ping" {
+                    self.record_server_request(
+                        &peer.server,
+                        &method,
+                        Some(&session.agent),
+                        "relayed",
+                    )
+                    .await;
+                }
                 Some(jsonrpc::request(&our_id, &method, env.params.as_deref()))
             }
             _ => None,

@@ -299,6 +299,8 @@ pub enum Event {
         server: String,
         env: jsonrpc::Envelope,
     },
+    /// The server became ready, failed or stopped (for the activity log).
+    Status { server: String, status: Status },
 }
 
 pub struct Upstream {
@@ -310,6 +312,7 @@ pub struct Upstream {
     stop: CancellationToken,
     pub restarts: AtomicU32,
     stopped: tokio::sync::Notify,
+    events: mpsc::UnboundedSender<Event>,
     /// Resource URIs subscribed upstream, and for a modern server the
     /// `subscriptions/listen` call that carries them.
     subscribed: tokio::sync::Mutex<(
@@ -351,6 +354,7 @@ impl Upstream {
             stop: CancellationToken::new(),
             restarts: AtomicU32::new(0),
             stopped: tokio::sync::Notify::new(),
+            events: events.clone(),
             subscribed: tokio::sync::Mutex::new(Default::default()),
         });
         tokio::spawn(up.clone().supervise(secrets, events));
@@ -445,6 +449,12 @@ impl Upstream {
                 tracing::warn!(server = %self.name, %error, "server failed")
             }
             other => tracing::info!(server = %self.name, status = %other, "server status"),
+        }
+        if s != Status::Starting {
+            let _ = self.events.send(Event::Status {
+                server: self.name.clone(),
+                status: s.clone(),
+            });
         }
         *self.status.write() = s;
     }
