@@ -1288,28 +1288,28 @@ impl Gateway {
                 .access
                 .decide(&server, Target::Tool(&passthrough)),
         };
+        let mut requested = NewEvent {
+            kind: format!("{kind}.requested"),
+            call_id: Some(call_id.clone()),
+            agent: Some(caller.agent.name.clone()),
+            on_behalf_of: caller.agent.owner.clone(),
+            chain: caller.agent.chain_json(),
+            server: Some(server.clone()),
+            tool: Some(tool.clone()),
+            arguments,
+            arguments_hash,
+            decision: Some(effect.as_str().into()),
+            ..Default::default()
+        };
         if effect != Effect::Allow {
-            let refused = NewEvent {
-                kind: format!("{kind}.requested"),
-                call_id: Some(call_id),
-                agent: Some(caller.agent.name.clone()),
-                on_behalf_of: caller.agent.owner.clone(),
-                chain: caller.agent.chain_json(),
-                server: Some(server.clone()),
-                tool: Some(tool.clone()),
-                arguments,
-                arguments_hash,
-                decision: Some(effect.as_str().into()),
-                outcome: Some("refused".into()),
-                ..Default::default()
-            };
-            if let Err(e) = self.inner.store.activity().append(refused).await {
+            requested.outcome = Some("refused".into());
+            if let Err(e) = self.inner.store.activity().append(requested).await {
                 tracing::error!(error = %e, "could not record a refused call");
             }
             let exposed = if caller.scope.is_some() {
                 tool.clone()
             } else {
-                format!("{server}__{tool}")
+                crate::names::expose(&server, &tool)
             };
             let why = match effect {
                 Effect::Ask => format!(
@@ -1323,19 +1323,6 @@ impl Gateway {
             };
             return denial(&id, method, &why, caller.modern);
         }
-        let requested = NewEvent {
-            kind: format!("{kind}.requested"),
-            call_id: Some(call_id.clone()),
-            agent: Some(caller.agent.name.clone()),
-            on_behalf_of: caller.agent.owner.clone(),
-            chain: caller.agent.chain_json(),
-            server: Some(server.clone()),
-            tool: Some(tool.clone()),
-            arguments,
-            arguments_hash,
-            decision: Some("allow".into()),
-            ..Default::default()
-        };
         // Fail closed: nothing is forwarded unless its record is committed.
         if let Err(e) = self.inner.store.activity().append(requested).await {
             tracing::error!(error = %e, %server, "refusing a call that could not be logged");
