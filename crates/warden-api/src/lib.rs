@@ -558,7 +558,14 @@ impl Api {
         match req {
             Request::ServerAdd { name, spec } => self.server_add(&name, spec).await,
             Request::ServerRemove { name } => self.server_remove(&name).await,
-            Request::ServerList => Ok(Response::Servers(self.server_list()?)),
+            Request::ServerList => {
+                let mut servers = self.server_list()?;
+                // Commands and URLs may carry secrets: members see names and status.
+                if actor.role != "admin" {
+                    servers.iter_mut().for_each(|s| s.target.clear());
+                }
+                Ok(Response::Servers(servers))
+            }
             Request::ServerTools { name } => Ok(Response::Tools(self.server_tools(&name).await?)),
             Request::AgentAdd {
                 name,
@@ -777,7 +784,16 @@ impl Api {
 
     async fn server_add(&self, name: &str, spec: ServerSpec) -> ApiResult<Response> {
         spec.validate(name).map_err(ApiError::from)?;
-        let detail = serde_json::to_string(&spec).ok();
+        // Values of env and headers may be secrets: only their names are kept.
+        let detail = serde_json::json!({
+            "command": spec.command,
+            "args": spec.args.len(),
+            "env": spec.env.keys().collect::<Vec<_>>(),
+            "url": spec.url.as_deref().map(|u| u.split(['?', '#']).next().unwrap_or_default().to_string()),
+            "headers": spec.headers.keys().collect::<Vec<_>>(),
+        })
+        .to_string();
+        let detail = Some(detail);
         match &self.gateway {
             Some(gw) => gw.add_server(name, spec).await?,
             None => {

@@ -323,6 +323,9 @@ impl Gateway {
             .listens
             .write()
             .retain(|_, l| live.contains(&l.agent_id));
+        // Delegated credentials carry the access of the moment they were
+        // issued: any change to agents, roles or grants ends them.
+        self.inner.delegations.write().clear();
         Ok(())
     }
 
@@ -459,11 +462,24 @@ impl Gateway {
             expires_at_us: Some(expires),
             chain: Some(chain),
         };
+        let delegated_chain_json = delegated.chain_json();
         let token =
             warden_auth::Sensitive::new(format!("wdd_{}", warden_auth::random_token().expose()));
         let hash = warden_auth::hash_credential(key, token.expose());
         let mut all = self.inner.delegations.write();
         all.retain(|_, d| d.agent.expires_at_us.is_none_or(|e| e > now));
+        let event = NewEvent {
+            kind: "delegation.issued".into(),
+            agent: Some(actor_ref.name.clone()),
+            on_behalf_of: subject_ref.owner.clone(),
+            chain: delegated_chain_json.clone(),
+            outcome: Some(format!("expires in {} s", (expires - now) / 1_000_000)),
+            ..Default::default()
+        };
+        let log = self.inner.store.activity().clone();
+        tokio::spawn(async move {
+            let _ = log.append(event).await;
+        });
         all.insert(
             hash,
             Delegation {
@@ -679,6 +695,8 @@ impl Gateway {
             .read()
             .values()
             .filter(|s| s.scope.as_deref().is_none_or(|sc| sc == server))
+            // Only agents that may use something on the server hear from it.
+            .filter(|s| s.agent.access.touches(server))
             .cloned()
             .collect()
     }
@@ -847,6 +865,9 @@ impl Gateway {
                     *s.log_level.lock() = params.str("level");
                 }
                 for up in self.ready_upstreams(caller.scope.as_deref()) {
+                    if !caller.agent.access.touches(&up.name) {
+                        continue;
+                    }
                     if let Some(peer) = up
                         .peer()
                         .filter(|p| p.capabilities().get("logging").is_some())
@@ -910,7 +931,7 @@ impl Gateway {
                         &format!("no connected server offers the resource {uri}"),
                     ));
                 };
-                if !caller.agent.access.visible(&server, Target::Resource(&uri)) {
+                if caller.agent.access.decide(&server, Target::Resource(&uri)) != Effect::Allow {
                     return Answer::Message(jsonrpc::error(
                         Some(&id),
                         FORBIDDEN,
@@ -971,10 +992,12 @@ impl Gateway {
                     (Some((server, original)), Some(mut r)) => {
                         let allowed = match (&original, r.str("uri")) {
                             (Some(name), _) => {
-                                caller.agent.access.visible(&server, Target::Prompt(name))
+                                caller.agent.access.decide(&server, Target::Prompt(name))
+                                    == Effect::Allow
                             }
                             (None, Some(uri)) => {
-                                caller.agent.access.visible(&server, Target::Resource(&uri))
+                                caller.agent.access.decide(&server, Target::Resource(&uri))
+                                    == Effect::Allow
                             }
                             _ => false,
                         };

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use hmac::{Hmac, Mac};
 use parking_lot::RwLock;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use warden_auth::Sensitive;
 
 const MAX_STRING: usize = 1024;
@@ -124,10 +124,19 @@ impl Redactor {
         }
     }
 
-    /// The redacted JSON text of raw arguments, and the SHA-256 of the raw bytes.
+    /// The redacted JSON text of raw arguments, and an HMAC-SHA256 of the raw
+    /// bytes (equal arguments give equal hashes on this install only).
     pub fn arguments(&self, raw: Option<&str>) -> (Option<String>, Option<String>) {
         let Some(raw) = raw else { return (None, None) };
-        let hash = hex::encode(Sha256::digest(raw.as_bytes()));
+        // Keyed, so that a short secret cannot be found from the hash by guessing.
+        let hash = {
+            let Ok(mut m) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
+                return (None, None);
+            };
+            m.update(b"arguments\0");
+            m.update(raw.as_bytes());
+            hex::encode(m.finalize().into_bytes())
+        };
         let stored = match serde_json::from_str::<Value>(raw) {
             Ok(mut v) => {
                 self.redact(&mut v);

@@ -80,6 +80,16 @@ impl Access {
         }
     }
 
+    /// Whether the caller may use anything at all on `server` (so may hear
+    /// its notifications).
+    pub fn touches(&self, server: &str) -> bool {
+        let own = self
+            .grants
+            .iter()
+            .any(|g| (g.server == "*" || g.server == server) && g.effect != Effect::Deny);
+        own && self.delegator.as_ref().is_none_or(|d| d.touches(server))
+    }
+
     /// Whether a listing should show the item: anything not denied.
     pub fn visible(&self, server: &str, target: Target<'_>) -> bool {
         self.decide(server, target) != Effect::Deny
@@ -218,6 +228,23 @@ mod tests {
         assert_eq!(
             all.decide("ev", Target::Resource("demo://x")),
             Effect::Allow
+        );
+    }
+
+    #[test]
+    fn touches_only_servers_with_a_grant_that_is_not_deny() {
+        let a = Access::new(vec![
+            g("fs", "read_*", Effect::Allow),
+            g("mem", "*", Effect::Deny),
+        ]);
+        assert!(a.touches("fs"));
+        assert!(!a.touches("mem"));
+        assert!(!a.touches("ev"));
+        let mut d = Access::new(vec![g("*", "*", Effect::Allow)]);
+        d.delegator = Some(Box::new(Access::new(vec![g("fs", "*", Effect::Allow)])));
+        assert!(
+            d.touches("fs") && !d.touches("ev"),
+            "a delegated caller touches what both touch"
         );
     }
 

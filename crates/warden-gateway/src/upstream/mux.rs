@@ -124,15 +124,16 @@ impl Mux {
             }
             Some(Kind::Request) => {
                 // A server request on a call's own stream belongs to that call.
-                // On stdio nothing says which call it serves: the most recent
-                // call that can carry it back to a client gets it.
+                // Only when exactly one call is in flight can it be told
+                // whose question this is; otherwise nobody gets it (the
+                // server is answered that no client can).
                 let sink = related.and_then(|id| self.sink_for(id)).or_else(|| {
                     let pending = self.pending.lock();
-                    pending
-                        .iter()
-                        .filter(|(_, p)| p.sink.is_some())
-                        .max_by_key(|(id, _)| **id)
-                        .and_then(|(_, p)| p.sink.clone())
+                    let mut carriers = pending.values().filter_map(|p| p.sink.clone());
+                    match (carriers.next(), carriers.next()) {
+                        (Some(only), None) => Some(only),
+                        _ => None,
+                    }
                 });
                 let target = sink.unwrap_or_else(|| self.events.clone());
                 let _ = target.send(Incoming { env });
