@@ -18,6 +18,12 @@ const MAX_STRING: usize = 1024;
 
 fn secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
+    if matches!(k.as_str(), "key" | "pwd" | "jwt" | "pin" | "otp")
+        || k.ends_with("_key")
+        || k.ends_with("-key")
+    {
+        return true;
+    }
     [
         "pass",
         "secret",
@@ -34,6 +40,26 @@ fn secret_key(key: &str) -> bool {
     .iter()
     .any(|p| k.contains(p))
 }
+
+/// Prefixes that start a token wherever they appear in a string.
+const TOKEN_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghs_",
+    "github_pat_",
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "xoxb-",
+    "xoxp-",
+    "AKIA",
+    "AIza",
+    "eyJ",
+    "wdn_",
+    "wdd_",
+    "glpat-",
+];
 
 fn secret_value(s: &str) -> bool {
     let t = s.trim_start();
@@ -60,6 +86,8 @@ pub struct Redactor {
     key: Sensitive<Vec<u8>>,
     /// MACs of the secrets Warden keeps (server API keys and the like).
     known: RwLock<HashSet<String>>,
+    /// The same secrets, to find them inside longer strings.
+    known_values: RwLock<Vec<Sensitive<String>>>,
 }
 
 impl Redactor {
@@ -67,6 +95,7 @@ impl Redactor {
         Redactor {
             key,
             known: RwLock::new(HashSet::new()),
+            known_values: RwLock::new(Vec::new()),
         }
     }
 
@@ -83,7 +112,73 @@ impl Redactor {
         if !secret.is_empty() {
             let mac = self.mac(secret);
             self.known.write().insert(mac);
+            if secret.len() >= 6 {
+                self.known_values
+                    .write()
+                    .push(Sensitive::new(secret.to_string()));
+            }
         }
+    }
+
+    /// Replaces kept secrets and token-shaped runs inside a longer string.
+    fn scrub(&self, s: &str) -> Option<String> {
+        let mut out = s.to_string();
+        let mut changed = false;
+        for secret in self.known_values.read().iter() {
+            if out.contains(secret.expose().as_str()) {
+                let mark = format!("[redacted:{}]", self.mac(secret.expose()));
+                out = out.replace(secret.expose().as_str(), &mark);
+                changed = true;
+            }
+        }
+        let token_end = |text: &str, from: usize| {
+            text[from..]
+                .find(|c: char| c.is_whitespace() || "\"'&,;)]}<>".contains(c))
+                .map_or(text.len(), |e| from + e)
+        };
+        let mut cuts: Vec<(usize, usize)> = Vec::new();
+        for p in TOKEN_PREFIXES {
+            let mut at = 0;
+            while let Some(i) = out[at..].find(p) {
+                let start = at + i;
+                let end = token_end(&out, start);
+                // Only at the start of a word: "task-list" holds no token.
+                let word_start = out[..start]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !c.is_ascii_alphanumeric());
+                if word_start && end - start >= p.len() + 8 {
+                    cuts.push((start, end));
+                }
+                at = end.max(start + p.len());
+            }
+        }
+        let lower = out.to_ascii_lowercase();
+        let mut at = 0;
+        while let Some(i) = lower[at..].find("bearer ") {
+            let start = at + i + "bearer ".len();
+            let end = token_end(&out, start);
+            if end > start {
+                cuts.push((start, end));
+            }
+            at = end.max(start);
+        }
+        if cuts.is_empty() {
+            return changed.then_some(out);
+        }
+        cuts.sort_unstable();
+        let mut result = String::with_capacity(out.len());
+        let mut last = 0;
+        for (start, end) in cuts {
+            if start < last {
+                continue;
+            }
+            result.push_str(&out[last..start]);
+            result.push_str(&format!("[redacted:{}]", self.mac(&out[start..end])));
+            last = end;
+        }
+        result.push_str(&out[last..]);
+        Some(result)
     }
 
     fn mark(&self, value: &str) -> Value {
@@ -111,6 +206,8 @@ impl Redactor {
                     !self.known.read().is_empty() && self.known.read().contains(&self.mac(s));
                 if known || secret_value(s) {
                     *value = self.mark(s);
+                } else if let Some(scrubbed) = self.scrub(s) {
+                    *s = scrubbed;
                 } else if s.len() > MAX_STRING {
                     let mut cut = MAX_STRING;
                     while !s.is_char_boundary(cut) {
@@ -151,6 +248,47 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_inside_longer_strings_are_found() {
+        let r = Redactor::new(Sensitive::new(vec![3u8; 32]));
+        r.learn("kept-server-secret-42");
+        let raw = r#"{"cmd":"curl -H 'Authorization: Bearer ghp_abcdefghijklmnop1234' https://x/?key=kept-server-secret-42&y=1","jwt":"x","note":"eyJhbGciOiJIUzI1NiJ9.payload.sig and AIzaSyA1234567890abcdef","pwd":"p"}"#;
+        let (stored, _) = r.arguments(Some(raw));
+        let stored = stored.expect("json");
+        for secret in [
+            "ghp_abcdefghijklmnop1234",
+            "kept-server-secret-42",
+            "eyJhbGciOiJIUzI1NiJ9",
+            "AIzaSyA1234567890abcdef",
+        ] {
+            assert!(!stored.contains(secret), "{secret} leaked: {stored}");
+        }
+        assert!(
+            stored.contains("curl -H") && stored.contains("&y=1"),
+            "the rest stays readable: {stored}"
+        );
+        let (plain, _) = r.arguments(Some(
+            r#"{"q":"a task-management-system and disk-usage-report"}"#,
+        ));
+        assert!(
+            plain
+                .expect("json")
+                .contains("task-management-system and disk-usage-report"),
+            "no false alarms mid-word"
+        );
+        let v: Value = serde_json::from_str(&stored).expect("json");
+        assert!(
+            v["jwt"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("[redacted:"))
+        );
+        assert!(
+            v["pwd"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("[redacted:"))
+        );
+    }
 
     #[test]
     fn secrets_are_replaced_by_a_stable_mark_and_plain_values_kept() {
