@@ -1357,19 +1357,12 @@ impl Gateway {
         }
 
         let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Incoming>();
-        // A 2026-07-28 client hears log messages only when it asked for them.
-        let wants_logs = !caller.modern
-            || params
-                .meta()
-                .0
-                .contains_key("io.modelcontextprotocol/logLevel");
-        let client_token = params
-            .meta()
-            .0
-            .get("progressToken")
-            .map(|t| t.get().to_string());
+        // `_meta` is read once: a 2026-07-28 client hears log messages only
+        // when it asked for them, and a progress token is swapped for ours.
+        let mut meta = params.meta();
+        let wants_logs = !caller.modern || meta.0.contains_key("io.modelcontextprotocol/logLevel");
+        let client_token = meta.0.get("progressToken").map(|t| t.get().to_string());
         if client_token.is_some() {
-            let mut meta = params.meta();
             meta.set_str(
                 "progressToken",
                 &format!("w{}", self.inner.next.fetch_add(1, Ordering::Relaxed)),
