@@ -133,6 +133,9 @@ pub enum Request {
         server: String,
         pattern: String,
         effect: String,
+        /// For `allow`: also covers high-risk tools without asking a person.
+        #[serde(default)]
+        explicit: bool,
     },
     RevokeGrant {
         role: String,
@@ -624,7 +627,14 @@ impl Api {
                 server,
                 pattern,
                 effect,
+                explicit,
             } => {
+                if explicit && effect != "allow" {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "--explicit only applies to allow grants",
+                    ));
+                }
                 if warden_policy::Effect::parse(&effect).is_none() {
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
@@ -641,22 +651,21 @@ impl Api {
                     server: server.clone(),
                     pattern: pattern.clone(),
                     effect: effect.clone(),
+                    explicit,
                 };
                 let r = role.clone();
                 let before =
                     blocking(move || Ok(warden_store::roles::grant(&store.connect()?, &r, &g)?))
                         .await?;
                 self.reload_gateway()?;
-                let grant = |e: Option<String>| {
-                    e.map(
-                        |e| serde_json::json!({"server": server, "pattern": pattern, "effect": e}),
-                    )
+                let grant = |e: Option<String>, x: Option<bool>| {
+                    e.map(|e| serde_json::json!({"server": server, "pattern": pattern, "effect": e, "explicit": x}))
                 };
                 self.record_change(
                     "role.grant_set",
                     &role,
-                    grant(before),
-                    grant(Some(effect.clone())),
+                    grant(before, None),
+                    grant(Some(effect.clone()), Some(explicit)),
                 )
                 .await?;
                 Ok(Response::Done)

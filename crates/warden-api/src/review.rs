@@ -108,7 +108,7 @@ impl Api {
                     let access = warden_policy::Access::new(
                         grants
                             .iter()
-                            .filter_map(|g| Some(warden_policy::Grant { server: g.server.clone(), pattern: g.pattern.clone(), effect: warden_policy::Effect::parse(&g.effect)? }))
+                            .filter_map(|g| Some(warden_policy::Grant { server: g.server.clone(), pattern: g.pattern.clone(), effect: warden_policy::Effect::parse(&g.effect)?, explicit: g.explicit }))
                             .collect(),
                     );
                     let used: std::collections::HashSet<(String, String)> = ActivityLog::query(

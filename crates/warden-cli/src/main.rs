@@ -93,6 +93,10 @@ enum Command {
         /// A tool name; * and ? are wildcards (prompt:NAME and resource:URI for prompts and resources).
         pattern: String,
         effect: String,
+        /// With allow: high-risk tools matching a wildcard run without asking a person
+        /// (a grant naming one tool exactly always does; critical tools always ask).
+        #[arg(long)]
+        explicit: bool,
     },
     /// Remove a grant from a role.
     RevokeGrant {
@@ -562,6 +566,7 @@ async fn run(cli: Cli) -> Result<()> {
             server,
             pattern,
             effect,
+            explicit,
         } => {
             call(
                 &paths,
@@ -570,6 +575,7 @@ async fn run(cli: Cli) -> Result<()> {
                     server: server.clone(),
                     pattern: pattern.clone(),
                     effect: effect.clone(),
+                    explicit,
                 },
             )
             .await?;

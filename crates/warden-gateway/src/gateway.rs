@@ -289,6 +289,7 @@ impl Gateway {
                         server: g.server,
                         pattern: g.pattern,
                         effect: Effect::parse(&g.effect)?,
+                        explicit: g.explicit,
                     })
                 })
                 .collect();

@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod risk;
+pub use risk::{Annotations, Assessment, Override, Risk, ToolFacts, classify};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
@@ -44,6 +47,16 @@ pub struct Grant {
     pub server: String,
     pub pattern: String,
     pub effect: Effect,
+    /// An `allow` that also covers high-risk tools without asking a person.
+    /// A grant naming one tool exactly (no wildcard) is always explicit.
+    #[serde(default)]
+    pub explicit: bool,
+}
+
+impl Grant {
+    fn names_exactly(&self) -> bool {
+        self.explicit || !(self.pattern.contains('*') || self.pattern.contains('?'))
+    }
 }
 
 /// What a caller may do, gathered from all of its roles.
@@ -73,9 +86,16 @@ impl Access {
 
     /// The decision for reaching `target` on `server`.
     pub fn decide(&self, server: &str, target: Target<'_>) -> Effect {
-        let own = decide_grants(&self.grants, server, target);
+        self.decide_at(server, target, Risk::Low)
+    }
+
+    /// The decision for a target of the given risk: a high-risk target
+    /// allowed only by a wildcard asks a person, and a critical one always
+    /// asks.
+    pub fn decide_at(&self, server: &str, target: Target<'_>, risk: Risk) -> Effect {
+        let own = decide_grants(&self.grants, server, target, risk);
         match &self.delegator {
-            Some(d) => own.min(d.decide(server, target)),
+            Some(d) => own.min(d.decide_at(server, target, risk)),
             None => own,
         }
     }
@@ -96,13 +116,14 @@ impl Access {
     }
 }
 
-fn decide_grants(grants: &[Grant], server: &str, target: Target<'_>) -> Effect {
+fn decide_grants(grants: &[Grant], server: &str, target: Target<'_>, risk: Risk) -> Effect {
     let name = match target {
         Target::Tool(n) => n.to_string(),
         Target::Prompt(n) => format!("prompt:{n}"),
         Target::Resource(u) => format!("resource:{u}"),
     };
     let mut best: Option<Effect> = None;
+    let mut explicit_allow = false;
     for g in grants {
         if !(g.server == "*" || g.server == server) {
             continue;
@@ -113,9 +134,16 @@ fn decide_grants(grants: &[Grant], server: &str, target: Target<'_>) -> Effect {
         if g.effect == Effect::Deny {
             return Effect::Deny;
         }
+        if g.effect == Effect::Allow && g.names_exactly() {
+            explicit_allow = true;
+        }
         best = Some(best.map_or(g.effect, |b| b.min(g.effect)));
     }
-    best.unwrap_or(Effect::Deny)
+    match (best.unwrap_or(Effect::Deny), risk) {
+        (Effect::Allow, Risk::Critical) => Effect::Ask,
+        (Effect::Allow, Risk::High) if !explicit_allow => Effect::Ask,
+        (e, _) => e,
+    }
 }
 
 /// `*` matches any run of characters (including none), `?` exactly one.
@@ -161,7 +189,37 @@ mod tests {
             server: server.into(),
             pattern: pattern.into(),
             effect,
+            explicit: false,
         }
+    }
+
+    #[test]
+    fn high_risk_needs_an_explicit_allow_and_critical_always_asks() {
+        let wildcard = Access::new(vec![g("fs", "*", Effect::Allow)]);
+        let t = Target::Tool("write_file");
+        assert_eq!(wildcard.decide_at("fs", t, Risk::Low), Effect::Allow);
+        assert_eq!(wildcard.decide_at("fs", t, Risk::High), Effect::Ask);
+        let named = Access::new(vec![
+            g("fs", "*", Effect::Allow),
+            g("fs", "write_file", Effect::Allow),
+        ]);
+        assert_eq!(named.decide_at("fs", t, Risk::High), Effect::Allow);
+        assert_eq!(named.decide_at("fs", t, Risk::Critical), Effect::Ask);
+        let mut flagged = g("fs", "write_*", Effect::Allow);
+        flagged.explicit = true;
+        let flagged = Access::new(vec![flagged]);
+        assert_eq!(flagged.decide_at("fs", t, Risk::High), Effect::Allow);
+        // An explicit allow never overrides a deny or an ask.
+        let asked = Access::new(vec![
+            g("fs", "write_file", Effect::Allow),
+            g("fs", "write_*", Effect::Ask),
+        ]);
+        assert_eq!(asked.decide_at("fs", t, Risk::Low), Effect::Ask);
+        let denied = Access::new(vec![
+            g("fs", "write_file", Effect::Allow),
+            g("*", "*", Effect::Deny),
+        ]);
+        assert_eq!(denied.decide_at("fs", t, Risk::High), Effect::Deny);
     }
 
     #[test]

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000700_anchors",
         include_str!("../migrations/20261127000700_anchors.sql"),
     ),
+    (
+        "20261127000800_approvals",
+        include_str!("../migrations/20261127000800_approvals.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -11,6 +11,9 @@ pub struct GrantRow {
     pub pattern: String,
     /// "allow", "ask" or "deny".
     pub effect: String,
+    /// An allow that covers high-risk tools too, without asking a person.
+    #[serde(default)]
+    pub explicit: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,7 +66,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<Role> {
 
 fn grants_of(conn: &Connection, role: i64) -> Result<Vec<GrantRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT server, pattern, effect FROM grants WHERE role_id = ?1 ORDER BY server, pattern",
+        "SELECT server, pattern, effect, explicit FROM grants WHERE role_id = ?1 ORDER BY server, pattern",
     )?;
     let rows = stmt
         .query_map([role], |r| {
@@ -71,6 +74,7 @@ fn grants_of(conn: &Connection, role: i64) -> Result<Vec<GrantRow>> {
                 server: r.get(0)?,
                 pattern: r.get(1)?,
                 effect: r.get(2)?,
+                explicit: r.get(3)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -98,9 +102,9 @@ pub fn grant(conn: &Connection, role: &str, g: &GrantRow) -> Result<Option<Strin
         )
         .optional()?;
     conn.execute(
-        "INSERT INTO grants (role_id, server, pattern, effect) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (role_id, server, pattern) DO UPDATE SET effect = excluded.effect",
-        params![id, g.server, g.pattern, g.effect],
+        "INSERT INTO grants (role_id, server, pattern, effect, explicit) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (role_id, server, pattern) DO UPDATE SET effect = excluded.effect, explicit = excluded.explicit",
+        params![id, g.server, g.pattern, g.effect, g.explicit],
     )?;
     Ok(before)
 }
@@ -147,7 +151,7 @@ pub fn roles_of_agent(conn: &Connection, agent_id: i64) -> Result<Vec<String>> {
 /// Every grant an agent holds through its roles.
 pub fn grants_of_agent(conn: &Connection, agent_id: i64) -> Result<Vec<GrantRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT g.server, g.pattern, g.effect FROM grants g
+        "SELECT g.server, g.pattern, g.effect, g.explicit FROM grants g
          JOIN agent_roles ar ON ar.role_id = g.role_id WHERE ar.agent_id = ?1",
     )?;
     let rows = stmt
@@ -156,6 +160,7 @@ pub fn grants_of_agent(conn: &Connection, agent_id: i64) -> Result<Vec<GrantRow>
                 server: r.get(0)?,
                 pattern: r.get(1)?,
                 effect: r.get(2)?,
+                explicit: r.get(3)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -196,6 +201,7 @@ mod tests {
             server: "fs".into(),
             pattern: "read_*".into(),
             effect: "allow".into(),
+            explicit: false,
         };
         assert_eq!(grant(&c, "reader", &g).expect("grant"), None);
         let g2 = GrantRow {
