@@ -871,13 +871,29 @@ impl Api {
     async fn server_tools(&self, name: &str) -> ApiResult<Vec<serde_json::Value>> {
         if let Some(gw) = &self.gateway {
             gw.settle(Duration::from_secs(30)).await;
-            return Ok(gw.server_tools(name)?);
+            return Ok(gw.server_tools(name).await?);
         }
         // No gateway running: start this one server just long enough to ask.
         let config = self.load_config()?;
         let spec = config.servers.get(name).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
         })?;
+        // A local command runs only as an admin approved it.
+        if let Some(hash) = spec.consent_hash() {
+            let store = self.store.clone();
+            let n = name.to_string();
+            let policy =
+                blocking(move || Ok(warden_store::tools::server_policy(&store.connect()?, &n)?))
+                    .await?;
+            if policy.consent_hash.as_deref() != Some(hash.as_str()) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "the command of server {name:?} has not been approved by an admin in its current form; review and approve it with: warden server consent {name}"
+                    ),
+                ));
+            }
+        }
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let up = Upstream::start(
             name.to_string(),
@@ -906,14 +922,18 @@ impl Api {
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
-        let tools = up
-            .catalog()
-            .tools
-            .iter()
-            .filter_map(|t| serde_json::from_str(t.raw.get()).ok())
-            .collect();
+        let store = self.store.clone();
+        let (n, catalog) = (name.to_string(), up.catalog());
+        let built = blocking(move || {
+            Ok(warden_gateway::vetting::build(
+                &store.connect()?,
+                &n,
+                catalog,
+            )?)
+        })
+        .await;
         up.stop().await;
-        Ok(tools)
+        Ok(warden_gateway::vetting::describe(&built?.index))
     }
 
     /// Keeps the names (never the values) of the secrets set, so the

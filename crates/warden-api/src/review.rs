@@ -60,21 +60,20 @@ impl Api {
             .and_then(|v| v.parse().ok())
             .unwrap_or(90);
         // What each server offers, when the gateway runs: the high-risk tools.
-        let catalog: Vec<(String, String)> = match &self.gateway {
-            Some(gw) => gw
-                .servers()
-                .into_iter()
-                .flat_map(|s| {
-                    let tools = gw.server_tools(&s.name).unwrap_or_default();
+        let mut catalog: Vec<(String, String)> = Vec::new();
+        if let Some(gw) = &self.gateway {
+            for s in gw.servers() {
+                let tools = gw.server_tools(&s.name).await.unwrap_or_default();
+                catalog.extend(
                     tools
                         .into_iter()
-                        .filter(|t| t["annotations"]["readOnlyHint"].as_bool() != Some(true))
-                        .filter_map(|t| t["name"].as_str().map(|n| (s.name.clone(), n.to_string())))
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+                        .filter(|t| t["warden"]["risk"].as_str() != Some("low"))
+                        .filter_map(|t| {
+                            t["name"].as_str().map(|n| (s.name.clone(), n.to_string()))
+                        }),
+                );
+            }
+        }
         let gateway_running = self.gateway.is_some();
         let store = self.store.clone();
         let mut review = blocking(move || {

@@ -23,6 +23,8 @@ pub struct Config {
     #[serde(default)]
     pub activity: ActivitySettings,
     #[serde(default)]
+    pub approvals: ApprovalSettings,
+    #[serde(default)]
     pub servers: BTreeMap<String, ServerSpec>,
 }
 
@@ -78,6 +80,34 @@ pub struct ActivitySettings {
     pub max_rows: Option<i64>,
 }
 
+/// How calls that need a person wait.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSettings {
+    /// Seconds a call waits for an answer before it is denied (default 120).
+    #[serde(default = "default_approval_timeout")]
+    pub timeout_secs: u64,
+    /// Whether approval requests also show as desktop notifications.
+    #[serde(default = "default_true")]
+    pub desktop_notifications: bool,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            timeout_secs: default_approval_timeout(),
+            desktop_notifications: true,
+        }
+    }
+}
+
+fn default_approval_timeout() -> u64 {
+    120
+}
+fn default_true() -> bool {
+    true
+}
+
 /// One upstream server: a local command (stdio) or a remote URL.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +132,41 @@ pub enum Transport<'a> {
 }
 
 impl ServerSpec {
+    /// For a local server: the hash of exactly what runs (command,
+    /// arguments, folder, environment), which an admin consents to. A
+    /// change to any of it needs fresh consent. Remote servers have none.
+    pub fn consent_hash(&self) -> Option<String> {
+        use sha2::Digest;
+        let command = self.command.as_ref()?;
+        let what = serde_json::json!({
+            "command": command,
+            "args": self.args,
+            "cwd": self.cwd,
+            "env": self.env,
+        });
+        Some(hex::encode(sha2::Sha256::digest(
+            what.to_string().as_bytes(),
+        )))
+    }
+
+    /// The full command line as an admin reviews it.
+    pub fn command_line(&self) -> Option<String> {
+        let command = self.command.as_ref()?;
+        let mut line = String::new();
+        for (k, v) in &self.env {
+            line.push_str(&format!("{k}={} ", shell_quote(v)));
+        }
+        line.push_str(&shell_quote(command));
+        for a in &self.args {
+            line.push(' ');
+            line.push_str(&shell_quote(a));
+        }
+        if let Some(cwd) = &self.cwd {
+            line.push_str(&format!("   (in {})", cwd.display()));
+        }
+        Some(line)
+    }
+
     pub fn validate(&self, name: &str) -> Result<()> {
         validate_server_name(name)?;
         match (&self.command, &self.url) {
@@ -303,5 +368,16 @@ mod tests {
         ] {
             assert!(validate_server_name(bad).is_err(), "{bad}");
         }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }

@@ -14,12 +14,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warden_store::{NewEvent, Store};
 
-use warden_policy::{Access, Effect, Grant, Target};
+use warden_policy::{Access, Effect, Grant, Risk, Target};
 
+use crate::approvals::{ApprovalRequest, Broker, Choice, Outcome};
 use crate::config::{Config, ServerSpec};
 use crate::jsonrpc::{self, Envelope, Kind, Params};
 use crate::upstream::mux::{Incoming, Reply};
 use crate::upstream::{self, Event, ListKind, SecretResolver, Status, Upstream};
+use crate::vetting::{ServerIndex, ToolInfo};
 use crate::{Error, Result, redact};
 
 /// Who is calling: the agent behind the credential.
@@ -202,6 +204,13 @@ struct Inner {
     events: mpsc::UnboundedSender<Event>,
     next: AtomicU64,
     shutdown: CancellationToken,
+    broker: Arc<Broker>,
+    /// Each server's tools as vetted (risk, definition hash, pin state).
+    vetting: RwLock<HashMap<String, Arc<ServerIndex>>>,
+    vet_lock: tokio::sync::Mutex<()>,
+    /// Standing approvals by agent: (server, tool, arguments hash,
+    /// definition hash) → id.
+    standing: RwLock<HashMap<i64, HashMap<(String, String, String, String), i64>>>,
 }
 
 #[derive(Clone)]
@@ -243,8 +252,21 @@ impl Gateway {
                 events,
                 next: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
+                broker: Arc::new(Broker::default()),
+                vetting: RwLock::new(HashMap::new()),
+                vet_lock: tokio::sync::Mutex::new(()),
+                standing: RwLock::new(HashMap::new()),
             }),
         };
+        if config.approvals.desktop_notifications {
+            let timeout = Duration::from_secs(config.approvals.timeout_secs);
+            gw.inner
+                .broker
+                .add_surface(Arc::new(crate::notify::DesktopNotifier::new(
+                    &gw.inner.broker,
+                    timeout,
+                )));
+        }
         gw.reload_agents()?;
         for (name, spec) in config.servers {
             gw.launch(name, spec);
@@ -266,13 +288,199 @@ impl Gateway {
     }
 
     fn launch(&self, name: String, spec: ServerSpec) {
-        let up = Upstream::start(
-            name.clone(),
-            spec,
-            self.inner.secrets.clone(),
-            self.inner.events.clone(),
-        );
+        self.inner.vetting.write().remove(&name);
+        let up = match self.consent_problem(&name, &spec) {
+            Some(reason) => {
+                tracing::warn!(server = %name, %reason, "server not started");
+                let _ = self.inner.events.send(Event::Status {
+                    server: name.clone(),
+                    status: Status::Blocked {
+                        reason: reason.clone(),
+                    },
+                });
+                Upstream::blocked(name.clone(), spec, reason, self.inner.events.clone())
+            }
+            None => Upstream::start(
+                name.clone(),
+                spec,
+                self.inner.secrets.clone(),
+                self.inner.events.clone(),
+            ),
+        };
         self.inner.upstreams.write().insert(name, up);
+    }
+
+    /// Why a local server may not start: nobody consented to its exact
+    /// command, or it changed since. `None` when it may start.
+    fn consent_problem(&self, name: &str, spec: &ServerSpec) -> Option<String> {
+        let hash = spec.consent_hash()?;
+        let policy = self
+            .inner
+            .store
+            .connect()
+            .and_then(|c| warden_store::tools::server_policy(&c, name));
+        match policy {
+            Err(e) => Some(format!(
+                "Warden could not check the admin's approval of its command ({e})"
+            )),
+            Ok(p) if p.consent_hash.as_deref() == Some(hash.as_str()) => None,
+            Ok(p) if p.consent_hash.is_none() => Some(format!(
+                "no admin has approved its command yet; an admin can review and approve it with: warden server consent {name}"
+            )),
+            Ok(_) => Some(format!(
+                "its command, arguments or environment changed since an admin approved them; an admin can review and approve the new command with: warden server consent {name}"
+            )),
+        }
+    }
+
+    /// Starts a server again after an admin's consent or a trust change.
+    pub async fn restart_server(&self, name: &str) -> Result<()> {
+        let spec = self
+            .config()
+            .servers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no server is named {name:?}")))?;
+        let old = self.inner.upstreams.write().remove(name);
+        if let Some(up) = old {
+            up.stop().await;
+        }
+        self.launch(name.to_string(), spec);
+        Ok(())
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.inner.broker
+    }
+
+    fn load_standing(&self, conn: &rusqlite::Connection) -> Result<()> {
+        let mut map: HashMap<i64, HashMap<(String, String, String, String), i64>> = HashMap::new();
+        for s in warden_store::tools::standing(conn, None)? {
+            map.entry(s.agent_id).or_default().insert(
+                (s.server, s.tool, s.arguments_hash, s.definition_hash),
+                s.id,
+            );
+        }
+        *self.inner.standing.write() = map;
+        Ok(())
+    }
+
+    /// Re-reads the standing approvals (after one is added or revoked).
+    pub fn reload_standing(&self) -> Result<()> {
+        let conn = self.inner.store.connect()?;
+        self.load_standing(&conn)
+    }
+
+    /// Forgets the vetted view of one server's tools (or all), after an
+    /// admin changed a risk, a trust setting or reviewed a tool; the next
+    /// call or listing rebuilds it.
+    pub fn invalidate_tools(&self, server: Option<&str>) {
+        match server {
+            Some(s) => {
+                self.inner.vetting.write().remove(s);
+            }
+            None => self.inner.vetting.write().clear(),
+        }
+        for s in server
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_else(|| self.inner.upstreams.read().keys().cloned().collect())
+        {
+            self.notify_changed(&s, &[ListKind::Tools]);
+        }
+    }
+
+    fn fresh_index(
+        &self,
+        server: &str,
+        catalog: &Arc<upstream::Catalog>,
+    ) -> Option<Arc<ServerIndex>> {
+        self.inner
+            .vetting
+            .read()
+            .get(server)
+            .filter(|ix| Arc::ptr_eq(&ix.catalog, catalog))
+            .cloned()
+    }
+
+    /// The vetted view of a server's current tools; rebuilt (and the pins
+    /// reconciled) whenever the server's catalog changed.
+    async fn index(&self, up: &Upstream) -> std::result::Result<Arc<ServerIndex>, String> {
+        let catalog = up.catalog();
+        if let Some(ix) = self.fresh_index(&up.name, &catalog) {
+            return Ok(ix);
+        }
+        if up.peer().is_none() {
+            return Ok(Arc::new(ServerIndex::empty(catalog)));
+        }
+        let _guard = self.inner.vet_lock.lock().await;
+        if let Some(ix) = self.fresh_index(&up.name, &catalog) {
+            return Ok(ix);
+        }
+        let store = self.inner.store.clone();
+        let server = up.name.clone();
+        let cat = catalog.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let conn = store.connect()?;
+            crate::vetting::build(&conn, &server, cat)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let ix = Arc::new(built.index);
+        self.inner
+            .vetting
+            .write()
+            .insert(up.name.clone(), ix.clone());
+        for change in built.changes {
+            let definition = built.definitions.get(&change.tool).cloned();
+            self.record_pin_change(&up.name, change, definition).await;
+        }
+        Ok(ix)
+    }
+
+    async fn record_pin_change(
+        &self,
+        server: &str,
+        change: warden_store::tools::PinChange,
+        definition: Option<String>,
+    ) {
+        let quarantined = change.change == "quarantined";
+        if quarantined {
+            let why = if change.reason.as_deref() == Some("new") {
+                "it is new on a server whose new tools an admin reviews"
+            } else {
+                "its definition changed since it was approved"
+            };
+            tracing::warn!(%server, tool = %change.tool, "tool quarantined: {why}");
+            if self.inner.config.read().approvals.desktop_notifications {
+                crate::notify::notice(
+                    format!("Warden quarantined {} on {server}", change.tool),
+                    format!(
+                        "{why}. Agents cannot see or call it until an admin reviews it: warden tool review {server} {}",
+                        change.tool
+                    ),
+                );
+            }
+        }
+        let event = NewEvent {
+            kind: format!("tool.{}", change.change),
+            server: Some(server.to_string()),
+            tool: Some(change.tool.clone()),
+            outcome: Some(change.change.clone()),
+            detail: Some(
+                serde_json::json!({"reason": change.reason, "definition": definition}).to_string(),
+            ),
+            ..Default::default()
+        };
+        if let Err(e) = self.inner.store.activity().append(event).await {
+            tracing::error!(error = %e, "could not record a tool's quarantine");
+        }
+    }
+
+    /// The vetted facts about one tool as the server lists it now.
+    pub async fn tool_info(&self, server: &str, tool: &str) -> Option<ToolInfo> {
+        let up = self.upstream(server)?;
+        self.index(&up).await.ok()?.tools.get(tool).cloned()
     }
 
     /// Re-reads the agents that may authenticate. Called after any change.
@@ -313,6 +521,7 @@ impl Gateway {
             map.insert(k.credential_hash, current);
         }
         *self.inner.agents.write() = map;
+        self.load_standing(&conn)?;
         // Sessions of agents that can no longer authenticate end now.
         let live: std::collections::HashSet<i64> =
             self.inner.agents.read().values().map(|a| a.id).collect();
@@ -505,6 +714,7 @@ impl Gateway {
         let Some(session) = self.inner.sessions.write().remove(id) else {
             return false;
         };
+        self.inner.broker.end_session(id);
         let servers: std::collections::BTreeSet<String> = session
             .subscriptions
             .lock()
@@ -593,7 +803,7 @@ impl Gateway {
     }
 
     /// The tools of one server as the server listed them.
-    pub fn server_tools(&self, name: &str) -> Result<Vec<serde_json::Value>> {
+    pub async fn server_tools(&self, name: &str) -> Result<Vec<serde_json::Value>> {
         let up = self
             .upstream(name)
             .ok_or_else(|| Error::NotFound(format!("no server is named {name:?}")))?;
@@ -603,12 +813,8 @@ impl Gateway {
                 return Err(Error::Unavailable(format!("server {name:?} is {other}")));
             }
         }
-        Ok(up
-            .catalog()
-            .tools
-            .iter()
-            .filter_map(|t| serde_json::from_str(t.raw.get()).ok())
-            .collect())
+        let ix = self.index(&up).await.map_err(Error::Unavailable)?;
+        Ok(crate::vetting::describe(&ix))
     }
 
     fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
@@ -639,6 +845,19 @@ impl Gateway {
         while let Some(ev) = rx.recv().await {
             match ev {
                 Event::Changed { server, kinds } => {
+                    if kinds.contains(&ListKind::Tools) {
+                        // Vet the new list now, so a changed tool is
+                        // quarantined (and admins told) before anyone asks.
+                        let gw = self.clone();
+                        let s = server.clone();
+                        tokio::spawn(async move {
+                            if let Some(up) = gw.upstream(&s)
+                                && let Err(e) = gw.index(&up).await
+                            {
+                                tracing::error!(server = %s, error = %e, "could not vet the server's tools");
+                            }
+                        });
+                    }
                     self.notify_changed(&server, &kinds);
                     let gw = self.clone();
                     tokio::spawn(async move { gw.sync_subscriptions(&server).await });
@@ -651,6 +870,10 @@ impl Gateway {
                         ),
                         Status::Ready => ("ready", None),
                         Status::Stopped => ("stopped", None),
+                        Status::Blocked { reason } => (
+                            "blocked",
+                            Some(serde_json::json!({"reason": reason}).to_string()),
+                        ),
                         Status::Starting => ("starting", None),
                     };
                     let event = NewEvent {
@@ -855,12 +1078,22 @@ impl Gateway {
             "server/discover" => ok(self.discover(caller.scope.as_deref())),
             "subscriptions/listen" if modern => self.listen(&caller, &params),
             "ping" => ok(serde_json::json!({})),
-            "tools/list" => self.list(&caller, &id, &params, ListKind::Tools, modern),
-            "resources/list" => self.list(&caller, &id, &params, ListKind::Resources, modern),
+            "tools/list" => {
+                self.list(&caller, &id, &params, ListKind::Tools, modern)
+                    .await
+            }
+            "resources/list" => {
+                self.list(&caller, &id, &params, ListKind::Resources, modern)
+                    .await
+            }
             "resources/templates/list" => {
                 self.list(&caller, &id, &params, ListKind::Templates, modern)
+                    .await
             }
-            "prompts/list" => self.list(&caller, &id, &params, ListKind::Prompts, modern),
+            "prompts/list" => {
+                self.list(&caller, &id, &params, ListKind::Prompts, modern)
+                    .await
+            }
             "logging/setLevel" => {
                 if let Some(s) = &caller.session {
                     *s.log_level.lock() = params.str("level");
@@ -1116,7 +1349,7 @@ impl Gateway {
         })
     }
 
-    fn list(
+    async fn list(
         &self,
         caller: &Caller,
         id: &RawValue,
@@ -1127,9 +1360,23 @@ impl Gateway {
         let scoped = caller.scope.is_some();
         let ups = self.ready_upstreams(caller.scope.as_deref());
         let mut all: Vec<&RawValue> = Vec::new();
-        let catalogs: Vec<_> = ups.iter().map(|u| (u.name.as_str(), u.catalog())).collect();
+        let mut catalogs = Vec::with_capacity(ups.len());
+        for u in &ups {
+            if kind == ListKind::Tools {
+                // Quarantined tools are hidden; a server whose tools cannot
+                // be vetted shows none.
+                match self.index(u).await {
+                    Ok(ix) => catalogs.push((u.name.as_str(), ix.catalog.clone(), Some(ix))),
+                    Err(e) => {
+                        tracing::error!(server = %u.name, error = %e, "could not vet the server's tools; hiding them")
+                    }
+                }
+            } else {
+                catalogs.push((u.name.as_str(), u.catalog(), None));
+            }
+        }
         let access = &caller.agent.access;
-        for (server, c) in &catalogs {
+        for (server, c, ix) in &catalogs {
             let items = match kind {
                 ListKind::Tools => &c.tools,
                 ListKind::Resources => &c.resources,
@@ -1138,7 +1385,10 @@ impl Gateway {
             };
             // A caller sees only what it may use.
             let visible = |i: &&upstream::Item| match kind {
-                ListKind::Tools => access.visible(server, Target::Tool(&i.original)),
+                ListKind::Tools => {
+                    ix.as_ref().is_some_and(|ix| ix.usable(&i.original))
+                        && access.visible(server, Target::Tool(&i.original))
+                }
                 ListKind::Prompts => access.visible(server, Target::Prompt(&i.original)),
                 ListKind::Resources => access.visible(
                     server,
@@ -1298,20 +1548,95 @@ impl Gateway {
             target.clone()
         };
         let passthrough = format!("method:{method}");
-        let effect = match method {
-            "tools/call" => caller.agent.access.decide(&server, Target::Tool(&target)),
-            "prompts/get" => caller.agent.access.decide(&server, Target::Prompt(&target)),
-            "resources/read" => caller
-                .agent
-                .access
-                .decide(&server, Target::Resource(&target)),
+        let exposed = if caller.scope.is_some() {
+            tool.clone()
+        } else {
+            crate::names::expose(&server, &tool)
+        };
+        // A tool's risk and pin state come from the server's vetted list.
+        let vetted: Option<ToolInfo> = if method == "tools/call" {
+            match self.index(&up).await {
+                Ok(ix) => ix.tools.get(&target).cloned(),
+                Err(e) => {
+                    tracing::error!(%server, error = %e, "refusing a call whose tool could not be vetted");
+                    return Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::INTERNAL_ERROR,
+                        "Warden could not check this tool against its records, so the call was not sent. Check that the disk has space and the data folder is writable, then try again.",
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        let quarantined =
+            method == "tools/call" && !vetted.as_ref().is_some_and(|t| t.state.usable());
+        // Prompts and resources are read; tools carry their own risk.
+        let risk = vetted.as_ref().map_or(Risk::Low, |t| t.risk);
+        let access = &caller.agent.access;
+        let mut effect = match method {
+            "tools/call" if quarantined => Effect::Deny,
+            "tools/call" => access.decide_at(&server, Target::Tool(&target), risk),
+            "prompts/get" => access.decide(&server, Target::Prompt(&target)),
+            "resources/read" => access.decide(&server, Target::Resource(&target)),
             // Checked by the caller against the prompt or resource it names.
             "completion/complete" => Effect::Allow,
-            _ => caller
-                .agent
-                .access
-                .decide(&server, Target::Tool(&passthrough)),
+            _ => access.decide(&server, Target::Tool(&passthrough)),
         };
+        let mut approver: Option<String> = None;
+        let mut request: Option<ApprovalRequest> = None;
+        if effect == Effect::Ask {
+            let now = warden_store::now_us();
+            let timeout = self.inner.config.read().approvals.timeout_secs;
+            let r = ApprovalRequest {
+                id: random_id(),
+                agent_id: caller.agent.id,
+                agent: caller.agent.name.clone(),
+                person: caller.agent.owner.clone(),
+                chain: caller.agent.chain.clone(),
+                server: server.clone(),
+                tool: tool.clone(),
+                risk,
+                why: vetted.as_ref().map_or_else(
+                    || vec!["a role's grant says to ask".to_string()],
+                    |t| t.why.clone(),
+                ),
+                arguments: arguments
+                    .as_deref()
+                    .and_then(|a| serde_json::from_str(a).ok()),
+                arguments_hash: arguments_hash.clone().unwrap_or_default(),
+                definition_hash: vetted
+                    .as_ref()
+                    .map(|t| t.definition_hash.clone())
+                    .unwrap_or_default(),
+                session: caller.session.as_ref().map_or_else(
+                    || format!("stateless:{}", caller.agent.id),
+                    |s| s.id.clone(),
+                ),
+                requested_at_us: now,
+                expires_at_us: now + (timeout as i64) * 1_000_000,
+            };
+            // Already approved: these exact arguments for good, or this tool
+            // for this session.
+            let standing = self.inner.standing.read().get(&r.agent_id).and_then(|m| {
+                m.get(&(
+                    r.server.clone(),
+                    r.tool.clone(),
+                    r.arguments_hash.clone(),
+                    r.definition_hash.clone(),
+                ))
+                .copied()
+            });
+            if let Some(sid) = standing {
+                effect = Effect::Allow;
+                approver = Some(format!("standing approval {sid}"));
+            } else if self.inner.broker.session_allows(&r) {
+                effect = Effect::Allow;
+                approver = Some("session approval".into());
+            } else {
+                request = Some(r);
+            }
+        }
         let mut requested = NewEvent {
             kind: format!("{kind}.requested"),
             call_id: Some(call_id.clone()),
@@ -1322,28 +1647,47 @@ impl Gateway {
             tool: Some(tool.clone()),
             arguments,
             arguments_hash,
-            decision: Some(effect.as_str().into()),
+            risk: vetted.as_ref().map(|t| t.risk.as_str().to_string()),
+            decision: Some(
+                if request.is_some() {
+                    "ask"
+                } else {
+                    effect.as_str()
+                }
+                .into(),
+            ),
+            approver,
             ..Default::default()
         };
-        if effect != Effect::Allow {
-            requested.outcome = Some("refused".into());
+        if effect == Effect::Deny {
+            requested.outcome = Some(
+                if quarantined {
+                    "quarantined"
+                } else {
+                    "refused"
+                }
+                .into(),
+            );
             if let Err(e) = self.inner.store.activity().append(requested).await {
                 tracing::error!(error = %e, "could not record a refused call");
             }
-            let exposed = if caller.scope.is_some() {
-                tool.clone()
+            let why = if quarantined {
+                let new = vetted
+                    .as_ref()
+                    .is_some_and(|t| t.quarantine.as_deref() == Some("new"));
+                format!(
+                    "Warden blocked {exposed}: {}, so it is quarantined until an admin reviews it. Ask an admin to run: warden tool review {server} {tool}",
+                    if new {
+                        "the tool is new on this server"
+                    } else {
+                        "the server changed this tool's definition after it was approved"
+                    }
+                )
             } else {
-                crate::names::expose(&server, &tool)
-            };
-            let why = match effect {
-                Effect::Ask => format!(
-                    "Warden refused {exposed}: a person must approve this call for agent {:?}, and approvals are not available yet. Ask an admin to allow it.",
-                    caller.agent.name
-                ),
-                _ => format!(
+                format!(
                     "Warden denied {exposed}: agent {:?} has no role that allows it. Ask an admin to grant access if it needs it.",
                     caller.agent.name
-                ),
+                )
             };
             return denial(&id, method, &why, caller.modern);
         }
@@ -1355,6 +1699,18 @@ impl Gateway {
                 jsonrpc::INTERNAL_ERROR,
                 "Warden could not record this call in its activity log, so it was not sent. Check that the disk has space and the data folder is writable, then try again.",
             ));
+        }
+        // The first allowed use pins the definition (an approved call is
+        // pinned once approved).
+        let pin_now = request.is_none()
+            && vetted
+                .as_ref()
+                .is_some_and(|t| t.state == warden_store::tools::PinState::Seen);
+        if pin_now
+            && let Some(t) = &vetted
+            && let Err(why) = self.pin(&server, &target, &t.definition_hash).await
+        {
+            return denial(&id, method, &why, caller.modern);
         }
 
         let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Incoming>();
@@ -1386,7 +1742,44 @@ impl Gateway {
         let owner = caller.agent.owner.clone();
         let chain = caller.agent.chain_json();
         let modern = caller.modern;
+        let up = up.clone();
+        let vetted_hash = vetted.map(|t| t.definition_hash);
         tokio::spawn(async move {
+            if let Some(r) = request {
+                let waited = gw
+                    .await_approval(
+                        &up,
+                        r,
+                        &call_id,
+                        &cancel,
+                        &out_tx,
+                        client_token.as_deref(),
+                        &exposed,
+                        vetted_hash.as_deref(),
+                    )
+                    .await;
+                if let Err((why, outcome)) = waited {
+                    if let Some(s) = &session {
+                        s.in_flight.lock().remove(id.get());
+                    }
+                    let _ = out_tx.send((true, denial_message(&id, &method, &why, modern), None));
+                    let completed = NewEvent {
+                        kind: format!("{kind}.completed"),
+                        call_id: Some(call_id),
+                        agent: Some(agent),
+                        on_behalf_of: owner,
+                        chain,
+                        server: Some(server),
+                        tool: Some(tool),
+                        outcome: Some(outcome.into()),
+                        ..Default::default()
+                    };
+                    if let Err(e) = gw.inner.store.activity().append(completed).await {
+                        tracing::error!(error = %e, "could not record a call's outcome");
+                    }
+                    return;
+                }
+            }
             let started = Instant::now();
             // A legacy client cannot answer a 2026-07-28 server's
             // input_required result itself: the gateway asks it each input
@@ -1537,6 +1930,217 @@ impl Gateway {
                 jsonrpc::INTERNAL_ERROR,
                 "the call ended without an answer",
             )),
+        }
+    }
+
+    /// Pins the definition a tool is first allowed with. Fails closed.
+    async fn pin(&self, server: &str, tool: &str, hash: &str) -> std::result::Result<(), String> {
+        let store = self.inner.store.clone();
+        let (s, t, h) = (server.to_string(), tool.to_string(), hash.to_string());
+        let pinned = tokio::task::spawn_blocking(move || {
+            warden_store::tools::pin_first_use(&store.connect()?, &s, &t, &h)
+        })
+        .await;
+        match pinned {
+            Ok(Ok(_)) => {
+                self.inner.vetting.write().remove(server);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(%server, %tool, error = %e, "could not pin a tool's definition");
+                Err("Warden could not record this tool's definition, so the call was not sent. Check that the disk has space and the data folder is writable, then try again.".into())
+            }
+            Err(e) => Err(format!(
+                "Warden could not record this tool's definition: {e}"
+            )),
+        }
+    }
+
+    /// Waits for a person's answer to a call that needs one. `Ok` when
+    /// approved, after the decision is committed to the activity log;
+    /// otherwise what the agent is told and the call's outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn await_approval(
+        &self,
+        up: &Upstream,
+        r: ApprovalRequest,
+        call_id: &str,
+        cancel: &CancellationToken,
+        out_tx: &mpsc::UnboundedSender<(bool, String, Option<i64>)>,
+        client_token: Option<&str>,
+        exposed: &str,
+        vetted_hash: Option<&str>,
+    ) -> std::result::Result<(), (String, &'static str)> {
+        let timeout = Duration::from_secs(self.inner.config.read().approvals.timeout_secs);
+        let person = r.person.clone().unwrap_or_else(|| "an admin".into());
+        let deadline = Instant::now() + timeout;
+        let ask = self.inner.broker.ask(r.clone(), timeout, cancel);
+        tokio::pin!(ask);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let mut step = 0u64;
+        let mut gone = false;
+        let outcome = loop {
+            tokio::select! {
+                o = &mut ask => break o,
+                _ = tick.tick(), if client_token.is_some() && !gone => {
+                    // Progress keeps a client with a short timeout waiting.
+                    step += 1;
+                    let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+                    let message = format!(
+                        "Waiting for {person} to approve {exposed} (denied in {left} s if nobody answers)"
+                    );
+                    let params = serde_json::json!({
+                        "progressToken": serde_json::from_str::<serde_json::Value>(client_token.unwrap_or("null")).unwrap_or_default(),
+                        "progress": step,
+                        "message": message,
+                    });
+                    let note = jsonrpc::notification("notifications/progress", Some(&jsonrpc::to_raw(&params)));
+                    if out_tx.send((false, note, None)).is_err() {
+                        gone = true;
+                        cancel.cancel();
+                    }
+                }
+                _ = out_tx.closed(), if !gone => {
+                    // The client went away: the request is withdrawn.
+                    gone = true;
+                    cancel.cancel();
+                }
+            }
+        };
+        let (decision, approver, result, detail) = match &outcome {
+            Outcome::Approved {
+                by,
+                choice,
+                step_up,
+            } => (
+                "allow",
+                Some(by.clone()),
+                "approved",
+                serde_json::json!({"approval": r.id, "choice": choice.as_str(), "step_up": step_up}),
+            ),
+            Outcome::Denied { by, reason } => (
+                "deny",
+                Some(by.clone()),
+                "denied",
+                serde_json::json!({"approval": r.id, "reason": reason}),
+            ),
+            Outcome::TimedOut => (
+                "deny",
+                None,
+                "timed_out",
+                serde_json::json!({"approval": r.id, "timeout_secs": timeout.as_secs()}),
+            ),
+            Outcome::Withdrawn => (
+                "deny",
+                None,
+                "withdrawn",
+                serde_json::json!({"approval": r.id}),
+            ),
+        };
+        let event = NewEvent {
+            kind: "approval.decided".into(),
+            call_id: Some(call_id.to_string()),
+            agent: Some(r.agent.clone()),
+            on_behalf_of: r.person.clone(),
+            chain: r.chain.as_ref().and_then(|c| serde_json::to_string(c).ok()),
+            server: Some(r.server.clone()),
+            tool: Some(r.tool.clone()),
+            arguments_hash: Some(r.arguments_hash.clone()),
+            risk: Some(r.risk.as_str().into()),
+            decision: Some(decision.into()),
+            approver: approver.clone(),
+            outcome: Some(result.into()),
+            detail: Some(detail.to_string()),
+            ..Default::default()
+        };
+        let logged = self.inner.store.activity().append(event).await;
+        let why = match outcome {
+            Outcome::Approved { choice, by, .. } => {
+                if let Err(e) = logged {
+                    tracing::error!(error = %e, "refusing an approved call whose approval could not be logged");
+                    return Err((
+                        "Warden could not record the approval in its activity log, so the call was not sent. Check that the disk has space, then try again.".into(),
+                        "failed",
+                    ));
+                }
+                // The tool must still be the one that was approved.
+                let current = self
+                    .index(up)
+                    .await
+                    .ok()
+                    .and_then(|ix| ix.tools.get(&r.tool).cloned());
+                match current {
+                    Some(t)
+                        if t.state.usable() && Some(t.definition_hash.as_str()) == vetted_hash =>
+                    {
+                        if t.state == warden_store::tools::PinState::Seen {
+                            self.pin(&r.server, &r.tool, &t.definition_hash)
+                                .await
+                                .map_err(|w| (w, "failed"))?;
+                        }
+                    }
+                    _ => {
+                        return Err((
+                            format!(
+                                "Warden blocked {exposed}: the server changed the tool while the approval was pending, so the approval no longer applies. Ask again."
+                            ),
+                            "denied",
+                        ));
+                    }
+                }
+                if choice == Choice::Always {
+                    self.add_standing(&r, &by).await;
+                }
+                return Ok(());
+            }
+            Outcome::Denied { by, reason } => format!(
+                "Warden: {by} denied {exposed} for agent {:?}.{} Do not retry it; tell the person what was denied.",
+                r.agent,
+                reason.map(|x| format!(" Reason: {x}.")).unwrap_or_default()
+            ),
+            Outcome::TimedOut => format!(
+                "Warden denied {exposed}: nobody approved it within {} seconds (the request went to {person}). Ask {person} to watch for Warden's approval prompt, then try again.",
+                timeout.as_secs()
+            ),
+            Outcome::Withdrawn => {
+                format!("The call to {exposed} was withdrawn before anyone answered.")
+            }
+        };
+        if let Err(e) = logged {
+            tracing::error!(error = %e, "could not record a denied approval");
+        }
+        Err((why, result))
+    }
+
+    async fn add_standing(&self, r: &ApprovalRequest, by: &str) {
+        let store = self.inner.store.clone();
+        let r = r.clone();
+        let by = by.to_string();
+        let added = tokio::task::spawn_blocking(move || {
+            let conn = store.connect()?;
+            let arguments = r.arguments.as_ref().map(|a| a.to_string());
+            warden_store::tools::add_standing(
+                &conn,
+                &warden_store::tools::NewStanding {
+                    agent_id: r.agent_id,
+                    server: &r.server,
+                    tool: &r.tool,
+                    arguments_hash: &r.arguments_hash,
+                    definition_hash: &r.definition_hash,
+                    arguments: arguments.as_deref(),
+                    created_by: &by,
+                },
+            )
+        })
+        .await;
+        match added {
+            Ok(Ok(_)) => {
+                if let Err(e) = self.reload_standing() {
+                    tracing::error!(error = %e, "could not reload standing approvals");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "could not save a standing approval"),
+            Err(e) => tracing::error!(error = %e, "could not save a standing approval"),
         }
     }
 
@@ -1771,17 +2375,24 @@ fn is_input_required(result: &RawValue) -> bool {
 pub const FORBIDDEN: i64 = -32001;
 
 fn denial(id: &RawValue, method: &str, why: &str, modern: bool) -> Answer {
+    Answer::Message(denial_message(id, method, why, modern))
+}
+
+fn denial_message(id: &RawValue, method: &str, why: &str, modern: bool) -> String {
     if method == "tools/call" {
         let mut result =
             serde_json::json!({"content": [{"type": "text", "text": why}], "isError": true});
         if modern {
             result["resultType"] = serde_json::json!("complete");
         }
-        Answer::Message(jsonrpc::response(id, &jsonrpc::to_raw(&result)))
+        jsonrpc::response(id, &jsonrpc::to_raw(&result))
     } else {
-        Answer::Message(jsonrpc::error(Some(id), FORBIDDEN, why))
+        jsonrpc::error(Some(id), FORBIDDEN, why)
     }
 }
+
+/// How often a waiting call's client hears progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// A result as a 2026-07-28 client expects it: `resultType` always, and the
 /// caching fields on cacheable methods. Results that have them pass as sent.

@@ -2,14 +2,17 @@
 //! server a person has set up. See `upstream/README.md` for the protocol
 //! decisions.
 
+pub mod approvals;
 pub mod config;
 pub mod gateway;
 pub mod jsonrpc;
 pub mod listener;
 pub mod names;
+pub mod notify;
 pub mod redact;
 pub mod sse;
 pub mod upstream;
+pub mod vetting;
 
 pub use config::{Config, ServerSpec};
 pub use gateway::{Gateway, ServerInfo};

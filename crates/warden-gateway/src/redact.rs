@@ -231,7 +231,9 @@ impl Redactor {
                 return (None, None);
             };
             m.update(b"arguments\0");
-            m.update(raw.as_bytes());
+            // Canonical, so the same arguments hash the same whatever order
+            // a client sends the keys in.
+            m.update(crate::vetting::canonical_arguments(Some(raw)).as_bytes());
             hex::encode(m.finalize().into_bytes())
         };
         let stored = match serde_json::from_str::<Value>(raw) {

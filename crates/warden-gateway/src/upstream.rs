@@ -207,8 +207,14 @@ impl Peer {
 pub enum Status {
     Starting,
     Ready,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     Stopped,
+    /// Not started: an admin must approve its command first.
+    Blocked {
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Status {
@@ -218,6 +224,7 @@ impl std::fmt::Display for Status {
             Status::Ready => f.write_str("ready"),
             Status::Failed { error } => write!(f, "failed: {error}"),
             Status::Stopped => f.write_str("stopped"),
+            Status::Blocked { reason } => write!(f, "blocked: {reason}"),
         }
     }
 }
@@ -361,6 +368,29 @@ impl Upstream {
         up
     }
 
+    /// A server that is not started, with the reason people are shown.
+    pub fn blocked(
+        name: String,
+        spec: ServerSpec,
+        reason: String,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Arc<Upstream> {
+        let up = Arc::new(Upstream {
+            name,
+            spec,
+            status: RwLock::new(Status::Blocked { reason }),
+            peer: RwLock::new(None),
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            stop: CancellationToken::new(),
+            restarts: AtomicU32::new(0),
+            stopped: tokio::sync::Notify::new(),
+            events,
+            subscribed: tokio::sync::Mutex::new(Default::default()),
+        });
+        up.stop.cancel();
+        up
+    }
+
     /// Subscribes upstream to exactly `wanted` (see the gateway's
     /// `sync_subscriptions`).
     pub async fn subscribe_to(&self, wanted: std::collections::BTreeSet<String>) {
@@ -438,7 +468,7 @@ impl Upstream {
     pub async fn stop(&self) {
         let done = self.stopped.notified();
         self.stop.cancel();
-        if !matches!(self.status(), Status::Stopped) {
+        if !matches!(self.status(), Status::Stopped | Status::Blocked { .. }) {
             let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
         }
     }
