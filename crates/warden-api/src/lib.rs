@@ -3,6 +3,8 @@
 //! the control socket, so a CLI talking to a running gateway and a CLI working
 //! on the data folder directly run the same code.
 
+mod approvals;
+pub use approvals::{Consent, Pending, ToolReview};
 mod audit;
 mod control;
 pub mod export;
@@ -153,6 +155,70 @@ pub enum Request {
         #[serde(default)]
         filter: LogFilter,
     },
+    /// Calls waiting for a person (a member sees their own agents').
+    Approvals,
+    /// Waits until the pending approvals differ from version `seen`.
+    ApprovalsWait {
+        seen: u64,
+        #[serde(default)]
+        wait_secs: u32,
+    },
+    /// Answers a pending approval: once, session, always or deny. Critical
+    /// tools need `totp` (a fresh code) to approve.
+    ApprovalDecide {
+        id: String,
+        choice: String,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        totp: Option<String>,
+    },
+    /// Standing approvals ("always allow these exact arguments").
+    StandingList,
+    StandingRevoke {
+        id: i64,
+    },
+    /// Sets a tool's risk (low, high, critical) with a reason, or clears
+    /// the override with `risk: None`.
+    ToolRisk {
+        server: String,
+        tool: String,
+        risk: Option<String>,
+        #[serde(default)]
+        reason: String,
+    },
+    /// Tools that are quarantined or rejected.
+    Quarantined,
+    /// A tool's pinned and presented definitions, with a diff.
+    ToolReview {
+        server: String,
+        tool: String,
+    },
+    /// Accepts or rejects the definition a quarantined tool presents now;
+    /// `hash` is the definition reviewed.
+    ToolDecide {
+        server: String,
+        tool: String,
+        hash: String,
+        accept: bool,
+    },
+    /// Whether a server's annotations may lower its tools' risk, and
+    /// whether tools it adds later are trusted without review.
+    ServerTrust {
+        name: String,
+        trusted: bool,
+        #[serde(default)]
+        auto_trust_new_tools: bool,
+    },
+    /// Without `hash`: shows a local server's command for consent. With the
+    /// hash shown and a fresh code: approves exactly that command.
+    ServerConsent {
+        name: String,
+        #[serde(default)]
+        hash: Option<String>,
+        #[serde(default)]
+        totp: Option<String>,
+    },
 }
 
 /// What the activity views filter on. A member's view is always limited to
@@ -223,6 +289,11 @@ pub enum Response {
     DayCounts(Vec<warden_store::DayCount>),
     Pruned(i64),
     Log(Vec<ActivityRow>),
+    Approvals(approvals::Pending),
+    Standing(Vec<warden_store::tools::StandingApproval>),
+    Pins(Vec<warden_store::tools::Pin>),
+    ToolReview(Box<approvals::ToolReview>),
+    Consent(approvals::Consent),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -560,6 +631,40 @@ impl Api {
     async fn dispatch_rest(&self, actor: &User, req: Request) -> ApiResult<Response> {
         match req {
             Request::ServerAdd { name, spec } => self.server_add(&name, spec).await,
+            Request::Approvals => self.approvals(actor),
+            Request::ApprovalsWait { seen, wait_secs } => {
+                self.approvals_wait(actor, seen, wait_secs).await
+            }
+            Request::ApprovalDecide {
+                id,
+                choice,
+                reason,
+                totp,
+            } => self.approval_decide(actor, id, choice, reason, totp).await,
+            Request::StandingList => self.standing_list(actor).await,
+            Request::StandingRevoke { id } => self.standing_revoke(actor, id).await,
+            Request::ToolRisk {
+                server,
+                tool,
+                risk,
+                reason,
+            } => self.tool_risk(actor, server, tool, risk, reason).await,
+            Request::Quarantined => self.quarantined().await,
+            Request::ToolReview { server, tool } => self.tool_review(server, tool).await,
+            Request::ToolDecide {
+                server,
+                tool,
+                hash,
+                accept,
+            } => self.tool_decide(server, tool, hash, accept).await,
+            Request::ServerTrust {
+                name,
+                trusted,
+                auto_trust_new_tools,
+            } => self.server_trust(name, trusted, auto_trust_new_tools).await,
+            Request::ServerConsent { name, hash, totp } => {
+                self.server_consent(actor, name, hash, totp).await
+            }
             Request::ServerRemove { name } => self.server_remove(&name).await,
             Request::ServerList => {
                 let mut servers = self.server_list()?;
@@ -803,6 +908,31 @@ impl Api {
         })
         .to_string();
         let detail = Some(detail);
+        if self.load_config()?.servers.contains_key(name) {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "a server named {name:?} already exists; remove it first or pick another name"
+                ),
+            ));
+        }
+        // The admin adding a local server consents to its exact command.
+        if let Some(hash) = spec.consent_hash() {
+            let store = self.store.clone();
+            let (n, by) = (name.to_string(), self.actor.clone().unwrap_or_default());
+            blocking(move || {
+                let conn = store.connect()?;
+                // A new server under an old name starts afresh.
+                warden_store::tools::forget_server(&conn, &n)?;
+                Ok(warden_store::tools::set_consent(&conn, &n, &hash, &by)?)
+            })
+            .await?;
+        } else {
+            let store = self.store.clone();
+            let n = name.to_string();
+            blocking(move || Ok(warden_store::tools::forget_server(&store.connect()?, &n)?))
+                .await?;
+        }
         match &self.gateway {
             Some(gw) => gw.add_server(name, spec).await?,
             None => {

@@ -320,7 +320,12 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::Log { .. }
         | Request::ActivityStats { .. }
         | Request::Whoami
-        | Request::Logout => Ok(()),
+        | Request::Logout
+        | Request::Approvals
+        | Request::ApprovalsWait { .. }
+        | Request::ApprovalDecide { .. }
+        | Request::StandingList
+        | Request::StandingRevoke { .. } => Ok(()),
         Request::AgentAdd { owner, .. } if owner.as_deref().is_none_or(|o| o == actor.name) => {
             Ok(())
         }
@@ -338,6 +343,12 @@ fn describe(req: &Request) -> &'static str {
         Request::RoleAdd { .. } | Request::RoleRemove { .. } | Request::RoleList => "manage roles",
         Request::Grant { .. } | Request::RevokeGrant { .. } => "change grants",
         Request::Review { .. } => "run access reviews",
+        Request::ToolRisk { .. } => "set a tool's risk",
+        Request::Quarantined | Request::ToolReview { .. } | Request::ToolDecide { .. } => {
+            "review quarantined tools"
+        }
+        Request::ServerTrust { .. } => "change whether a server is trusted",
+        Request::ServerConsent { .. } => "approve a server's command",
         Request::AuditVerify | Request::AuditPrune { .. } => "verify or prune the audit log",
         Request::UserAdd { .. }
         | Request::UserList

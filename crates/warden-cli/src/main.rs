@@ -2,6 +2,7 @@
 //! one call into warden-api, through the running gateway's control socket
 //! when one runs for this data folder, or on the data folder directly.
 
+mod approvals;
 mod connect;
 mod logging;
 mod people;
@@ -79,6 +80,14 @@ enum Command {
     /// Manage upstream MCP servers.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Answer agents' calls that wait for a person. With no subcommand: show requests as they arrive and ask.
+    Approvals {
+        #[command(subcommand)]
+        cmd: Option<approvals::ApprovalsCommand>,
+    },
+    /// Tools' risk and quarantine (admins).
+    #[command(subcommand)]
+    Tool(approvals::ToolCommand),
     /// Manage agents (the identities MCP clients use).
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -216,6 +225,27 @@ enum ServerCommand {
     },
     Remove {
         name: String,
+    },
+    /// Trust a server's own annotations (a read-only tool may then be low risk); new tools it adds
+    /// later are quarantined for review unless --auto-trust-new-tools.
+    Trust {
+        name: String,
+        #[arg(long)]
+        auto_trust_new_tools: bool,
+    },
+    /// Stop trusting a server's annotations: its tools count as high risk unless an admin says otherwise.
+    Distrust {
+        name: String,
+    },
+    /// Review and approve the exact command of a local server (needed after it changed).
+    Consent {
+        name: String,
+        /// A fresh code from your authenticator app.
+        #[arg(long)]
+        totp: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -378,6 +408,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve { listen } => serve::run(&paths, listen).await,
         Command::Connect { agent } => connect::run(&paths, &agent).await,
         Command::Server(cmd) => server(&paths, cmd).await,
+        Command::Approvals { cmd } => approvals::run(&paths, cmd).await,
+        Command::Tool(cmd) => approvals::tool(&paths, cmd).await,
         Command::Agent(cmd) => agent(&paths, cmd).await,
         Command::Init {
             admin,
@@ -785,7 +817,27 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                         .next()
                         .unwrap_or("")
                         .to_string();
-                    println!("{:<32} {desc}", t["name"].as_str().unwrap_or("?"));
+                    let w = &t["warden"];
+                    let state = match w["state"].as_str() {
+                        Some("quarantined") | Some("rejected") => {
+                            format!(" [{}]", w["state"].as_str().unwrap_or_default())
+                        }
+                        _ => String::new(),
+                    };
+                    println!(
+                        "{:<32} {:<8}{state} {desc}\n{:<32} why: {}",
+                        t["name"].as_str().unwrap_or("?"),
+                        w["risk"].as_str().unwrap_or("?"),
+                        "",
+                        w["why"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; "))
+                            .unwrap_or_default()
+                    );
                 }
             }
             Ok(())
@@ -793,6 +845,97 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
         ServerCommand::Remove { name } => {
             call(paths, Request::ServerRemove { name: name.clone() }).await?;
             println!("Removed server {name}.");
+            Ok(())
+        }
+        ServerCommand::Trust {
+            name,
+            auto_trust_new_tools,
+        } => {
+            call(
+                paths,
+                Request::ServerTrust {
+                    name: name.clone(),
+                    trusted: true,
+                    auto_trust_new_tools,
+                },
+            )
+            .await?;
+            println!(
+                "{name} is trusted: its read-only tools can be low risk.{}",
+                if auto_trust_new_tools {
+                    " Tools it adds later are trusted without review."
+                } else {
+                    " Tools it adds later wait for an admin's review."
+                }
+            );
+            Ok(())
+        }
+        ServerCommand::Distrust { name } => {
+            call(
+                paths,
+                Request::ServerTrust {
+                    name: name.clone(),
+                    trusted: false,
+                    auto_trust_new_tools: false,
+                },
+            )
+            .await?;
+            println!(
+                "{name} is no longer trusted: its tools count as high risk unless an admin sets otherwise."
+            );
+            Ok(())
+        }
+        ServerCommand::Consent { name, totp, yes } => {
+            let Response::Consent(c) = call(
+                paths,
+                Request::ServerConsent {
+                    name: name.clone(),
+                    hash: None,
+                    totp: None,
+                },
+            )
+            .await?
+            else {
+                bail!("unexpected answer")
+            };
+            println!("Server {name} runs this command:\n\n  {}\n", c.command_line);
+            if c.approved {
+                println!(
+                    "An admin ({}) already approved exactly this command.",
+                    c.approved_by.as_deref().unwrap_or("?")
+                );
+                return Ok(());
+            }
+            if !yes {
+                print!("Allow Warden to run it? [y/N] ");
+                std::io::Write::flush(&mut std::io::stdout())?;
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+                    println!("Not approved; {name} stays stopped.");
+                    return Ok(());
+                }
+            }
+            let totp = match totp {
+                Some(t) => t,
+                None => {
+                    print!("Current code from your authenticator app: ");
+                    std::io::Write::flush(&mut std::io::stdout())?;
+                    let mut code = String::new();
+                    std::io::stdin().read_line(&mut code)?;
+                    code.trim().to_string()
+                }
+            };
+            call(
+                paths,
+                Request::ServerConsent {
+                    name: name.clone(),
+                    hash: Some(c.hash),
+                    totp: Some(totp),
+                },
+            )
+            .await?;
+            println!("Approved; {name} starts now with this command.");
             Ok(())
         }
     }

@@ -188,6 +188,9 @@ fn tagged(method: &str, params: Option<&Params>, subscription: &str) -> String {
     jsonrpc::notification(method, Some(&p.to_raw()))
 }
 
+/// (server, tool, arguments hash, definition hash) of a standing approval.
+type StandingKey = (String, String, String, String);
+
 struct Inner {
     store: Store,
     config_path: PathBuf,
@@ -210,7 +213,7 @@ struct Inner {
     vet_lock: tokio::sync::Mutex<()>,
     /// Standing approvals by agent: (server, tool, arguments hash,
     /// definition hash) → id.
-    standing: RwLock<HashMap<i64, HashMap<(String, String, String, String), i64>>>,
+    standing: RwLock<HashMap<i64, HashMap<StandingKey, i64>>>,
 }
 
 #[derive(Clone)]
@@ -354,7 +357,7 @@ impl Gateway {
     }
 
     fn load_standing(&self, conn: &rusqlite::Connection) -> Result<()> {
-        let mut map: HashMap<i64, HashMap<(String, String, String, String), i64>> = HashMap::new();
+        let mut map: HashMap<i64, HashMap<StandingKey, i64>> = HashMap::new();
         for s in warden_store::tools::standing(conn, None)? {
             map.entry(s.agent_id).or_default().insert(
                 (s.server, s.tool, s.arguments_hash, s.definition_hash),

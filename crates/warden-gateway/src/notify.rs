@@ -22,8 +22,11 @@ pub struct DesktopNotifier {
     shown: Arc<Mutex<HashMap<String, u32>>>,
     timeout_ms: u32,
     /// Called when a person clicks a notification (the app opens the request).
-    on_open: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    on_open: Option<OpenHandler>,
 }
+
+/// What a click on a notification does (the app opens the request).
+pub type OpenHandler = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl DesktopNotifier {
     pub fn new(broker: &Arc<Broker>, timeout: std::time::Duration) -> DesktopNotifier {
@@ -35,7 +38,7 @@ impl DesktopNotifier {
         }
     }
 
-    pub fn on_open(mut self, f: Arc<dyn Fn(&str) + Send + Sync>) -> DesktopNotifier {
+    pub fn on_open(mut self, f: OpenHandler) -> DesktopNotifier {
         self.on_open = Some(f);
         self
     }
