@@ -107,7 +107,8 @@ class Warden:
         roles = json.loads(self.cli("role", "list", "--json").stdout)
         if not any(r["name"] == "all" for r in roles):
             self.cli("role", "add", "all", "--description", "every tool of every server")
-            self.cli("grant", "all", "*", "*", "allow")
+            # --explicit: high-risk tools too, without asking a person.
+            self.cli("grant", "all", "*", "*", "allow", "--explicit")
         return "all"
 
     def add_agent(self, name: str, *roles: str) -> str:
@@ -140,7 +141,7 @@ class Warden:
         deadline = time.time() + timeout
         while time.time() < deadline:
             states = [s["state"] for s in self.servers()]
-            if all(s in ("ready", "failed") for s in states):
+            if all(s in ("ready", "failed", "blocked") for s in states):
                 return
             time.sleep(0.2)
         raise AssertionError(f"servers did not settle: {self.servers()}")

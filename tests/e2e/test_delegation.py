@@ -26,8 +26,9 @@ def call(warden, token: str, tool: str, args: dict, i: int = 1):
 def test_a_sub_agent_gets_the_intersection_and_its_events_carry_the_chain(warden, files_root):
     warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
     warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.cli("server", "trust", "fs")
     warden.cli("role", "add", "files")
-    warden.cli("grant", "files", "fs", "*", "allow")
+    warden.cli("grant", "files", "fs", "*", "allow", "--explicit")
     warden.cli("role", "add", "reader-echo")
     warden.cli("grant", "reader-echo", "fs", "read_*", "allow")
     warden.cli("grant", "reader-echo", "ev", "echo", "allow")

@@ -17,6 +17,8 @@ READ_TOOLS = {"read_file", "read_text_file", "read_media_file", "read_multiple_f
 def test_an_agent_sees_and_calls_only_what_its_role_allows(warden, files_root):
     warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
     warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    # Trusted, so its read-only annotations make the read tools low risk.
+    warden.cli("server", "trust", "fs")
     warden.cli("role", "add", "reader", "--description", "reads files, changes nothing")
     for pattern in ("read_*", "list_*", "directory_tree", "search_files", "get_file_info"):
         warden.cli("grant", "reader", "fs", pattern, "allow")
@@ -75,22 +77,17 @@ def test_an_agent_sees_and_calls_only_what_its_role_allows(warden, files_root):
     revoked = next(c for c in changes if c["kind"] == "agent.revoked")
     assert revoked["on_behalf_of"] == "admin" and revoked["agent"] == "reader-bot"
     last = next(c for c in changes if c["kind"] == "role.grant_set")
-    assert json.loads(last["detail"])["after"] == {"server": "fs", "pattern": "write_*", "effect": "deny"}
+    assert json.loads(last["detail"])["after"] == {"server": "fs", "pattern": "write_*", "effect": "deny", "explicit": False}
 
 
-def test_ask_is_refused_until_approvals_exist_and_bad_grants_change_nothing(warden):
+def test_bad_grants_change_nothing(warden):
     warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
     warden.cli("role", "add", "careful")
     warden.cli("grant", "careful", "ev", "*", "allow")
-    warden.cli("grant", "careful", "ev", "get-env", "ask")
-    token = warden.add_agent("careful-bot", "careful")
-    warden.start()
-    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ev__get-env", "arguments": {}, "_meta": MODERN_META}}, token)
-    result = r.json()["result"]
-    assert result["isError"] and "approve" in result["content"][0]["text"]
     before = warden.cli("role", "list", "--json").stdout
     for args in (["grant", "careful", "ev", "*", "maybe"], ["grant", "nobody", "ev", "*", "allow"],
-                 ["grant", "careful", "Bad Server", "*", "allow"], ["agent", "add", "x", "--role", "nobody"]):
+                 ["grant", "careful", "Bad Server", "*", "allow"], ["agent", "add", "x", "--role", "nobody"],
+                 ["grant", "careful", "ev", "*", "deny", "--explicit"]):
         out = warden.cli(*args, check=False)
         assert out.returncode != 0 and out.stderr.startswith("error: "), (args, out.stderr)
     assert warden.cli("role", "list", "--json").stdout == before

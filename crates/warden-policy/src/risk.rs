@@ -76,35 +76,38 @@ pub struct Assessment {
     pub why: Vec<String>,
 }
 
-/// Words that mean an action cannot be taken back or leaves the machine.
-const SIGNALS: &[(&str, &str)] = &[
-    ("delete", "deletes"),
-    ("remove", "deletes"),
-    ("destroy", "deletes"),
-    ("drop", "deletes"),
-    ("erase", "deletes"),
-    ("purge", "deletes"),
-    ("wipe", "deletes"),
-    ("truncate", "deletes"),
-    ("overwrite", "writes"),
-    ("export", "exports"),
-    ("download", "exports"),
-    ("upload", "sends"),
-    ("send", "sends"),
-    ("email", "sends"),
-    ("mail", "sends"),
-    ("message", "sends"),
-    ("post", "sends"),
-    ("publish", "sends"),
-    ("share", "sends"),
-    ("transfer", "pays"),
-    ("pay", "pays"),
-    ("payment", "pays"),
-    ("purchase", "pays"),
-    ("charge", "pays"),
-    ("refund", "pays"),
-    ("invoice", "pays"),
-    ("wire", "pays"),
+/// Words that mean an action cannot be taken back, leaves the machine or
+/// moves money, and whether they count in descriptions too. Words that
+/// descriptions use loosely ("error messages", "a shared folder") count
+/// only in a tool's name.
+const SIGNALS: &[(&str, &str, bool)] = &[
+    ("delete", "deletes", true),
+    ("remove", "deletes", false),
+    ("destroy", "deletes", true),
+    ("drop", "deletes", false),
+    ("erase", "deletes", true),
+    ("purge", "deletes", true),
+    ("wipe", "deletes", true),
+    ("truncate", "deletes", false),
+    ("overwrite", "writes", true),
+    ("export", "exports", true),
+    ("download", "exports", false),
+    ("upload", "sends", true),
+    ("send", "sends", true),
+    ("email", "sends", true),
+    ("mail", "sends", false),
+    ("message", "sends", false),
+    ("post", "sends", false),
+    ("publish", "sends", true),
+    ("share", "sends", false),
+    ("transfer", "pays", false),
+    ("pay", "pays", false),
+    ("payment", "pays", true),
+    ("purchase", "pays", true),
+    ("charge", "pays", false),
+    ("refund", "pays", true),
+    ("invoice", "pays", false),
+    ("wire", "pays", false),
 ];
 
 /// The words of a name or description: lower case, split at anything that
@@ -136,8 +139,11 @@ fn words(text: &str) -> Vec<String> {
 /// The signal a word carries, counting simple inflections ("deletes",
 /// "deleting", "sent" is not needed: "send" covers the imperative names
 /// tools have).
-fn signal(word: &str) -> Option<&'static str> {
-    SIGNALS.iter().find_map(|(stem, what)| {
+fn signal(word: &str, in_description: bool) -> Option<&'static str> {
+    SIGNALS.iter().find_map(|(stem, what, loose)| {
+        if in_description && !loose {
+            return None;
+        }
         let hit = word == *stem
             || word
                 .strip_prefix(stem)
@@ -192,10 +198,15 @@ pub fn classify(facts: &ToolFacts<'_>, over: Option<&Override>) -> Assessment {
         }
     }
     let mut seen: Vec<&str> = Vec::new();
-    let texts = [Some(facts.name), facts.title, facts.description];
-    for text in texts.into_iter().flatten() {
+    let texts = [
+        (Some(facts.name), false),
+        (facts.title, false),
+        (facts.description, true),
+    ];
+    for (text, description) in texts {
+        let Some(text) = text else { continue };
         for w in words(text) {
-            if let Some(s) = signal(&w)
+            if let Some(s) = signal(&w, description)
                 && !seen.contains(&s)
             {
                 seen.push(s);
@@ -293,9 +304,10 @@ mod tests {
     fn words_of_deletion_export_payment_or_sending_raise_the_risk() {
         for (name, desc) in [
             ("delete_entities", None),
-            ("list", Some("Lists and then removes old entries")),
+            ("list", Some("Lists and then deletes old entries")),
             ("exportReport", None),
             ("notify", Some("Sends an email to the team")),
+            ("post_message", None),
             ("checkout", Some("Make a payment with the saved card")),
         ] {
             let c = classify(&facts(name, desc, read_only(), true), None);
@@ -303,6 +315,17 @@ mod tests {
             assert!(c.why.iter().any(|w| w.contains("name or description")));
         }
         // Words that merely contain a signal do not count.
+        // Nor do loose words in a description.
+        let c = classify(
+            &facts(
+                "read",
+                Some("Reads a file from the shared folder; gives detailed error messages"),
+                read_only(),
+                true,
+            ),
+            None,
+        );
+        assert_eq!(c.risk, Risk::Low, "{:?}", c.why);
         for name in ["postal_codes", "sharepoint_listing", "wiretap_status"] {
             let c = classify(
                 &facts(name, Some("Reads the list"), read_only(), true),
