@@ -302,3 +302,29 @@ def test_a_changed_local_command_waits_for_an_admins_fresh_consent(warden):
     assert {s["name"]: s["state"] for s in warden.servers()}["sneaky"] == "blocked"
     approved = [r for r in log(warden) if r["kind"] == "server.command_approved"]
     assert approved and approved[0]["on_behalf_of"] == "admin"
+
+
+def test_a_client_that_cancels_withdraws_its_request(warden, files_root):
+    _, token = setup_writer(warden, files_root)
+    approval_timeout(warden, 60)
+    warden.start()
+    h = {"content-type": "application/json", "accept": "application/json, text/event-stream", "authorization": f"Bearer {token}"}
+    init = httpx2.post(warden.url, headers=h, timeout=30, content=json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+    h["mcp-session-id"] = init.headers["mcp-session-id"]
+    h["mcp-protocol-version"] = "2025-11-25"
+    httpx2.post(warden.url, headers=h, timeout=30, content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+    f = POOL.submit(lambda: httpx2.post(warden.url, headers=h, timeout=120, content=json.dumps(
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": str(files_root / "w.txt"), "content": "x"}}})))
+    [req] = wait_pending(warden)
+    httpx2.post(warden.url, headers=h, timeout=30, content=json.dumps(
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "user pressed stop"}}))
+    deadline = time.time() + 10
+    while pending(warden) and time.time() < deadline:
+        time.sleep(0.1)
+    assert pending(warden) == [], "the cancelled call no longer waits"
+    f.result(timeout=30)
+    late = warden.cli("approvals", "approve", req["id"], check=False)
+    assert late.returncode != 0
+    assert not (files_root / "w.txt").exists()
+    assert any(r["kind"] == "approval.decided" and r.get("outcome") == "withdrawn" for r in log(warden))
