@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use warden_auth::totp;
+use warden_auth::{Sensitive, totp};
 use warden_gateway::Gateway;
 use warden_gateway::approvals::{ApprovalRequest, Approver, Choice, DecideError};
 use warden_store::tools::{Pin, StandingApproval};
@@ -37,6 +37,9 @@ pub struct Consent {
     pub approved: bool,
     pub approved_by: Option<String>,
 }
+
+/// How long a proof of the second factor opens sensitive changes.
+const RECENT_MFA_S: i64 = 5 * 60;
 
 fn no_gateway() -> ApiError {
     ApiError::new(
@@ -78,9 +81,49 @@ impl Api {
         self.approvals(actor)
     }
 
+    /// Sensitive changes need the person to have proved their second factor
+    /// within the last few minutes in this session (sign-in or
+    /// `warden confirm`), so a process that finds a session lying around
+    /// cannot make them.
+    pub(crate) async fn require_recent_mfa(
+        &self,
+        token: &Sensitive<String>,
+        what: &str,
+    ) -> ApiResult<()> {
+        let hash = warden_auth::hash_token("session", token.expose());
+        let store = self.store.clone();
+        let at = blocking(move || Ok(users::session_mfa_at(&store.connect()?, &hash)?)).await?;
+        if at.is_some_and(|t| self.clock.now() - t <= RECENT_MFA_S) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            format!(
+                "to {what}, confirm it is you first: run `warden confirm --totp CODE` with a code from your authenticator app (it lasts 5 minutes), then try again"
+            ),
+        ))
+    }
+
+    /// `warden confirm`: a fresh code opens the window for sensitive changes.
+    pub(crate) async fn confirm(
+        &self,
+        actor: &User,
+        token: &Sensitive<String>,
+        code: &str,
+    ) -> ApiResult<Response> {
+        self.step_up(actor, token, code.trim(), "confirm").await?;
+        Ok(Response::Done)
+    }
+
     /// Checks a fresh authenticator code for `actor` (step-up). A code is
     /// good once; wrong codes count toward the account's lockout.
-    async fn step_up(&self, actor: &User, code: &str, purpose: &str) -> ApiResult<()> {
+    async fn step_up(
+        &self,
+        actor: &User,
+        token: &Sensitive<String>,
+        code: &str,
+        purpose: &str,
+    ) -> ApiResult<()> {
         let now = self.clock.now();
         let store = self.store.clone();
         let name = actor.name.clone();
@@ -105,8 +148,13 @@ impl Api {
         let store = self.store.clone();
         match verdict {
             Some(Ok(step)) => {
-                blocking(move || Ok(users::record_success(&store.connect()?, id, Some(step))?))
-                    .await?;
+                let hash = warden_auth::hash_token("session", token.expose());
+                blocking(move || {
+                    let conn = store.connect()?;
+                    users::record_success(&conn, id, Some(step))?;
+                    Ok(users::mark_mfa(&conn, &hash, now)?)
+                })
+                .await?;
                 self.record(
                     "approval.step_up",
                     None,
@@ -148,9 +196,11 @@ impl Api {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn approval_decide(
         &self,
         actor: &User,
+        token: &Sensitive<String>,
         id: String,
         choice: String,
         reason: Option<String>,
@@ -171,7 +221,7 @@ impl Api {
         })?;
         let fresh_mfa = match code.as_deref().filter(|c| !c.trim().is_empty()) {
             Some(c) if choice != Choice::Deny => {
-                self.step_up(actor, c.trim(), &format!("approval {id}"))
+                self.step_up(actor, token, c.trim(), &format!("approval {id}"))
                     .await?;
                 true
             }
@@ -189,7 +239,9 @@ impl Api {
                     DecideError::NotFound(_) => ErrorCode::NotFound,
                     DecideError::NotYours { .. } => ErrorCode::Forbidden,
                     DecideError::StepUpRequired => ErrorCode::Unauthenticated,
-                    DecideError::NoStandingForCritical => ErrorCode::InvalidInput,
+                    DecideError::OnceOnlyForCritical | DecideError::OnceOnlyForDelegated => {
+                        ErrorCode::InvalidInput
+                    }
                 };
                 ApiError::new(code, e.to_string())
             })?;
@@ -269,12 +321,17 @@ impl Api {
             actor.name.clone(),
         );
         let before = blocking(move || {
-            Ok(warden_store::tools::set_risk(
-                &store.connect()?,
+            let conn = store.connect()?;
+            let before = warden_store::tools::set_risk(
+                &conn,
                 &s,
                 &t,
                 r.as_deref().map(|r| (r, why.as_str(), by.as_str())),
-            )?)
+            )?;
+            // The decision is about the definition the tool has now: a
+            // different one later is quarantined for review.
+            warden_store::tools::pin_seen(&conn, &s, &t)?;
+            Ok(before)
         })
         .await?;
         if let Some(gw) = &self.gateway {
@@ -395,6 +452,7 @@ impl Api {
     pub(crate) async fn server_consent(
         &self,
         actor: &User,
+        token: &Sensitive<String>,
         name: String,
         hash: Option<String>,
         code: Option<String>,
@@ -439,7 +497,7 @@ impl Api {
                 "approving a command needs a fresh code from your authenticator app (--totp CODE)",
             )
         })?;
-        self.step_up(actor, code.trim(), &format!("the command of {name}"))
+        self.step_up(actor, token, code.trim(), &format!("the command of {name}"))
             .await?;
         let store = self.store.clone();
         let (n, h, by) = (name.clone(), hash.clone(), actor.name.clone());

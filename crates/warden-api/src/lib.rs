@@ -155,6 +155,10 @@ pub enum Request {
         #[serde(default)]
         filter: LogFilter,
     },
+    /// A fresh authenticator code: opens sensitive changes for 5 minutes.
+    Confirm {
+        totp: String,
+    },
     /// Calls waiting for a person (a member sees their own agents').
     Approvals,
     /// Waits until the pending approvals differ from version `seen`.
@@ -304,6 +308,26 @@ pub struct AgentCreated {
     /// Whether the credential was also saved in the OS keychain (for
     /// `warden connect`), and if not, why.
     pub keychain: Result<(), String>,
+}
+
+/// Changes that need a recent second factor in this session, in words.
+fn sensitive(req: &Request) -> Option<&'static str> {
+    match req {
+        // With a code the request proves it itself.
+        Request::ApprovalDecide { choice, totp, .. }
+            if choice != "deny" && totp.as_deref().is_none_or(|t| t.trim().is_empty()) =>
+        {
+            Some("approve an agent's call")
+        }
+        Request::ToolDecide { accept: true, .. } => Some("accept a changed tool"),
+        Request::ServerTrust { trusted: true, .. } => Some("trust a server"),
+        Request::ToolRisk { .. } => Some("change a tool's risk"),
+        Request::Grant { explicit: true, .. } => Some("let high-risk tools run without asking"),
+        Request::ServerAdd { spec, .. } if spec.command.is_some() => {
+            Some("approve a local server's command")
+        }
+        _ => None,
+    }
 }
 
 /// Machine-readable error codes, so callers never match on messages.
@@ -470,6 +494,9 @@ impl Api {
         token: &Sensitive<String>,
         req: Request,
     ) -> ApiResult<Response> {
+        if let Some(what) = sensitive(&req) {
+            self.require_recent_mfa(token, what).await?;
+        }
         match req {
             Request::Init { .. } | Request::Login { .. } => {
                 Err(ApiError::new(ErrorCode::InvalidInput, "already signed in"))
@@ -564,7 +591,7 @@ impl Api {
                 .await?;
                 Ok(Response::Done)
             }
-            req => self.dispatch_rest(actor, req).await,
+            req => self.dispatch_rest(actor, token, req).await,
         }
     }
 
@@ -628,7 +655,12 @@ impl Api {
         Ok(Response::Done)
     }
 
-    async fn dispatch_rest(&self, actor: &User, req: Request) -> ApiResult<Response> {
+    async fn dispatch_rest(
+        &self,
+        actor: &User,
+        token: &Sensitive<String>,
+        req: Request,
+    ) -> ApiResult<Response> {
         match req {
             Request::ServerAdd { name, spec } => self.server_add(&name, spec).await,
             Request::Approvals => self.approvals(actor),
@@ -640,7 +672,11 @@ impl Api {
                 choice,
                 reason,
                 totp,
-            } => self.approval_decide(actor, id, choice, reason, totp).await,
+            } => {
+                self.approval_decide(actor, token, id, choice, reason, totp)
+                    .await
+            }
+            Request::Confirm { totp } => self.confirm(actor, token, &totp).await,
             Request::StandingList => self.standing_list(actor).await,
             Request::StandingRevoke { id } => self.standing_revoke(actor, id).await,
             Request::ToolRisk {
@@ -663,7 +699,7 @@ impl Api {
                 auto_trust_new_tools,
             } => self.server_trust(name, trusted, auto_trust_new_tools).await,
             Request::ServerConsent { name, hash, totp } => {
-                self.server_consent(actor, name, hash, totp).await
+                self.server_consent(actor, token, name, hash, totp).await
             }
             Request::ServerRemove { name } => self.server_remove(&name).await,
             Request::ServerList => {

@@ -321,6 +321,7 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::ActivityStats { .. }
         | Request::Whoami
         | Request::Logout
+        | Request::Confirm { .. }
         | Request::Approvals
         | Request::ApprovalsWait { .. }
         | Request::ApprovalDecide { .. }

@@ -368,3 +368,66 @@ async fn the_review_flags_unused_expired_and_orphaned_agents() {
     };
     assert!(later.due, "ninety days later the next review is due");
 }
+
+#[tokio::test]
+async fn sensitive_changes_need_a_second_factor_from_the_last_five_minutes() {
+    let s = setup().await;
+    let token = s.login(&s.code()).await.expect("sign in");
+    let grant = |explicit: bool| Request::Grant {
+        role: "writers".into(),
+        server: "fs".into(),
+        pattern: "write_*".into(),
+        effect: "allow".into(),
+        explicit,
+    };
+    s.api
+        .call(
+            Some(&token),
+            Request::RoleAdd {
+                name: "writers".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .expect("role");
+    s.api
+        .call(Some(&token), grant(true))
+        .await
+        .expect("just signed in: the sign-in's code counts");
+    s.clock.set(s.clock.now() + 301);
+    let stale = s
+        .api
+        .call(Some(&token), grant(true))
+        .await
+        .expect_err("five minutes later it needs a fresh code");
+    assert_eq!(stale.code, ErrorCode::Unauthenticated);
+    assert!(
+        stale.message.contains("warden confirm"),
+        "{}",
+        stale.message
+    );
+    s.api
+        .call(Some(&token), grant(false))
+        .await
+        .expect("an ordinary change does not");
+    let wrong = s
+        .api
+        .call(
+            Some(&token),
+            Request::Confirm {
+                totp: "000000".into(),
+            },
+        )
+        .await
+        .expect_err("a wrong code confirms nothing");
+    assert_eq!(wrong.code, ErrorCode::Unauthenticated);
+    s.clock.set(s.clock.now() + 2);
+    s.api
+        .call(Some(&token), Request::Confirm { totp: s.code() })
+        .await
+        .expect("a fresh code confirms");
+    s.api
+        .call(Some(&token), grant(true))
+        .await
+        .expect("confirmed: the change goes through");
+}

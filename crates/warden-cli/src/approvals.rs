@@ -178,7 +178,7 @@ pub async fn interactive(paths: &Paths) -> Result<()> {
             }
             println!("\n{}", describe(&r));
             let choices = if r.needs_step_up() {
-                "[o]nce, [s]ession, [d]eny, Enter to skip"
+                "[o]nce, [d]eny, Enter to skip"
             } else {
                 "[o]nce, [s]ession, [a]lways these arguments, [d]eny, Enter to skip"
             };
@@ -189,7 +189,7 @@ pub async fn interactive(paths: &Paths) -> Result<()> {
             };
             let choice = match answer.to_lowercase().as_str() {
                 "o" | "once" => "once",
-                "s" | "session" => "session",
+                "s" | "session" if !r.needs_step_up() => "session",
                 "a" | "always" if !r.needs_step_up() => "always",
                 "d" | "deny" => "deny",
                 _ => {

@@ -55,6 +55,12 @@ enum Command {
     },
     /// Sign out and forget the session.
     Logout,
+    /// Confirm it is you with a fresh authenticator code: sensitive changes (approving, trusting,
+    /// accepting a changed tool, setting a risk) need one from the last 5 minutes.
+    Confirm {
+        #[arg(long)]
+        totp: Option<String>,
+    },
     /// Who is signed in.
     Whoami,
     /// The audit log's integrity.
@@ -409,6 +415,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Connect { agent } => connect::run(&paths, &agent).await,
         Command::Server(cmd) => server(&paths, cmd).await,
         Command::Approvals { cmd } => approvals::run(&paths, cmd).await,
+        Command::Confirm { totp } => {
+            let totp = match totp {
+                Some(t) => t,
+                None => {
+                    print!("Current code from your authenticator app: ");
+                    std::io::Write::flush(&mut std::io::stdout())?;
+                    let mut code = String::new();
+                    std::io::stdin().read_line(&mut code)?;
+                    code.trim().to_string()
+                }
+            };
+            call(&paths, Request::Confirm { totp }).await?;
+            println!("Confirmed for the next 5 minutes.");
+            Ok(())
+        }
         Command::Tool(cmd) => approvals::tool(&paths, cmd).await,
         Command::Agent(cmd) => agent(&paths, cmd).await,
         Command::Init {

@@ -133,9 +133,13 @@ pub enum DecideError {
     )]
     StepUpRequired,
     #[error(
-        "a critical tool is approved one call or one session at a time; \"always allow\" is not offered for it"
+        "a critical tool is approved one call at a time; \"this session\" and \"always allow\" are not offered for it"
     )]
-    NoStandingForCritical,
+    OnceOnlyForCritical,
+    #[error(
+        "this agent acts for someone else through a delegation: its calls are approved one at a time"
+    )]
+    OnceOnlyForDelegated,
 }
 
 /// A surface that shows prompts: the desktop notification, the app's
@@ -317,8 +321,11 @@ impl Broker {
             if r.needs_step_up() && !approver.fresh_mfa {
                 return Err(DecideError::StepUpRequired);
             }
-            if r.needs_step_up() && choice == Choice::Always {
-                return Err(DecideError::NoStandingForCritical);
+            if r.needs_step_up() && choice != Choice::Once {
+                return Err(DecideError::OnceOnlyForCritical);
+            }
+            if r.chain.is_some() && choice != Choice::Once {
+                return Err(DecideError::OnceOnlyForDelegated);
             }
         }
         let Some(p) = pending.remove(id) else {
@@ -500,10 +507,12 @@ mod tests {
             broker.decide("r", &alice(false), Choice::Once, None),
             Err(DecideError::StepUpRequired)
         );
-        assert_eq!(
-            broker.decide("r", &alice(true), Choice::Always, None),
-            Err(DecideError::NoStandingForCritical)
-        );
+        for choice in [Choice::Always, Choice::Session] {
+            assert_eq!(
+                broker.decide("r", &alice(true), choice, None),
+                Err(DecideError::OnceOnlyForCritical)
+            );
+        }
         assert_eq!(broker.pending(Some("alice")).len(), 1, "still waiting");
         broker
             .decide("r", &alice(true), Choice::Once, None)

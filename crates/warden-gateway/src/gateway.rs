@@ -211,6 +211,9 @@ struct Inner {
     /// Each server's tools as vetted (risk, definition hash, pin state).
     vetting: RwLock<HashMap<String, Arc<ServerIndex>>>,
     vet_lock: tokio::sync::Mutex<()>,
+    /// Bumped when admins change risk or trust: an index built from the
+    /// settings before is not kept.
+    vet_generation: AtomicU64,
     /// Standing approvals by agent: (server, tool, arguments hash,
     /// definition hash) → id.
     standing: RwLock<HashMap<i64, HashMap<StandingKey, i64>>>,
@@ -258,6 +261,7 @@ impl Gateway {
                 broker: Arc::new(Broker::default()),
                 vetting: RwLock::new(HashMap::new()),
                 vet_lock: tokio::sync::Mutex::new(()),
+                vet_generation: AtomicU64::new(0),
                 standing: RwLock::new(HashMap::new()),
             }),
         };
@@ -378,6 +382,7 @@ impl Gateway {
     /// admin changed a risk, a trust setting or reviewed a tool; the next
     /// call or listing rebuilds it.
     pub fn invalidate_tools(&self, server: Option<&str>) {
+        self.inner.vet_generation.fetch_add(1, Ordering::SeqCst);
         match server {
             Some(s) => {
                 self.inner.vetting.write().remove(s);
@@ -419,6 +424,7 @@ impl Gateway {
         if let Some(ix) = self.fresh_index(&up.name, &catalog) {
             return Ok(ix);
         }
+        let generation = self.inner.vet_generation.load(Ordering::SeqCst);
         let store = self.inner.store.clone();
         let server = up.name.clone();
         let cat = catalog.clone();
@@ -430,10 +436,12 @@ impl Gateway {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         let ix = Arc::new(built.index);
-        self.inner
-            .vetting
-            .write()
-            .insert(up.name.clone(), ix.clone());
+        {
+            let mut vetting = self.inner.vetting.write();
+            if self.inner.vet_generation.load(Ordering::SeqCst) == generation {
+                vetting.insert(up.name.clone(), ix.clone());
+            }
+        }
         for change in built.changes {
             let definition = built.definitions.get(&change.tool).cloned();
             self.record_pin_change(&up.name, change, definition).await;
@@ -1584,13 +1592,35 @@ impl Gateway {
             "resources/read" => access.decide(&server, Target::Resource(&target)),
             // Checked by the caller against the prompt or resource it names.
             "completion/complete" => Effect::Allow,
-            _ => access.decide(&server, Target::Tool(&passthrough)),
+            // Methods Warden does not interpret may do anything: a person
+            // is asked unless a grant names the method.
+            _ => access.decide_at(&server, Target::Tool(&passthrough), Risk::High),
         };
         let mut approver: Option<String> = None;
         let mut request: Option<ApprovalRequest> = None;
         if effect == Effect::Ask {
             let now = warden_store::now_us();
             let timeout = self.inner.config.read().approvals.timeout_secs;
+            // The approval binds everything the call sends but `_meta`
+            // (arguments, input responses, request state, task).
+            let mut bound = params.0.clone();
+            bound.shift_remove("_meta");
+            let bound_raw = serde_json::to_string(&bound).unwrap_or_default();
+            let (_, binding) = self.inner.redactor.arguments(Some(&bound_raw));
+            let mut shown: Option<serde_json::Value> = arguments
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok());
+            bound.shift_remove("arguments");
+            bound.shift_remove("name");
+            bound.shift_remove("uri");
+            if !bound.is_empty() {
+                let extra = serde_json::to_string(&bound).unwrap_or_default();
+                let (extra, _) = self.inner.redactor.arguments(Some(&extra));
+                let extra: serde_json::Value = extra
+                    .and_then(|e| serde_json::from_str(&e).ok())
+                    .unwrap_or_default();
+                shown = Some(serde_json::json!({"arguments": shown, "also sent": extra}));
+            }
             let r = ApprovalRequest {
                 id: random_id(),
                 agent_id: caller.agent.id,
@@ -1604,10 +1634,8 @@ impl Gateway {
                     || vec!["a role's grant says to ask".to_string()],
                     |t| t.why.clone(),
                 ),
-                arguments: arguments
-                    .as_deref()
-                    .and_then(|a| serde_json::from_str(a).ok()),
-                arguments_hash: arguments_hash.clone().unwrap_or_default(),
+                arguments: shown,
+                arguments_hash: binding.unwrap_or_default(),
                 definition_hash: vetted
                     .as_ref()
                     .map(|t| t.definition_hash.clone())
@@ -1620,20 +1648,27 @@ impl Gateway {
                 expires_at_us: now + (timeout as i64) * 1_000_000,
             };
             // Already approved: these exact arguments for good, or this tool
-            // for this session.
-            let standing = self.inner.standing.read().get(&r.agent_id).and_then(|m| {
-                m.get(&(
-                    r.server.clone(),
-                    r.tool.clone(),
-                    r.arguments_hash.clone(),
-                    r.definition_hash.clone(),
-                ))
-                .copied()
-            });
+            // for this session. Never for a critical tool (one call at a
+            // time) nor for a delegated caller (the person at the head of
+            // its chain is not the one who answered).
+            let reusable = risk != Risk::Critical && caller.agent.chain.is_none();
+            let standing = if reusable {
+                self.inner.standing.read().get(&r.agent_id).and_then(|m| {
+                    m.get(&(
+                        r.server.clone(),
+                        r.tool.clone(),
+                        r.arguments_hash.clone(),
+                        r.definition_hash.clone(),
+                    ))
+                    .copied()
+                })
+            } else {
+                None
+            };
             if let Some(sid) = standing {
                 effect = Effect::Allow;
                 approver = Some(format!("standing approval {sid}"));
-            } else if self.inner.broker.session_allows(&r) {
+            } else if reusable && self.inner.broker.session_allows(&r) {
                 effect = Effect::Allow;
                 approver = Some("session approval".into());
             } else {
@@ -1759,6 +1794,7 @@ impl Gateway {
                         client_token.as_deref(),
                         &exposed,
                         vetted_hash.as_deref(),
+                        &method,
                     )
                     .await;
                 if let Err((why, outcome)) = waited {
@@ -1973,6 +2009,7 @@ impl Gateway {
         client_token: Option<&str>,
         exposed: &str,
         vetted_hash: Option<&str>,
+        method: &str,
     ) -> std::result::Result<(), (String, &'static str)> {
         let timeout = Duration::from_secs(self.inner.config.read().approvals.timeout_secs);
         let person = r.person.clone().unwrap_or_else(|| "an admin".into());
@@ -2066,29 +2103,37 @@ impl Gateway {
                         "failed",
                     ));
                 }
-                // The tool must still be the one that was approved.
-                let current = self
-                    .index(up)
-                    .await
-                    .ok()
-                    .and_then(|ix| ix.tools.get(&r.tool).cloned());
-                match current {
-                    Some(t)
-                        if t.state.usable() && Some(t.definition_hash.as_str()) == vetted_hash =>
-                    {
-                        if t.state == warden_store::tools::PinState::Seen {
-                            self.pin(&r.server, &r.tool, &t.definition_hash)
-                                .await
-                                .map_err(|w| (w, "failed"))?;
+                // The agent must still be allowed to ask: not revoked, its
+                // grants not turned to deny, its delegation not ended.
+                if let Err(why) = self.still_allowed(&r, method) {
+                    return Err((format!("Warden blocked {exposed}: {why}"), "denied"));
+                }
+                // A tool must still be the one that was approved.
+                if method == "tools/call" {
+                    let current = self
+                        .index(up)
+                        .await
+                        .ok()
+                        .and_then(|ix| ix.tools.get(&r.tool).cloned());
+                    match current {
+                        Some(t)
+                            if t.state.usable()
+                                && Some(t.definition_hash.as_str()) == vetted_hash =>
+                        {
+                            if t.state == warden_store::tools::PinState::Seen {
+                                self.pin(&r.server, &r.tool, &t.definition_hash)
+                                    .await
+                                    .map_err(|w| (w, "failed"))?;
+                            }
                         }
-                    }
-                    _ => {
-                        return Err((
-                            format!(
-                                "Warden blocked {exposed}: the server changed the tool while the approval was pending, so the approval no longer applies. Ask again."
-                            ),
-                            "denied",
-                        ));
+                        _ => {
+                            return Err((
+                                format!(
+                                    "Warden blocked {exposed}: the server changed the tool while the approval was pending, so the approval no longer applies. Ask again."
+                                ),
+                                "denied",
+                            ));
+                        }
                     }
                 }
                 if choice == Choice::Always {
@@ -2113,6 +2158,43 @@ impl Gateway {
             tracing::error!(error = %e, "could not record a denied approval");
         }
         Err((why, result))
+    }
+
+    /// Whether the agent behind an approved request may still make it.
+    fn still_allowed(&self, r: &ApprovalRequest, method: &str) -> std::result::Result<(), String> {
+        let access = self
+            .inner
+            .agents
+            .read()
+            .values()
+            .find(|a| a.id == r.agent_id)
+            .map(|a| a.access.clone())
+            .ok_or(
+                "the agent's credential was revoked or suspended while the approval was pending",
+            )?;
+        if r.chain.is_some()
+            && !self
+                .inner
+                .delegations
+                .read()
+                .values()
+                .any(|d| d.agent.id == r.agent_id)
+        {
+            return Err(
+                "the delegation this agent acted under ended while the approval was pending".into(),
+            );
+        }
+        let passthrough = format!("method:{method}");
+        let target = match method {
+            "tools/call" => Target::Tool(&r.tool),
+            "prompts/get" => Target::Prompt(&r.tool),
+            "resources/read" => Target::Resource(&r.tool),
+            _ => Target::Tool(&passthrough),
+        };
+        if access.decide_at(&r.server, target, r.risk) == Effect::Deny {
+            return Err("the agent's access changed while the approval was pending".into());
+        }
+        Ok(())
     }
 
     async fn add_standing(&self, r: &ApprovalRequest, by: &str) {

@@ -78,11 +78,62 @@ pub fn definition(item: &Item) -> (String, String, Value) {
 }
 
 /// Canonical JSON of any arguments, for binding approvals to "these exact
-/// arguments" whatever order the keys come in.
+/// arguments" whatever order the keys come in. Every scalar stays exactly
+/// as sent, so numbers keep all their digits.
 pub fn canonical_arguments(raw: Option<&str>) -> String {
-    raw.and_then(|r| serde_json::from_str::<Value>(r).ok())
-        .map(|v| canonicalize(v).to_string())
-        .unwrap_or_else(|| "{}".into())
+    let mut out = String::new();
+    match raw {
+        Some(r) if write_canonical(r, &mut out) => out,
+        Some(r) => r.to_string(),
+        None => "{}".into(),
+    }
+}
+
+fn write_canonical(raw: &str, out: &mut String) -> bool {
+    let t = raw.trim();
+    match t.as_bytes().first() {
+        Some(b'{') => {
+            let Ok(m) = serde_json::from_str::<
+                std::collections::BTreeMap<String, &serde_json::value::RawValue>,
+            >(t) else {
+                return false;
+            };
+            out.push('{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if !write_canonical(v.get(), out) {
+                    return false;
+                }
+            }
+            out.push('}');
+            true
+        }
+        Some(b'[') => {
+            let Ok(a) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(t) else {
+                return false;
+            };
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if !write_canonical(v.get(), out) {
+                    return false;
+                }
+            }
+            out.push(']');
+            true
+        }
+        Some(_) => {
+            out.push_str(t);
+            true
+        }
+        None => false,
+    }
 }
 
 fn facts<'a>(name: &'a str, v: &'a Value, trusted: bool) -> ToolFacts<'a> {
@@ -154,9 +205,28 @@ pub fn build(
             .into_iter()
             .map(|p| (p.tool.clone(), p))
             .collect();
+    // A name listed twice could show one definition and run another: such
+    // tools are never usable.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (name, ..) in &defs {
+        *counts.entry(name.as_str()).or_default() += 1;
+    }
     let mut tools = HashMap::with_capacity(defs.len());
     let mut definitions = HashMap::new();
     for (name, text, hash, v) in &defs {
+        if counts.get(name.as_str()).copied().unwrap_or(0) > 1 {
+            tools.insert(
+                name.clone(),
+                ToolInfo {
+                    risk: Risk::Critical,
+                    why: vec!["the server lists two tools with this name".into()],
+                    definition_hash: hash.clone(),
+                    state: PinState::Quarantined,
+                    quarantine: Some("changed".into()),
+                },
+            );
+            continue;
+        }
         let assessment: Assessment =
             warden_policy::classify(&facts(name, v, policy.trusted), overrides.get(name));
         let pin = pins.get(name);
@@ -200,4 +270,20 @@ pub fn describe(ix: &ServerIndex) -> Vec<Value> {
             Some(v)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_arguments_sort_keys_and_keep_numbers_exact() {
+        assert_eq!(
+            canonical_arguments(Some(r#"{"b": [ {"y":1,"x":2} ], "a": "\u00e9"}"#)),
+            r#"{"a":"\u00e9","b":[{"x":2,"y":1}]}"#
+        );
+        let a = canonical_arguments(Some(r#"{"amount": 10000000000000000001}"#));
+        let b = canonical_arguments(Some(r#"{"amount": 10000000000000000000}"#));
+        assert_ne!(a, b, "amounts beyond f64 precision stay apart");
+    }
 }

@@ -58,3 +58,7 @@ CREATE TABLE standing_approvals (
     created_at_us   INTEGER NOT NULL,
     UNIQUE (agent_id, server, tool, arguments_hash, definition_hash)
 );
+
+-- When a session's person last proved their second factor: sign-in or a
+-- step-up. Sensitive changes need it to be recent.
+ALTER TABLE sessions ADD COLUMN mfa_at_s INTEGER;

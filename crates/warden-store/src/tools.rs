@@ -374,6 +374,17 @@ pub fn pin_first_use(conn: &Connection, server: &str, tool: &str, hash: &str) ->
     Ok(n == 1)
 }
 
+/// Pins whatever definition a tool presents now, if nothing is pinned yet
+/// (an admin's risk decision is about that definition).
+pub fn pin_seen(conn: &Connection, server: &str, tool: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE tool_pins SET state = 'pinned', pinned_hash = seen_hash, pinned_definition = seen_definition, updated_at_us = ?3
+         WHERE server = ?1 AND tool = ?2 AND state = 'seen'",
+        params![server, tool, now_us()],
+    )?;
+    Ok(())
+}
+
 /// An admin's review of a quarantined tool: accept pins the definition the
 /// server presents now (which must be the one reviewed, `hash`); reject
 /// keeps the tool refused until the server presents something else.

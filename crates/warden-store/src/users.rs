@@ -174,7 +174,7 @@ pub fn create_session(
     expires_s: i64,
 ) -> Result<()> {
     conn.execute(
-        "INSERT INTO sessions (token_hash, user_id, created_s, last_seen_s, expires_s) VALUES (?1, ?2, ?3, ?3, ?4)",
+        "INSERT INTO sessions (token_hash, user_id, created_s, last_seen_s, expires_s, mfa_at_s) VALUES (?1, ?2, ?3, ?3, ?4, ?3)",
         params![token_hash, user_id, now_s, expires_s],
     )?;
     Ok(())
@@ -197,6 +197,27 @@ pub fn touch_session(conn: &Connection, token_hash: &str, now_s: i64) -> Result<
         params![now_s, token_hash],
     )?;
     Ok(())
+}
+
+/// Records that the session's person just proved their second factor.
+pub fn mark_mfa(conn: &Connection, token_hash: &str, now_s: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE sessions SET mfa_at_s = ?1 WHERE token_hash = ?2",
+        params![now_s, token_hash],
+    )?;
+    Ok(())
+}
+
+/// When the session's person last proved their second factor.
+pub fn session_mfa_at(conn: &Connection, token_hash: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT mfa_at_s FROM sessions WHERE token_hash = ?1",
+            [token_hash],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
 }
 
 pub fn end_session(conn: &Connection, token_hash: &str) -> Result<()> {
