@@ -5,6 +5,7 @@
 
 mod credential;
 mod keychain;
+pub mod oauth;
 pub mod password;
 mod sensitive;
 pub mod totp;

@@ -1,0 +1,210 @@
+//! Which URLs the OAuth client may fetch. Remote servers and their
+//! authorization servers must use https (loopback exempt). A discovery,
+//! metadata or token URL whose host resolves to a private, link-local,
+//! shared or cloud-metadata address is refused unless the admin configured
+//! the server itself on such a network. Resolution is injectable, so tests
+//! can point a name at 169.254.169.254 without a packet leaving loopback.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use url::Url;
+
+use super::{OAuthError, Result};
+
+/// Resolves a host name to addresses.
+pub type Resolver = Arc<dyn Fn(&str, u16) -> std::io::Result<Vec<IpAddr>> + Send + Sync>;
+
+pub fn system_resolver() -> Resolver {
+    Arc::new(|host: &str, port: u16| {
+        use std::net::ToSocketAddrs;
+        Ok((host, port).to_socket_addrs()?.map(|a| a.ip()).collect())
+    })
+}
+
+#[derive(Clone)]
+pub struct Guard {
+    resolver: Resolver,
+    /// The admin configured the server on a private network: its
+    /// authorization URLs may be private too (never link-local/metadata).
+    allow_private: bool,
+}
+
+fn is_loopback(ip: &IpAddr) -> bool {
+    ip.is_loopback()
+}
+
+/// Link-local (incl. 169.254.169.254 and fd00:ec2::254 style metadata),
+/// unspecified, broadcast, multicast: never fetched.
+fn is_forbidden(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || *v4 == Ipv4Addr::new(100, 100, 100, 200)
+        }
+        IpAddr::V6(v6) => {
+            v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || *v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|m| is_forbidden(&IpAddr::V4(m)))
+        }
+    }
+}
+
+/// Private networks: RFC 1918, carrier-grade NAT, unique local IPv6.
+fn is_private(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xfe00) == 0xfc00
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|m| is_private(&IpAddr::V4(m)))
+        }
+    }
+}
+
+impl Guard {
+    pub fn new(resolver: Resolver, allow_private: bool) -> Guard {
+        Guard {
+            resolver,
+            allow_private,
+        }
+    }
+
+    /// A guard for a server at `server_url`: private addresses are allowed
+    /// when the server itself resolves to one (the admin put it there).
+    pub fn for_server(resolver: Resolver, server_url: &Url) -> Guard {
+        let private = server_url
+            .host_str()
+            .and_then(|h| {
+                (resolver)(
+                    h.trim_matches(['[', ']']),
+                    server_url.port_or_known_default()?,
+                )
+                .ok()
+            })
+            .is_some_and(|ips| ips.iter().any(is_private));
+        Guard::new(resolver, private)
+    }
+
+    /// Checks a URL before it is fetched. `what` names it in the error.
+    pub fn check(&self, raw: &str, what: &str) -> Result<Url> {
+        let url = Url::parse(raw)
+            .map_err(|e| OAuthError::Refused(format!("the {what} {raw:?} is not a URL: {e}")))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| OAuthError::Refused(format!("the {what} has no host")))?
+            .trim_matches(['[', ']'])
+            .to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let ips = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (self.resolver)(&host, port).map_err(|e| {
+                OAuthError::Network(format!("could not look up {host} (the {what}): {e}"))
+            })?,
+        };
+        if ips.is_empty() {
+            return Err(OAuthError::Network(format!(
+                "{host} (the {what}) has no address"
+            )));
+        }
+        let loopback = ips.iter().all(is_loopback);
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err(OAuthError::Refused(format!(
+                    "the {what} {url} does not use https; Warden only signs in over https (plain http is allowed on this machine only)"
+                )));
+            }
+        }
+        if let Some(bad) = ips.iter().find(|ip| is_forbidden(ip)) {
+            return Err(OAuthError::Refused(format!(
+                "the {what} {url} points at {bad}, a link-local or cloud metadata address; Warden does not fetch those"
+            )));
+        }
+        if !self.allow_private && !loopback && ips.iter().any(is_private) {
+            return Err(OAuthError::Refused(format!(
+                "the {what} {url} points at a private network address while the server is public; Warden refuses that to protect your network"
+            )));
+        }
+        Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver(map: &'static [(&'static str, &'static str)]) -> Resolver {
+        Arc::new(move |host: &str, _| {
+            map.iter()
+                .find(|(h, _)| *h == host)
+                .map(|(_, ip)| vec![ip.parse().expect("ip")])
+                .ok_or_else(|| std::io::Error::other("unknown host"))
+        })
+    }
+
+    const HOSTS: &[(&str, &str)] = &[
+        ("auth.example.com", "93.184.216.34"),
+        ("metadata.example.com", "169.254.169.254"),
+        ("intranet.example.com", "10.1.2.3"),
+        ("localhost", "127.0.0.1"),
+        ("v6meta.example.com", "fe80::1"),
+    ];
+
+    #[test]
+    fn https_public_and_loopback_http_pass() {
+        let g = Guard::new(resolver(HOSTS), false);
+        assert!(
+            g.check("https://auth.example.com/token", "token URL")
+                .is_ok()
+        );
+        assert!(g.check("http://localhost:3001/token", "token URL").is_ok());
+        let plain = g.check("http://auth.example.com/token", "token URL");
+        assert!(matches!(plain, Err(OAuthError::Refused(m)) if m.contains("https")));
+    }
+
+    #[test]
+    fn metadata_link_local_and_private_addresses_are_refused() {
+        let g = Guard::new(resolver(HOSTS), false);
+        for url in [
+            "https://metadata.example.com/.well-known/oauth-authorization-server",
+            "https://v6meta.example.com/x",
+            "https://169.254.169.254/latest",
+        ] {
+            let r = g.check(url, "metadata URL");
+            assert!(
+                matches!(&r, Err(OAuthError::Refused(m)) if m.contains("metadata")),
+                "{url}: {r:?}"
+            );
+        }
+        let private = g.check("https://intranet.example.com/token", "token URL");
+        assert!(matches!(private, Err(OAuthError::Refused(m)) if m.contains("private")));
+        // A server the admin put on the private network may use it; never
+        // the metadata address.
+        let inside = Guard::for_server(
+            resolver(HOSTS),
+            &Url::parse("https://intranet.example.com/mcp").expect("url"),
+        );
+        assert!(
+            inside
+                .check("https://intranet.example.com/token", "token URL")
+                .is_ok()
+        );
+        assert!(
+            inside
+                .check("https://metadata.example.com/x", "token URL")
+                .is_err()
+        );
+    }
+}
