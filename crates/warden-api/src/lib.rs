@@ -6,6 +6,8 @@
 mod approvals;
 pub use approvals::{Consent, Pending, ToolReview};
 mod audit;
+mod oauth;
+pub use oauth::{LoginStarted, OAuthTokens, ProbeCheck, ProbeReport};
 mod control;
 pub mod export;
 mod people;
@@ -155,6 +157,31 @@ pub enum Request {
         #[serde(default)]
         filter: LogFilter,
     },
+    /// Signing in to a remote server, step one: discovery and registration;
+    /// answers with the address to open in the browser.
+    ServerLoginStart {
+        name: String,
+        #[serde(default)]
+        client_id: Option<String>,
+        #[serde(default)]
+        client_secret: Option<Sensitive<String>>,
+        #[serde(default)]
+        scopes: Option<String>,
+    },
+    /// Step two: waits for the browser to come back, then keeps the tokens.
+    ServerLoginFinish {
+        flow: String,
+    },
+    /// Every server sign-in: issuer, client, scopes, expiry, last refresh.
+    ServerAuthList,
+    /// Revokes (where the server can) and forgets a server's sign-in.
+    ServerLogout {
+        name: String,
+    },
+    /// Checks that a remote server refuses missing and bad tokens.
+    ServerProbe {
+        name: String,
+    },
     /// A fresh authenticator code: opens sensitive changes for 5 minutes.
     Confirm {
         totp: String,
@@ -298,6 +325,10 @@ pub enum Response {
     Pins(Vec<warden_store::tools::Pin>),
     ToolReview(Box<approvals::ToolReview>),
     Consent(approvals::Consent),
+    LoginStarted(LoginStarted),
+    SignedInTo(Box<warden_store::server_auth::ServerAuth>),
+    ServerAuths(Vec<warden_store::server_auth::ServerAuth>),
+    Probe(ProbeReport),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -401,6 +432,8 @@ pub struct Api {
     clock: Arc<dyn Clock>,
     /// The person making the current call, for the record.
     actor: Option<String>,
+    /// Sign-ins to remote servers waiting for the browser.
+    logins: oauth::Logins,
 }
 
 impl Api {
@@ -417,6 +450,7 @@ impl Api {
             gateway,
             clock: Arc::new(SystemClock),
             actor: None,
+            logins: oauth::logins(),
         }
     }
 
@@ -664,6 +698,19 @@ impl Api {
         match req {
             Request::ServerAdd { name, spec } => self.server_add(&name, spec).await,
             Request::Approvals => self.approvals(actor),
+            Request::ServerLoginStart {
+                name,
+                client_id,
+                client_secret,
+                scopes,
+            } => {
+                self.login_start(name, client_id, client_secret, scopes)
+                    .await
+            }
+            Request::ServerLoginFinish { flow } => self.login_finish(flow).await,
+            Request::ServerAuthList => self.auth_list().await,
+            Request::ServerLogout { name } => self.logout(name).await,
+            Request::ServerProbe { name } => self.probe(name).await,
             Request::ApprovalsWait { seen, wait_secs } => {
                 self.approvals_wait(actor, seen, wait_secs).await
             }
@@ -1064,7 +1111,8 @@ impl Api {
         let up = Upstream::start(
             name.to_string(),
             spec,
-            secret_resolver(self.keychain.clone()),
+            secret_resolver(self.keychain.clone())
+                .with_tokens(OAuthTokens::new(self.store.clone(), self.keychain.clone())),
             tx,
         );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -1438,7 +1486,9 @@ impl Api {
 
 /// Resolves `keychain:NAME` configuration values from the OS keychain.
 pub fn secret_resolver(keychain: Keychain) -> warden_gateway::upstream::SecretResolver {
-    Arc::new(move |value: &str| match value.strip_prefix("keychain:") {
+    warden_gateway::upstream::SecretResolver::new(Arc::new(move |value: &str| match value
+        .strip_prefix("keychain:")
+    {
         None => Ok(value.to_string()),
         Some(account) => match keychain.get(&format!("secret/{account}")) {
             Ok(Some(s)) => Ok(s.into_inner()),
@@ -1447,7 +1497,7 @@ pub fn secret_resolver(keychain: Keychain) -> warden_gateway::upstream::SecretRe
             )),
             Err(e) => Err(e.to_string()),
         },
-    })
+    }))
 }
 
 fn validate_role_name(name: &str) -> ApiResult<()> {

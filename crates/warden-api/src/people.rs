@@ -350,6 +350,11 @@ fn describe(req: &Request) -> &'static str {
         }
         Request::ServerTrust { .. } => "change whether a server is trusted",
         Request::ServerConsent { .. } => "approve a server's command",
+        Request::ServerLoginStart { .. }
+        | Request::ServerLoginFinish { .. }
+        | Request::ServerLogout { .. }
+        | Request::ServerAuthList => "sign Warden in to servers",
+        Request::ServerProbe { .. } => "probe servers",
         Request::AuditVerify | Request::AuditPrune { .. } => "verify or prune the audit log",
         Request::UserAdd { .. }
         | Request::UserList

@@ -31,7 +31,10 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
         store.clone(),
         paths.config.clone(),
         config.clone(),
-        warden_api::secret_resolver(keychain.clone()),
+        warden_api::secret_resolver(keychain.clone()).with_tokens(warden_api::OAuthTokens::new(
+            store.clone(),
+            keychain.clone(),
+        )),
         credential_key,
     )?;
     let api = warden_api::Api::new(

@@ -329,7 +329,39 @@ pub struct Upstream {
 }
 
 /// Resolves `keychain:NAME` values to secrets; any other value is literal.
-pub type SecretResolver = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+pub type ResolveFn = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// Bearer tokens for servers a person signed in to (OAuth). `None` when the
+/// server has no sign-in; an error says why calls to it cannot go through.
+pub trait TokenSource: Send + Sync {
+    fn bearer<'a>(
+        &'a self,
+        server: &'a str,
+        url: &'a url::Url,
+        refresh: bool,
+    ) -> futures::future::BoxFuture<'a, Result<Option<String>, String>>;
+}
+
+/// Where a server's secrets come from: keychain values and sign-in tokens.
+#[derive(Clone)]
+pub struct SecretResolver {
+    pub resolve: ResolveFn,
+    pub tokens: Option<Arc<dyn TokenSource>>,
+}
+
+impl SecretResolver {
+    pub fn new(resolve: ResolveFn) -> SecretResolver {
+        SecretResolver {
+            resolve,
+            tokens: None,
+        }
+    }
+
+    pub fn with_tokens(mut self, tokens: Arc<dyn TokenSource>) -> SecretResolver {
+        self.tokens = Some(tokens);
+        self
+    }
+}
 
 impl Upstream {
     pub fn status(&self) -> Status {
@@ -713,11 +745,10 @@ async fn connect(
             .await?
             .into_iter()
             .collect();
-        let link = Arc::new(http::HttpLink::new(
-            url.clone(),
-            http::header_map(&headers)?,
-            mux.clone(),
-        )?);
+        let link = Arc::new(
+            http::HttpLink::new(url.clone(), http::header_map(&headers)?, mux.clone())?
+                .with_auth(name, secrets.tokens.clone()),
+        );
         link.set_version(MODERN_VERSION);
         let mut peer = Peer {
             server: name.to_string(),
@@ -768,12 +799,12 @@ async fn resolve_all(
     secrets: &SecretResolver,
     values: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, PeerError> {
-    let secrets = secrets.clone();
+    let resolve = secrets.resolve.clone();
     let values = values.clone();
     tokio::task::spawn_blocking(move || {
         values
             .into_iter()
-            .map(|(k, v)| secrets(&v).map(|v| (k, v)))
+            .map(|(k, v)| resolve(&v).map(|v| (k, v)))
             .collect::<Result<BTreeMap<_, _>, String>>()
     })
     .await

@@ -12,6 +12,7 @@ mod agents;
 pub mod audit;
 mod migrate;
 pub mod roles;
+pub mod server_auth;
 pub mod tools;
 pub mod users;
 

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000800_approvals",
         include_str!("../migrations/20261127000800_approvals.sql"),
     ),
+    (
+        "20261127000900_server_auth",
+        include_str!("../migrations/20261127000900_server_auth.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -155,6 +155,8 @@ pub fn forget_server(conn: &Connection, server: &str) -> Result<()> {
         "tool_pins",
         "tool_risk",
         "standing_approvals",
+        "server_auth",
+        "server_probes",
     ] {
         tx.execute(&format!("DELETE FROM {table} WHERE server = ?1"), [server])?;
     }

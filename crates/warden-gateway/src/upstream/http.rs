@@ -28,6 +28,9 @@ pub struct HttpLink {
     mux: Arc<Mux>,
     /// Cancelled when the session is gone (404 on a session, stream errors).
     pub closed: CancellationToken,
+    /// Sign-in tokens for this server, if a person signed in to it.
+    auth: Option<Arc<dyn super::TokenSource>>,
+    server: String,
 }
 
 /// What one message is, for the routing headers of the modern era.
@@ -53,7 +56,34 @@ impl HttpLink {
             version: RwLock::new(None),
             mux,
             closed: CancellationToken::new(),
+            auth: None,
+            server: String::new(),
         })
+    }
+
+    pub fn with_auth(mut self, server: &str, auth: Option<Arc<dyn super::TokenSource>>) -> HttpLink {
+        self.server = server.to_string();
+        self.auth = auth;
+        self
+    }
+
+    /// Adds the server's sign-in token (refreshed first when `refresh`).
+    async fn authorize(
+        &self,
+        req: reqwest::RequestBuilder,
+        refresh: bool,
+    ) -> Result<(reqwest::RequestBuilder, bool), PeerError> {
+        let Some(auth) = &self.auth else {
+            return Ok((req, false));
+        };
+        match auth.bearer(&self.server, &self.url, refresh).await {
+            Ok(Some(token)) => Ok((req.bearer_auth(token), true)),
+            Ok(None) => Ok((req, false)),
+            Err(why) => Err(PeerError::Http {
+                status: 401,
+                detail: why,
+            }),
+        }
     }
 
     pub fn set_version(&self, version: &str) {
@@ -94,11 +124,25 @@ impl HttpLink {
         if let Some(name) = route.name.and_then(|n| HeaderValue::from_str(n).ok()) {
             req = req.header("mcp-name", name);
         }
-        let resp = req
+        let retry = req.try_clone().map(|r| (r, body.clone()));
+        let (req, signed) = self.authorize(req, false).await?;
+        let mut resp = req
             .body(body)
             .send()
             .await
             .map_err(|e| PeerError::Transport(describe(&e)))?;
+        // An expired or revoked token: refresh once and try again.
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && signed
+            && let Some((again, body)) = retry
+        {
+            let (again, _) = self.authorize(again, true).await?;
+            resp = again
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| PeerError::Transport(describe(&e)))?;
+        }
         let status = resp.status();
         if let Some(sid) = resp.headers().get("mcp-session-id")
             && self.session.read().is_none()
@@ -108,6 +152,17 @@ impl HttpLink {
         if status == reqwest::StatusCode::NOT_FOUND && self.has_session() {
             self.closed.cancel();
             return Err(PeerError::Closed("the server ended the session".into()));
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            let signed_in = if signed {
+                "its sign-in was refused; sign in again"
+            } else {
+                "it needs you to sign in"
+            };
+            return Err(PeerError::Http {
+                status: 401,
+                detail: format!("{signed_in}: warden server login {}", self.server),
+            });
         }
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
@@ -185,6 +240,9 @@ impl HttpLink {
             if let Some(id) = &last_id {
                 req = req.header("last-event-id", id.as_str());
             }
+            let Ok((req, _)) = self.authorize(req, false).await else {
+                return;
+            };
             let resp = tokio::select! {
                 r = req.send() => r,
                 _ = self.closed.cancelled() => return,
