@@ -174,6 +174,8 @@ def test_signing_in_to_a_protected_server_keeps_tokens_in_the_keychain_and_refre
     assert report["checks"][0]["passed"] and not report["checks"][1]["passed"]
     shown = warden.cli("server", "probe", "loose").stdout
     assert "WARNING: loose accepted a request it should have refused" in shown
+    verdicts = {s["name"]: s["probe"] for s in warden.servers()}
+    assert verdicts == {"prot": "enforcing", "loose": "not enforcing"}, verdicts
 
     # Signing out revokes and forgets; calls then say to sign in.
     warden.cli("server", "logout", "prot")

@@ -1057,6 +1057,18 @@ impl Api {
     }
 
     fn server_list(&self) -> ApiResult<Vec<ServerInfo>> {
+        let mut servers = self.server_list_bare()?;
+        let probes = warden_store::server_auth::probes(&self.store.connect()?)?;
+        for s in &mut servers {
+            s.probe = probes
+                .iter()
+                .find(|p| p.server == s.name)
+                .map(|p| p.verdict.clone());
+        }
+        Ok(servers)
+    }
+
+    fn server_list_bare(&self) -> ApiResult<Vec<ServerInfo>> {
         if let Some(gw) = &self.gateway {
             return Ok(gw.servers());
         }
@@ -1077,6 +1089,7 @@ impl Api {
                 era: None,
                 tools: 0,
                 restarts: 0,
+                probe: None,
             })
             .collect())
     }
@@ -1486,17 +1499,17 @@ impl Api {
 
 /// Resolves `keychain:NAME` configuration values from the OS keychain.
 pub fn secret_resolver(keychain: Keychain) -> warden_gateway::upstream::SecretResolver {
-    warden_gateway::upstream::SecretResolver::new(Arc::new(move |value: &str| match value
-        .strip_prefix("keychain:")
-    {
-        None => Ok(value.to_string()),
-        Some(account) => match keychain.get(&format!("secret/{account}")) {
-            Ok(Some(s)) => Ok(s.into_inner()),
-            Ok(None) => Err(format!(
-                "the secret {account:?} is not in the keychain; add it with `warden secret set {account}`"
-            )),
-            Err(e) => Err(e.to_string()),
-        },
+    warden_gateway::upstream::SecretResolver::new(Arc::new(move |value: &str| {
+        match value.strip_prefix("keychain:") {
+            None => Ok(value.to_string()),
+            Some(account) => match keychain.get(&format!("secret/{account}")) {
+                Ok(Some(s)) => Ok(s.into_inner()),
+                Ok(None) => Err(format!(
+                    "the secret {account:?} is not in the keychain; add it with `warden secret set {account}`"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+        }
     }))
 }
 

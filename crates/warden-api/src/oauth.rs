@@ -103,7 +103,13 @@ impl OAuthTokens {
         let s = server.to_string();
         let (exp, scope) = tokens.map_or((None, None), |t| (t.expires_at, t.scope.clone()));
         let _ = tokio::task::spawn_blocking(move || -> warden_store::Result<()> {
-            server_auth::refreshed(&store.connect()?, &s, exp, scope.as_deref(), error.as_deref())
+            server_auth::refreshed(
+                &store.connect()?,
+                &s,
+                exp,
+                scope.as_deref(),
+                error.as_deref(),
+            )
         })
         .await;
     }
@@ -136,7 +142,15 @@ impl OAuthTokens {
             return Ok(Some(fresh.tokens.access_token.expose().clone()));
         }
         let guard = Guard::for_server(self.resolver.clone(), url);
-        match flow::refresh(&self.http, &guard, &row.token_endpoint, &stored.client, &stored.tokens).await {
+        match flow::refresh(
+            &self.http,
+            &guard,
+            &row.token_endpoint,
+            &stored.client,
+            &stored.tokens,
+        )
+        .await
+        {
             Ok(tokens) => {
                 let access = tokens.access_token.expose().clone();
                 let stored = Stored {
@@ -155,7 +169,9 @@ impl OAuthTokens {
                 self.note(server, None, Some(why.clone())).await;
                 warden_gateway::notify::notice(
                     format!("Sign in to {server} again"),
-                    format!("Warden could not renew your sign-in to {server}, so its tools are unavailable. Reconnect with: warden server login {server}"),
+                    format!(
+                        "Warden could not renew your sign-in to {server}, so its tools are unavailable. Reconnect with: warden server login {server}"
+                    ),
                 );
                 Err(why)
             }
@@ -238,7 +254,11 @@ const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","param
 
 /// Sends an initialize with `token` (or none) and returns the status and
 /// the Bearer challenge, if any.
-async fn knock(http: &reqwest::Client, url: &url::Url, token: Option<&str>) -> Result<(u16, Option<Challenge>), String> {
+async fn knock(
+    http: &reqwest::Client,
+    url: &url::Url,
+    token: Option<&str>,
+) -> Result<(u16, Option<Challenge>), String> {
     let mut req = http
         .post(url.clone())
         .header("content-type", "application/json")
@@ -247,7 +267,10 @@ async fn knock(http: &reqwest::Client, url: &url::Url, token: Option<&str>) -> R
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let r = req.send().await.map_err(|e| format!("could not reach {url}: {e}"))?;
+    let r = req
+        .send()
+        .await
+        .map_err(|e| format!("could not reach {url}: {e}"))?;
     let challenge = r
         .headers()
         .get("www-authenticate")
@@ -271,9 +294,14 @@ fn fake_jwt(claims: serde_json::Value) -> String {
 
 impl Api {
     fn remote_url(&self, name: &str) -> ApiResult<url::Url> {
-        let spec = self.load_config()?.servers.get(name).cloned().ok_or_else(|| {
-            ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
-        })?;
+        let spec = self
+            .load_config()?
+            .servers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
+            })?;
         let raw = spec.url.ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidInput,
@@ -293,7 +321,9 @@ impl Api {
     ) -> ApiResult<Response> {
         let url = self.remote_url(&name)?;
         let guard = Guard::for_server(system_resolver(), &url);
-        guard.check(url.as_str(), "server address").map_err(oauth_error)?;
+        guard
+            .check(url.as_str(), "server address")
+            .map_err(oauth_error)?;
         let http = http_client();
         let (status, challenge) = knock(&http, &url, None)
             .await
@@ -336,7 +366,12 @@ impl Api {
                         || p.redirect_uri.as_deref() == Some(loopback.redirect_uri.as_str()) =>
                 {
                     let tokens = OAuthTokens::new(self.store.clone(), self.keychain.clone());
-                    tokens.load(&name).await.ok().flatten().map(|(_, s, _)| s.client)
+                    tokens
+                        .load(&name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|(_, s, _)| s.client)
                 }
                 _ => None,
             },
@@ -368,7 +403,10 @@ impl Api {
             registration: client.kind.clone(),
             scopes,
         };
-        let mut logins = self.logins.lock().map_err(|_| ApiError::new(ErrorCode::Internal, "sign-in state lost"))?;
+        let mut logins = self
+            .logins
+            .lock()
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "sign-in state lost"))?;
         // A newer sign-in for the same server replaces an older one.
         logins.retain(|_, p| p.server != name);
         logins.insert(
@@ -434,7 +472,8 @@ impl Api {
         };
         let acct = account(&self.store.install_id()?, &server, &row.issuer);
         let text = Sensitive::new(
-            serde_json::to_string(&stored).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?,
+            serde_json::to_string(&stored)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?,
         );
         let kc = self.keychain.clone();
         tokio::task::spawn_blocking(move || kc.set(&acct, &text))
@@ -471,9 +510,15 @@ impl Api {
     /// revocation (RFC 7009), and forgets them.
     pub(crate) async fn logout(&self, name: String) -> ApiResult<Response> {
         let tokens = OAuthTokens::new(self.store.clone(), self.keychain.clone());
-        let loaded = tokens.load(&name).await.map_err(|e| ApiError::new(ErrorCode::Unavailable, e))?;
+        let loaded = tokens
+            .load(&name)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e))?;
         let Some((row, stored, acct)) = loaded else {
-            return Err(ApiError::new(ErrorCode::NotFound, format!("Warden is not signed in to {name}")));
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("Warden is not signed in to {name}"),
+            ));
         };
         let mut revoked = false;
         if let Some(endpoint) = &row.revocation_endpoint
@@ -482,11 +527,27 @@ impl Api {
             let guard = Guard::for_server(system_resolver(), &u);
             let http = http_client();
             if let Some(rt) = &stored.tokens.refresh_token {
-                revoked = flow::revoke(&http, &guard, endpoint, &stored.client, rt.expose(), "refresh_token").await.is_ok();
-            }
-            revoked |= flow::revoke(&http, &guard, endpoint, &stored.client, stored.tokens.access_token.expose(), "access_token")
+                revoked = flow::revoke(
+                    &http,
+                    &guard,
+                    endpoint,
+                    &stored.client,
+                    rt.expose(),
+                    "refresh_token",
+                )
                 .await
                 .is_ok();
+            }
+            revoked |= flow::revoke(
+                &http,
+                &guard,
+                endpoint,
+                &stored.client,
+                stored.tokens.access_token.expose(),
+                "access_token",
+            )
+            .await
+            .is_ok();
         }
         let kc = self.keychain.clone();
         tokio::task::spawn_blocking(move || kc.delete(&acct))
@@ -519,18 +580,27 @@ impl Api {
         let cases: Vec<(&str, Option<String>)> = vec![
             ("no token", None),
             ("malformed token", Some("not a token!".into())),
-            ("random token", Some(warden_auth::random_token().into_inner())),
+            (
+                "random token",
+                Some(warden_auth::random_token().into_inner()),
+            ),
             (
                 "expired token",
-                Some(fake_jwt(serde_json::json!({"aud": url.as_str(), "exp": now - 3600, "iat": now - 7200, "sub": "warden-probe"}))),
+                Some(fake_jwt(
+                    serde_json::json!({"aud": url.as_str(), "exp": now - 3600, "iat": now - 7200, "sub": "warden-probe"}),
+                )),
             ),
             (
                 "token for another server",
-                Some(fake_jwt(serde_json::json!({"aud": other_aud, "exp": now + 3600, "sub": "warden-probe"}))),
+                Some(fake_jwt(
+                    serde_json::json!({"aud": other_aud, "exp": now + 3600, "sub": "warden-probe"}),
+                )),
             ),
             (
                 "token without scopes",
-                Some(fake_jwt(serde_json::json!({"aud": url.as_str(), "exp": now + 3600, "scope": "", "sub": "warden-probe"}))),
+                Some(fake_jwt(
+                    serde_json::json!({"aud": url.as_str(), "exp": now + 3600, "scope": "", "sub": "warden-probe"}),
+                )),
             ),
         ];
         let mut checks = Vec::new();
@@ -566,7 +636,11 @@ impl Api {
             "not enforcing"
         };
         let store = self.store.clone();
-        let (n, v, c) = (name.clone(), verdict.to_string(), serde_json::to_value(&checks).unwrap_or_default());
+        let (n, v, c) = (
+            name.clone(),
+            verdict.to_string(),
+            serde_json::to_value(&checks).unwrap_or_default(),
+        );
         blocking(move || Ok(server_auth::save_probe(&store.connect()?, &n, &v, &c)?)).await?;
         self.record(
             "server.probed",

@@ -260,7 +260,9 @@ enum ServerCommand {
         no_browser: bool,
     },
     /// Sign out of a remote server: revoke its tokens where it can, and forget them.
-    Logout { name: String },
+    Logout {
+        name: String,
+    },
     /// Every server sign-in: issuer, client, scopes, expiry, last refresh.
     Auth {
         #[arg(long)]
@@ -841,12 +843,17 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
             } else {
                 for s in servers {
                     println!(
-                        "{:<20} {:<6} {:<40} {} ({} tools)",
+                        "{:<20} {:<6} {:<40} {} ({} tools){}",
                         s.name,
                         s.transport,
                         s.status.to_string(),
                         s.target,
-                        s.tools
+                        s.tools,
+                        match s.probe.as_deref() {
+                            Some("enforcing") => "  authorization: enforcing".to_string(),
+                            Some(v) => format!("  WARNING authorization: {v}"),
+                            None => String::new(),
+                        }
                     );
                 }
             }
@@ -907,7 +914,9 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
             let client_secret = if client_secret_stdin {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line)?;
-                Some(warden_auth::Sensitive::new(line.trim_end_matches(['\r', '\n']).to_string()))
+                Some(warden_auth::Sensitive::new(
+                    line.trim_end_matches(['\r', '\n']).to_string(),
+                ))
             } else {
                 None
             };
@@ -943,13 +952,8 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
             }
             println!("{}", started.url);
             println!("Waiting for the sign-in to finish…");
-            let Response::SignedInTo(auth) = call(
-                paths,
-                Request::ServerLoginFinish {
-                    flow: started.flow,
-                },
-            )
-            .await?
+            let Response::SignedInTo(auth) =
+                call(paths, Request::ServerLoginFinish { flow: started.flow }).await?
             else {
                 bail!("unexpected answer")
             };
@@ -961,7 +965,9 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                         "The token is renewed automatically (next around {}).",
                         time::OffsetDateTime::from_unix_timestamp(e)
                             .ok()
-                            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                            .and_then(|t| t
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .ok())
                             .unwrap_or_default()
                     ),
                     None => String::new(),
@@ -991,15 +997,20 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                         r.client_id,
                         r.client_kind,
                         r.scopes.as_deref().unwrap_or("-"),
-                        r.expires_at_s.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-                        r.last_error.map(|e| format!("  PROBLEM: {e}")).unwrap_or_default()
+                        r.expires_at_s
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        r.last_error
+                            .map(|e| format!("  PROBLEM: {e}"))
+                            .unwrap_or_default()
                     );
                 }
             }
             Ok(())
         }
         ServerCommand::Probe { name, json } => {
-            let Response::Probe(report) = call(paths, Request::ServerProbe { name: name.clone() }).await?
+            let Response::Probe(report) =
+                call(paths, Request::ServerProbe { name: name.clone() }).await?
             else {
                 bail!("unexpected answer")
             };
@@ -1015,14 +1026,20 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                         c.note
                     );
                 }
-                let improper = report.checks.iter().filter(|c| c.passed && !c.proper).count();
+                let improper = report
+                    .checks
+                    .iter()
+                    .filter(|c| c.passed && !c.proper)
+                    .count();
                 if improper > 0 {
                     println!(
                         "Note: {improper} refusal(s) were not a 401 with a Bearer challenge, as the MCP specification asks."
                     );
                 }
                 match report.verdict.as_str() {
-                    "enforcing" => println!("{name} enforces authorization: every bad token was refused."),
+                    "enforcing" => {
+                        println!("{name} enforces authorization: every bad token was refused.")
+                    }
                     "no authorization" => println!(
                         "WARNING: {name} answers without any sign-in. Only Warden's own agent checks protect it."
                     ),

@@ -150,6 +150,9 @@ pub struct ServerInfo {
     pub era: Option<upstream::Era>,
     pub tools: usize,
     pub restarts: u32,
+    /// The newest authorization probe's verdict (remote servers).
+    #[serde(default)]
+    pub probe: Option<String>,
 }
 
 /// A 2026-07-28 `subscriptions/listen` stream: what the client asked to hear.
@@ -2535,6 +2538,7 @@ fn server_info(u: &Upstream) -> ServerInfo {
         era: u.peer().map(|p| p.era.clone()),
         tools: u.catalog().tools.len(),
         restarts: u.restarts.load(Ordering::Relaxed),
+        probe: None,
     }
 }
 

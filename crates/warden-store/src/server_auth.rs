@@ -45,8 +45,12 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServerAuth> {
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<ServerAuth>> {
-    let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM server_auth ORDER BY server"))?;
-    let rows = st.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM server_auth ORDER BY server"
+    ))?;
+    let rows = st
+        .query_map([], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -118,7 +122,12 @@ pub struct Probe {
     pub at_us: i64,
 }
 
-pub fn save_probe(conn: &Connection, server: &str, verdict: &str, checks: &serde_json::Value) -> Result<()> {
+pub fn save_probe(
+    conn: &Connection,
+    server: &str,
+    verdict: &str,
+    checks: &serde_json::Value,
+) -> Result<()> {
     conn.execute(
         "INSERT OR REPLACE INTO server_probes (server, verdict, checks, at_us) VALUES (?1, ?2, ?3, ?4)",
         params![server, verdict, checks.to_string(), now_us()],
@@ -127,7 +136,8 @@ pub fn save_probe(conn: &Connection, server: &str, verdict: &str, checks: &serde
 }
 
 pub fn probes(conn: &Connection) -> Result<Vec<Probe>> {
-    let mut st = conn.prepare("SELECT server, verdict, checks, at_us FROM server_probes ORDER BY server")?;
+    let mut st =
+        conn.prepare("SELECT server, verdict, checks, at_us FROM server_probes ORDER BY server")?;
     let rows = st
         .query_map([], |r| {
             let checks: String = r.get(2)?;

@@ -633,15 +633,30 @@ mod tests {
         let lb = Loopback::bind(None).await.expect("bind");
         let redirect = lb.redirect_uri.clone();
         let a = auth(false);
-        let waiting = tokio::spawn(async move { wait_for_code(lb, &a, Duration::from_secs(10)).await });
+        let waiting =
+            tokio::spawn(async move { wait_for_code(lb, &a, Duration::from_secs(10)).await });
         let http = reqwest::Client::new();
-        let forged = http.get(format!("{redirect}?code=evil&state=guess")).send().await.expect("send");
+        let forged = http
+            .get(format!("{redirect}?code=evil&state=guess"))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(forged.status(), 400, "another state is turned away");
-        let ok = http.get(format!("{redirect}?code=good&state=s123")).send().await.expect("send");
+        let ok = http
+            .get(format!("{redirect}?code=good&state=s123"))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(ok.status(), 200);
         assert_eq!(waiting.await.expect("join").expect("code"), "good");
-        let replay = http.get(format!("{redirect}?code=good&state=s123")).send().await;
-        assert!(replay.is_err(), "the state is single use: the listener is gone");
+        let replay = http
+            .get(format!("{redirect}?code=good&state=s123"))
+            .send()
+            .await;
+        assert!(
+            replay.is_err(),
+            "the state is single use: the listener is gone"
+        );
     }
 
     #[test]

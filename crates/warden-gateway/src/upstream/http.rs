@@ -61,7 +61,11 @@ impl HttpLink {
         })
     }
 
-    pub fn with_auth(mut self, server: &str, auth: Option<Arc<dyn super::TokenSource>>) -> HttpLink {
+    pub fn with_auth(
+        mut self,
+        server: &str,
+        auth: Option<Arc<dyn super::TokenSource>>,
+    ) -> HttpLink {
         self.server = server.to_string();
         self.auth = auth;
         self
@@ -162,6 +166,24 @@ impl HttpLink {
             return Err(PeerError::Http {
                 status: 401,
                 detail: format!("{signed_in}: warden server login {}", self.server),
+            });
+        }
+        if status == reqwest::StatusCode::FORBIDDEN
+            && let Some(scope) = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|h| h.to_str().ok())
+                .and_then(warden_auth::oauth::discovery::parse_www_authenticate)
+                .filter(|c| c.error.as_deref() == Some("insufficient_scope"))
+                .and_then(|c| c.scope)
+        {
+            // More access is needed: that takes the person, in the browser.
+            return Err(PeerError::Http {
+                status: 403,
+                detail: format!(
+                    "it needs more access than was granted ({scope}); sign in again to grant it: warden server login {} --scopes \"{scope}\"",
+                    self.server
+                ),
             });
         }
         if !status.is_success() {
