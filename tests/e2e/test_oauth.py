@@ -190,3 +190,38 @@ def test_signing_in_to_a_protected_server_keeps_tokens_in_the_keychain_and_refre
 def test_plain_http_and_metadata_addresses_are_refused(warden):
     out = warden.cli("server", "add", "far", "--url", "http://example.com/mcp", check=False)
     assert out.returncode != 0 and "https" in out.stderr, out.stderr
+
+
+EXAMPLE = ROOT / "tests" / "node_modules" / "@modelcontextprotocol" / "sdk" / "dist" / "esm" / "examples" / "server" / "simpleStreamableHttp.js"
+LOOPBACK = ROOT / "tests" / "e2e" / "loopback.cjs"
+
+
+def test_the_typescript_sdks_oauth_example_server(warden):
+    """The SDK's own example (`simpleStreamableHttp.js --oauth`, its auth
+    server on a second port): sign in, call a tool, probe. The example does
+    not implement refresh, so the refresh test above uses oauth_server.mjs."""
+    mcp_port, auth_port = free_port(), free_port()
+    env = dict(node_env(), MCP_PORT=str(mcp_port), MCP_AUTH_PORT=str(auth_port), NODE_OPTIONS=f"--require {LOOPBACK}")
+    p = sp.Popen(["node", str(EXAMPLE), "--oauth"], env=env, cwd=ROOT / "tests", stdout=sp.PIPE, stderr=sp.STDOUT, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                httpx2.get(f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", timeout=2)
+                httpx2.get(f"http://127.0.0.1:{auth_port}/.well-known/oauth-authorization-server", timeout=2)
+                break
+            except httpx2.HTTPError:
+                time.sleep(0.2)
+        warden.cli("server", "add", "example", "--url", f"http://localhost:{mcp_port}/mcp")
+        token = warden.add_agent("bot")
+        warden.start()
+        out = sign_in(warden, "example")
+        assert f"Signing in with http://localhost:{auth_port}/" in out, out
+        warden.wait_state("example", "ready")
+        r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "example__greet", "arguments": {"name": "Warden"}, "_meta": MODERN_META}}, token)
+        assert r.json()["result"]["content"][0]["text"] == "Hello, Warden!", r.text
+        report = json.loads(warden.cli("server", "probe", "example", "--json").stdout)
+        assert report["verdict"] == "enforcing", report
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
