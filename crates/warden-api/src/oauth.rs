@@ -376,13 +376,14 @@ impl Api {
                 _ => None,
             },
         };
+        let metadata_url = self.load_config()?.oauth.client_metadata_url;
         let client = flow::register(
             &http,
             &guard,
             &found.auth_server,
             &loopback.redirect_uri,
             pre,
-            None,
+            metadata_url.as_deref(),
             scopes.as_deref(),
         )
         .await

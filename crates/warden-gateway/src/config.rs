@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub approvals: ApprovalSettings,
     #[serde(default)]
+    pub oauth: OAuthSettings,
+    #[serde(default)]
     pub servers: BTreeMap<String, ServerSpec>,
 }
 
@@ -78,6 +80,16 @@ pub struct ActivitySettings {
     pub retention_days: Option<u32>,
     /// Keep at most this many rows (the newest).
     pub max_rows: Option<i64>,
+}
+
+/// How Warden presents itself to authorization servers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// An https URL where your organisation publishes Warden's client ID
+    /// metadata document; used as the client ID with servers that accept
+    /// such documents, before dynamic registration.
+    pub client_metadata_url: Option<String>,
 }
 
 /// How calls that need a person wait.
