@@ -225,6 +225,11 @@ impl Api {
                     .await?;
                 true
             }
+            // A fresh provider sign-in (`warden approvals approve ID --sso`).
+            _ if choice != Choice::Deny && request.needs_step_up() => crate::sso::take_step_up(
+                &warden_auth::hash_token("session", token.expose()),
+                self.clock.now(),
+            ),
             _ => false,
         };
         let approver = Approver {

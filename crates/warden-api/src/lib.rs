@@ -7,7 +7,9 @@ mod approvals;
 pub use approvals::{Consent, Pending, ToolReview};
 mod audit;
 mod oauth;
+mod sso;
 pub use oauth::{LoginStarted, OAuthTokens, ProbeCheck, ProbeReport};
+pub use sso::{SsoConfig, SsoStarted, spawn_refresher};
 mod control;
 pub mod export;
 mod people;
@@ -182,6 +184,24 @@ pub enum Request {
     ServerProbe {
         name: String,
     },
+    /// Sets up sign-in with the company's identity provider (admins).
+    SsoConfigure {
+        config: SsoConfig,
+        #[serde(default)]
+        client_secret: Option<Sensitive<String>>,
+    },
+    SsoShow,
+    /// SSO sign-in, step one (no session needed): the address to open.
+    SsoLoginStart,
+    /// Step two: waits for the provider's answer; answers with a session.
+    SsoLoginFinish {
+        flow: String,
+    },
+    /// A fresh provider sign-in with MFA, to approve a critical call.
+    SsoStepUpStart,
+    SsoStepUpFinish {
+        flow: String,
+    },
     /// A fresh authenticator code: opens sensitive changes for 5 minutes.
     Confirm {
         totp: String,
@@ -329,6 +349,8 @@ pub enum Response {
     SignedInTo(Box<warden_store::server_auth::ServerAuth>),
     ServerAuths(Vec<warden_store::server_auth::ServerAuth>),
     Probe(ProbeReport),
+    SsoStarted(SsoStarted),
+    Sso(Option<SsoConfig>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -353,6 +375,7 @@ fn sensitive(req: &Request) -> Option<&'static str> {
         Request::ToolDecide { accept: true, .. } => Some("accept a changed tool"),
         Request::ServerTrust { trusted: true, .. } => Some("trust a server"),
         Request::ToolRisk { .. } => Some("change a tool's risk"),
+        Request::SsoConfigure { .. } => Some("set up single sign-on"),
         Request::Grant { explicit: true, .. } => Some("let high-risk tools run without asking"),
         Request::ServerAdd { spec, .. } if spec.command.is_some() => {
             Some("approve a local server's command")
@@ -495,6 +518,17 @@ impl Api {
             } => Ok(Response::SignedIn(
                 self.sign_in(&name, password, totp, recovery).await?,
             )),
+            Request::SsoLoginStart => self.sso_start(None).await,
+            Request::SsoLoginFinish { flow } => {
+                let (outcome, step_up) = self.sso_finish(&flow).await?;
+                if step_up.is_some() {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "that was a step-up, not a sign-in",
+                    ));
+                }
+                Ok(Response::SignedIn(self.sso_sign_in(outcome).await?))
+            }
             req => {
                 let token = session.ok_or_else(|| {
                     ApiError::new(ErrorCode::Unauthenticated, "sign in first: `warden login NAME` (or `warden init --admin NAME` on a new install)")
@@ -532,7 +566,10 @@ impl Api {
             self.require_recent_mfa(token, what).await?;
         }
         match req {
-            Request::Init { .. } | Request::Login { .. } => {
+            Request::Init { .. }
+            | Request::Login { .. }
+            | Request::SsoLoginStart
+            | Request::SsoLoginFinish { .. } => {
                 Err(ApiError::new(ErrorCode::InvalidInput, "already signed in"))
             }
             Request::Logout => {
@@ -698,6 +735,29 @@ impl Api {
         match req {
             Request::ServerAdd { name, spec } => self.server_add(&name, spec).await,
             Request::Approvals => self.approvals(actor),
+            Request::SsoConfigure {
+                config,
+                client_secret,
+            } => self.sso_configure(config, client_secret).await,
+            Request::SsoShow => Ok(Response::Sso(self.sso_config()?)),
+            Request::SsoStepUpStart => {
+                let hash = warden_auth::hash_token("session", token.expose());
+                self.sso_start(Some((hash, actor.id))).await
+            }
+            Request::SsoStepUpFinish { flow } => {
+                let hash = warden_auth::hash_token("session", token.expose());
+                let (outcome, step_up) = self.sso_finish(&flow).await?;
+                match step_up {
+                    Some((h, id)) if h == hash && id == actor.id => {
+                        self.sso_step_up_done(&outcome, h, id).await?;
+                        Ok(Response::Done)
+                    }
+                    _ => Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "that sign-in was not a step-up for this session",
+                    )),
+                }
+            }
             Request::ServerLoginStart {
                 name,
                 client_id,
@@ -935,7 +995,9 @@ impl Api {
                         .await?;
                 Ok(Response::DayCounts(days))
             }
-            Request::Init { .. }
+            Request::SsoLoginStart
+            | Request::SsoLoginFinish { .. }
+            | Request::Init { .. }
             | Request::Login { .. }
             | Request::Logout
             | Request::Whoami

@@ -322,6 +322,8 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::Whoami
         | Request::Logout
         | Request::Confirm { .. }
+        | Request::SsoStepUpStart
+        | Request::SsoStepUpFinish { .. }
         | Request::Approvals
         | Request::ApprovalsWait { .. }
         | Request::ApprovalDecide { .. }
@@ -355,6 +357,7 @@ fn describe(req: &Request) -> &'static str {
         | Request::ServerLogout { .. }
         | Request::ServerAuthList => "sign Warden in to servers",
         Request::ServerProbe { .. } => "probe servers",
+        Request::SsoConfigure { .. } | Request::SsoShow => "set up single sign-on",
         Request::AuditVerify | Request::AuditPrune { .. } => "verify or prune the audit log",
         Request::UserAdd { .. }
         | Request::UserList

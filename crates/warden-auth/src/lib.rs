@@ -6,6 +6,7 @@
 mod credential;
 mod keychain;
 pub mod oauth;
+pub mod oidc;
 pub mod password;
 mod sensitive;
 pub mod totp;

@@ -30,6 +30,9 @@ pub enum ApprovalsCommand {
         /// A fresh code from your authenticator app (needed for critical tools).
         #[arg(long)]
         totp: Option<String>,
+        /// For a critical tool: sign in again at your identity provider instead of a code.
+        #[arg(long, conflicts_with = "totp")]
+        sso: bool,
     },
     /// Deny a waiting call; the agent is told, with your reason if you give one.
     Deny {
@@ -242,7 +245,19 @@ pub async fn run(paths: &Paths, cmd: Option<ApprovalsCommand>) -> Result<()> {
             session,
             always,
             totp,
+            sso,
         } => {
+            if sso {
+                let stored = crate::people::stored_session(paths).await?;
+                let flow = crate::people::sso_round_trip(
+                    paths,
+                    Request::SsoStepUpStart,
+                    false,
+                    stored.as_ref(),
+                )
+                .await?;
+                call(paths, Request::SsoStepUpFinish { flow }).await?;
+            }
             let choice = if session {
                 "session"
             } else if always {

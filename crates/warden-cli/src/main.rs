@@ -43,7 +43,15 @@ enum Command {
     },
     /// Sign in; the session is kept in the OS keychain.
     Login {
-        name: String,
+        /// Your Warden name (not needed with --sso).
+        #[arg(required_unless_present = "sso")]
+        name: Option<String>,
+        /// Sign in with your company's identity provider (opens the browser).
+        #[arg(long, conflicts_with_all = ["password_stdin", "totp", "recovery"])]
+        sso: bool,
+        /// With --sso: print the address to open instead of opening a browser.
+        #[arg(long, requires = "sso")]
+        no_browser: bool,
         #[arg(long)]
         password_stdin: bool,
         /// The 6-digit code from your authenticator app.
@@ -86,6 +94,9 @@ enum Command {
     /// Manage upstream MCP servers.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Single sign-on with your company's identity provider (admins).
+    #[command(subcommand)]
+    Sso(people::SsoCommand),
     /// Answer agents' calls that wait for a person. With no subcommand: show requests as they arrive and ask.
     Approvals {
         #[command(subcommand)]
@@ -469,11 +480,27 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => people::init(&paths, admin, password_stdin, json).await,
         Command::Login {
+            sso: true,
+            no_browser,
+            ..
+        } => people::login_sso(&paths, no_browser).await,
+        Command::Login {
             name,
             password_stdin,
             totp,
             recovery,
-        } => people::login(&paths, name, password_stdin, totp, recovery).await,
+            ..
+        } => {
+            people::login(
+                &paths,
+                name.unwrap_or_default(),
+                password_stdin,
+                totp,
+                recovery,
+            )
+            .await
+        }
+        Command::Sso(cmd) => people::sso(&paths, cmd).await,
         Command::Logout => people::logout(&paths).await,
         Command::Whoami => people::whoami(&paths).await,
         Command::Audit(AuditCommand::Export {

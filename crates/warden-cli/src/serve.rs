@@ -46,6 +46,7 @@ pub async fn run(paths: &Paths, listen: Option<String>) -> Result<()> {
     api.teach_gateway_secrets()
         .await
         .map_err(|e| anyhow::anyhow!("could not read the kept secrets: {}", e.message))?;
+    warden_api::spawn_refresher(api.clone());
     api.start_checkpoints()
         .await
         .map_err(|e| anyhow::anyhow!("could not start signing the activity log: {}", e.message))?;

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127000900_server_auth",
         include_str!("../migrations/20261127000900_server_auth.sql"),
     ),
+    (
+        "20261127001000_sso",
+        include_str!("../migrations/20261127001000_sso.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -177,6 +177,23 @@ pub fn allow_for_person(conn: &Connection, user_id: i64, role: &str) -> Result<(
     Ok(())
 }
 
+/// Replaces the roles a person may give their agents (groups from the
+/// identity provider decide them); unknown role names are skipped.
+pub fn set_allowed_for_person(conn: &Connection, user_id: i64, roles: &[String]) -> Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM user_agent_roles WHERE user_id = ?1", [user_id])?;
+    for r in roles {
+        if let Ok(id) = role_id(&tx, r) {
+            tx.execute(
+                "INSERT OR IGNORE INTO user_agent_roles (user_id, role_id) VALUES (?1, ?2)",
+                params![user_id, id],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 pub fn allowed_for_person(conn: &Connection, user_id: i64) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT r.name FROM roles r JOIN user_agent_roles u ON u.role_id = r.id WHERE u.user_id = ?1",

@@ -229,3 +229,73 @@ pub fn end_sessions_of(conn: &Connection, user_id: i64) -> Result<()> {
     conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     Ok(())
 }
+
+/// The person bound to an identity provider's subject (`issuer|sub`).
+pub fn by_sso_subject(conn: &Connection, subject: &str) -> Result<Option<User>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE sso_subject = ?1"),
+            [subject],
+            row,
+        )
+        .optional()?)
+}
+
+/// The subject a person is bound to, if any.
+pub fn sso_subject_of(conn: &Connection, id: i64) -> Result<Option<String>> {
+    Ok(
+        conn.query_row("SELECT sso_subject FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+pub fn set_sso_subject(conn: &Connection, id: i64, subject: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET sso_subject = ?1 WHERE id = ?2",
+        params![subject, id],
+    )?;
+    Ok(())
+}
+
+pub fn set_role(conn: &Connection, id: i64, role: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET role = ?1 WHERE id = ?2",
+        params![role, id],
+    )?;
+    Ok(())
+}
+
+/// Marks (or clears) that the provider's refusal suspended the person's
+/// agents; returns what it was.
+pub fn set_sso_suspended(conn: &Connection, id: i64, suspended: bool) -> Result<bool> {
+    let was: bool = conn.query_row("SELECT sso_suspended FROM users WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })?;
+    conn.execute(
+        "UPDATE users SET sso_suspended = ?1 WHERE id = ?2",
+        params![suspended, id],
+    )?;
+    Ok(was)
+}
+
+/// Marks a session as following the identity provider.
+pub fn set_sso_refresh(conn: &Connection, token_hash: &str, next_s: Option<i64>) -> Result<()> {
+    conn.execute(
+        "UPDATE sessions SET sso_next_refresh_s = ?1 WHERE token_hash = ?2",
+        params![next_s, token_hash],
+    )?;
+    Ok(())
+}
+
+/// Sessions that follow the identity provider and are due a refresh:
+/// (token hash, person id).
+pub fn sso_sessions_due(conn: &Connection, now_s: i64) -> Result<Vec<(String, i64)>> {
+    let mut st = conn.prepare(
+        "SELECT token_hash, user_id FROM sessions WHERE sso_next_refresh_s IS NOT NULL AND sso_next_refresh_s <= ?1",
+    )?;
+    let rows = st
+        .query_map([now_s], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}

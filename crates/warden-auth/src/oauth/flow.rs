@@ -215,6 +215,54 @@ pub fn authorize(
     })
 }
 
+/// The authorization request of an OpenID sign-in: PKCE S256, `state`,
+/// `nonce`, and any extra parameters (`max_age`, `acr_values`, `prompt`).
+#[allow(clippy::too_many_arguments)]
+pub fn authorize_oidc(
+    m: &crate::oidc::ProviderMetadata,
+    client: &ClientRegistration,
+    redirect_uri: &str,
+    scopes: &str,
+    nonce: &str,
+    extra: &[(&str, String)],
+    guard: &Guard,
+) -> Result<Authorization> {
+    let mut url = guard.check(&m.authorization_endpoint, "authorization endpoint")?;
+    let verifier = random(32);
+    let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
+    let state = random(24);
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &client.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", scopes)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", &state)
+            .append_pair("nonce", nonce);
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(Authorization {
+        url: url.to_string(),
+        state: Sensitive::new(state),
+        verifier: Sensitive::new(verifier),
+        redirect_uri: redirect_uri.to_string(),
+        issuer: m.issuer.clone(),
+        iss_supported: m.authorization_response_iss_parameter_supported,
+        resource: String::new(),
+        token_endpoint: m.token_endpoint.clone(),
+        client: client.clone(),
+    })
+}
+
+/// A fresh random value (nonce) for a sign-in.
+pub fn nonce() -> String {
+    random(24)
+}
+
 fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
@@ -359,6 +407,7 @@ struct TokenResponse {
     expires_in: Option<i64>,
     refresh_token: Option<String>,
     scope: Option<String>,
+    id_token: Option<String>,
 }
 
 fn form_encode(s: &str) -> String {
@@ -450,8 +499,10 @@ pub async fn exchange(
             ("code", code.to_string()),
             ("redirect_uri", a.redirect_uri.clone()),
             ("code_verifier", a.verifier.expose().clone()),
-            ("resource", a.resource.clone()),
-        ],
+        ]
+        .into_iter()
+        .chain((!a.resource.is_empty()).then(|| ("resource", a.resource.clone())))
+        .collect(),
     )
     .await?;
     Ok(TokenSet {
@@ -461,6 +512,7 @@ pub async fn exchange(
         scope: t.scope,
         resource: a.resource.clone(),
         issuer: a.issuer.clone(),
+        id_token: t.id_token,
     })
 }
 
@@ -485,8 +537,10 @@ pub async fn refresh(
         vec![
             ("grant_type", "refresh_token".into()),
             ("refresh_token", rt.expose().clone()),
-            ("resource", tokens.resource.clone()),
-        ],
+        ]
+        .into_iter()
+        .chain((!tokens.resource.is_empty()).then(|| ("resource", tokens.resource.clone())))
+        .collect(),
     )
     .await?;
     Ok(TokenSet {
@@ -499,6 +553,7 @@ pub async fn refresh(
         scope: t.scope.or_else(|| tokens.scope.clone()),
         resource: tokens.resource.clone(),
         issuer: tokens.issuer.clone(),
+        id_token: t.id_token,
     })
 }
 

@@ -51,6 +51,9 @@ pub struct TokenSet {
     /// The resource (the server's URL) the token was issued for.
     pub resource: String,
     pub issuer: String,
+    /// An OpenID provider's ID token from the last exchange; not kept.
+    #[serde(skip)]
+    pub id_token: Option<String>,
 }
 
 impl TokenSet {

@@ -1,0 +1,781 @@
+//! Sign-in with the company's identity provider (OpenID Connect), with MFA
+//! proven by the provider's claims, groups mapped to Warden roles on every
+//! sign-in and refresh, and sessions that end (and agents that pause) when
+//! the provider stops vouching for the person.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use warden_auth::oauth::ClientRegistration;
+use warden_auth::oauth::flow::{self, Authorization, Loopback};
+use warden_auth::oauth::guard::{Guard, system_resolver};
+use warden_auth::oidc::{self, Expect, IdClaims, ProviderMetadata};
+use warden_auth::{Sensitive, oauth::OAuthError};
+use warden_store::users::{self, User};
+
+use crate::people::{ABSOLUTE_S, SignedIn};
+use crate::{Api, ApiError, ApiResult, ErrorCode, Response, blocking};
+
+fn default_scopes() -> String {
+    "openid profile email groups offline_access".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_mfa_amr() -> Vec<String> {
+    ["mfa", "otp", "hwk", "swk", "sc", "fpt", "face"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+fn default_refresh_secs() -> i64 {
+    300
+}
+
+/// How Warden uses the identity provider (an admin's settings; the optional
+/// client secret is in the keychain).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: String,
+    /// The ID token claim that lists the person's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Provider group → Warden role: `admin` or `member` set the person's
+    /// own role; any other role is one they may give their agents.
+    #[serde(default)]
+    pub group_roles: BTreeMap<String, String>,
+    /// `amr` values that count as multi-factor authentication.
+    #[serde(default = "default_mfa_amr")]
+    pub mfa_amr: Vec<String>,
+    /// `acr` values that count as multi-factor authentication (also asked
+    /// for on a step-up).
+    #[serde(default)]
+    pub mfa_acr: Vec<String>,
+    /// The sign-in at the provider may be at most this old (seconds).
+    #[serde(default)]
+    pub max_age_secs: Option<i64>,
+    /// Create people on their first sign-in (as members); otherwise an
+    /// admin adds them first.
+    #[serde(default)]
+    pub create_people: bool,
+    /// The claim that names the person in Warden.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// How often a session checks back with the provider (seconds).
+    #[serde(default = "default_refresh_secs")]
+    pub refresh_secs: i64,
+    #[serde(default)]
+    pub has_client_secret: bool,
+}
+
+struct PendingSso {
+    loopback: Loopback,
+    authorization: Authorization,
+    nonce: String,
+    meta: ProviderMetadata,
+    /// A step-up: the session it is for, and its person.
+    step_up: Option<(String, i64)>,
+}
+
+fn pending() -> &'static Mutex<HashMap<String, PendingSso>> {
+    static P: OnceLock<Mutex<HashMap<String, PendingSso>>> = OnceLock::new();
+    P.get_or_init(Default::default)
+}
+
+/// Sessions that just passed a provider step-up (session hash → when).
+fn stepped_up() -> &'static Mutex<HashMap<String, i64>> {
+    static S: OnceLock<Mutex<HashMap<String, i64>>> = OnceLock::new();
+    S.get_or_init(Default::default)
+}
+
+/// Takes a step-up made in the last two minutes for this session.
+pub(crate) fn take_step_up(session_hash: &str, now: i64) -> bool {
+    stepped_up()
+        .lock()
+        .ok()
+        .and_then(|mut m| m.remove(session_hash))
+        .is_some_and(|t| now - t <= 120)
+}
+
+/// Where to send the person's browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SsoStarted {
+    pub flow: String,
+    pub url: String,
+    pub issuer: String,
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+fn guard_for(issuer: &str) -> ApiResult<Guard> {
+    let u = url::Url::parse(issuer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{issuer:?} is not a URL: {e}"),
+        )
+    })?;
+    Ok(Guard::for_server(system_resolver(), &u))
+}
+
+fn oauth_error(e: OAuthError) -> ApiError {
+    let code = match &e {
+        OAuthError::Refused(_) => ErrorCode::InvalidInput,
+        OAuthError::Network(_) => ErrorCode::Unavailable,
+        OAuthError::Denied(_) | OAuthError::TimedOut(_) => ErrorCode::Unauthenticated,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+const SECRET_ACCOUNT: &str = "sso/client-secret";
+
+impl Api {
+    pub(crate) fn sso_config(&self) -> ApiResult<Option<SsoConfig>> {
+        Ok(self
+            .store
+            .setting("sso")?
+            .and_then(|v| serde_json::from_str(&v).ok()))
+    }
+
+    fn sso_required(&self) -> ApiResult<SsoConfig> {
+        self.sso_config()?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "single sign-on is not set up here; sign in with your Warden account, or ask an admin to run `warden sso configure`",
+            )
+        })
+    }
+
+    async fn client(&self, cfg: &SsoConfig) -> ApiResult<ClientRegistration> {
+        let secret = if cfg.has_client_secret {
+            let kc = self.keychain.clone();
+            let acct = format!("{}/{SECRET_ACCOUNT}", self.store.install_id()?);
+            tokio::task::spawn_blocking(move || kc.get(&acct))
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
+        } else {
+            None
+        };
+        Ok(ClientRegistration {
+            client_id: cfg.client_id.clone(),
+            auth_method: if secret.is_some() {
+                "client_secret_basic"
+            } else {
+                "none"
+            }
+            .into(),
+            client_secret: secret,
+            kind: "pre-registered".into(),
+            redirect_uri: None,
+        })
+    }
+
+    /// An admin sets up SSO; the provider must answer its discovery.
+    pub(crate) async fn sso_configure(
+        &self,
+        mut cfg: SsoConfig,
+        client_secret: Option<Sensitive<String>>,
+    ) -> ApiResult<Response> {
+        let guard = guard_for(&cfg.issuer)?;
+        oidc::discover(&http(), &guard, &cfg.issuer)
+            .await
+            .map_err(oauth_error)?;
+        for role in cfg.group_roles.values() {
+            if role != "admin" && role != "member" {
+                let store = self.store.clone();
+                let r = role.clone();
+                blocking(move || Ok(warden_store::roles::get(&store.connect()?, &r)?))
+                    .await
+                    .map_err(|_| ApiError::new(ErrorCode::InvalidInput, format!("there is no role {role:?}; create it first or map the group to admin or member")))?;
+            }
+        }
+        if let Some(secret) = client_secret {
+            let kc = self.keychain.clone();
+            let acct = format!("{}/{SECRET_ACCOUNT}", self.store.install_id()?);
+            tokio::task::spawn_blocking(move || kc.set(&acct, &secret))
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+            cfg.has_client_secret = true;
+        }
+        let before = self.sso_config()?;
+        let text = serde_json::to_string(&cfg)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let store = self.store.clone();
+        blocking(move || {
+            store
+                .connect()?
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ('sso', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [text],
+                )
+                .map_err(warden_store::Error::from)?;
+            Ok(())
+        })
+        .await?;
+        self.record_change(
+            "sso.configured",
+            &cfg.issuer,
+            before.and_then(|b| serde_json::to_value(b).ok()),
+            serde_json::to_value(&cfg).ok(),
+        )
+        .await?;
+        Ok(Response::Done)
+    }
+
+    /// Step one of an SSO sign-in (or, with `step_up`, a fresh sign-in with
+    /// MFA to approve a critical call): the address to open.
+    pub(crate) async fn sso_start(&self, step_up: Option<(String, i64)>) -> ApiResult<Response> {
+        let cfg = self.sso_required()?;
+        let guard = guard_for(&cfg.issuer)?;
+        let meta = oidc::discover(&http(), &guard, &cfg.issuer)
+            .await
+            .map_err(oauth_error)?;
+        let client = self.client(&cfg).await?;
+        let loopback = Loopback::bind(None).await.map_err(oauth_error)?;
+        let nonce = flow::nonce();
+        let mut extra: Vec<(&str, String)> = Vec::new();
+        if step_up.is_some() {
+            extra.push(("max_age", "0".into()));
+            extra.push(("prompt", "login".into()));
+            if !cfg.mfa_acr.is_empty() {
+                extra.push(("acr_values", cfg.mfa_acr.join(" ")));
+            }
+        } else {
+            if let Some(m) = cfg.max_age_secs {
+                extra.push(("max_age", m.to_string()));
+            }
+            extra.push(("prompt", "consent".into()));
+        }
+        let authorization = flow::authorize_oidc(
+            &meta,
+            &client,
+            &loopback.redirect_uri,
+            &cfg.scopes,
+            &nonce,
+            &extra,
+            &guard,
+        )
+        .map_err(oauth_error)?;
+        let started = SsoStarted {
+            flow: warden_auth::random_token().into_inner(),
+            url: authorization.url.clone(),
+            issuer: meta.issuer.clone(),
+        };
+        pending()
+            .lock()
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "sign-in state lost"))?
+            .insert(
+                started.flow.clone(),
+                PendingSso {
+                    loopback,
+                    authorization,
+                    nonce,
+                    meta,
+                    step_up,
+                },
+            );
+        Ok(Response::SsoStarted(started))
+    }
+
+    async fn refuse_sign_in(&self, who: &str, why: &str, message: String) -> ApiError {
+        let _ = self
+            .store
+            .activity()
+            .append(warden_store::NewEvent {
+                kind: "auth.sign_in_failed".into(),
+                on_behalf_of: Some(who.to_string()),
+                outcome: Some("refused".into()),
+                detail: Some(serde_json::json!({"how": "sso", "why": why}).to_string()),
+                ..Default::default()
+            })
+            .await;
+        ApiError::new(ErrorCode::Unauthenticated, message)
+    }
+
+    /// Step two: the provider's answer, checked all the way.
+    pub(crate) async fn sso_finish(
+        &self,
+        flow_id: &str,
+    ) -> ApiResult<(SsoOutcome, Option<(String, i64)>)> {
+        let p = pending()
+            .lock()
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "sign-in state lost"))?
+            .remove(flow_id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    "this sign-in is no longer waiting; start it again",
+                )
+            })?;
+        let cfg = self.sso_required()?;
+        let guard = guard_for(&cfg.issuer)?;
+        let code = flow::wait_for_code(p.loopback, &p.authorization, Duration::from_secs(300))
+            .await
+            .map_err(oauth_error)?;
+        let http = http();
+        let tokens = flow::exchange(&http, &guard, &p.authorization, &code)
+            .await
+            .map_err(oauth_error)?;
+        let Some(id_token) = tokens.id_token.clone() else {
+            return Err(self.refuse_sign_in("?", "no ID token", "the identity provider sent no ID token; check that the openid scope is configured".into()).await);
+        };
+        let now = self.clock.now();
+        let max_age = if p.step_up.is_some() {
+            Some(0)
+        } else {
+            cfg.max_age_secs
+        };
+        let claims = self
+            .validated(
+                &http,
+                &guard,
+                &p.meta,
+                &id_token,
+                &cfg,
+                Some(&p.nonce),
+                max_age,
+                now,
+            )
+            .await?;
+        let who = claims
+            .other
+            .get(&cfg.username_claim)
+            .and_then(|v| v.as_str())
+            .unwrap_or(&claims.sub)
+            .to_string();
+        if !oidc::proves_mfa(&claims, &cfg.mfa_amr, &cfg.mfa_acr) {
+            return Err(self
+                .refuse_sign_in(
+                    &who,
+                    "no MFA",
+                    format!(
+                        "your sign-in at {} did not use multi-factor authentication, which Warden requires. Sign in again with MFA (your authenticator app or security key)",
+                        cfg.issuer
+                    ),
+                )
+                .await);
+        }
+        Ok((
+            SsoOutcome {
+                claims,
+                who,
+                refresh_token: tokens.refresh_token,
+            },
+            p.step_up,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn validated(
+        &self,
+        http: &reqwest::Client,
+        guard: &Guard,
+        meta: &ProviderMetadata,
+        id_token: &str,
+        cfg: &SsoConfig,
+        nonce: Option<&str>,
+        max_age: Option<i64>,
+        now: i64,
+    ) -> ApiResult<IdClaims> {
+        let expect = Expect {
+            issuer: &meta.issuer,
+            client_id: &cfg.client_id,
+            nonce,
+            max_age,
+            now,
+        };
+        let keys = oidc::fetch_keys(http, guard, &meta.jwks_uri)
+            .await
+            .map_err(oauth_error)?;
+        match oidc::validate(id_token, &keys, &expect) {
+            Ok(c) => Ok(c),
+            Err(e) => Err(self
+                .refuse_sign_in("?", &e.to_string(), format!("Warden refused the sign-in: {e}. Try again; if it keeps happening, tell your admin"))
+                .await),
+        }
+    }
+
+    /// Binds the provider's person to a Warden person, applies their groups,
+    /// and opens a session that follows the provider.
+    pub(crate) async fn sso_sign_in(&self, o: SsoOutcome) -> ApiResult<SignedIn> {
+        let cfg = self.sso_required()?;
+        let subject = format!("{}|{}", o.claims.iss, o.claims.sub);
+        let store = self.store.clone();
+        let (s, name, create) = (subject.clone(), o.who.clone(), cfg.create_people);
+        let found = blocking(move || {
+            let conn = store.connect()?;
+            if let Some(u) = users::by_sso_subject(&conn, &s)? {
+                return Ok(Ok((u, false)));
+            }
+            match users::get(&conn, &name)? {
+                Some(u) => match users::sso_subject_of(&conn, u.id)? {
+                    None => {
+                        users::set_sso_subject(&conn, u.id, &s)?;
+                        Ok(Ok((u, false)))
+                    }
+                    Some(_) => Ok(Err("already bound to another identity")),
+                },
+                None if create => {
+                    let u = users::insert(&conn, &name, "member", "!sso")?;
+                    users::set_sso_subject(&conn, u.id, &s)?;
+                    Ok(Ok((u, true)))
+                }
+                None => Ok(Err("not added")),
+            }
+        })
+        .await?;
+        let (user, created) = match found {
+            Ok(x) => x,
+            Err("not added") => {
+                return Err(self
+                    .refuse_sign_in(&o.who, "not added", format!("{} is not a Warden user yet; ask an admin to add you (warden user add {})", o.who, o.who))
+                    .await);
+            }
+            Err(why) => {
+                return Err(self
+                    .refuse_sign_in(&o.who, why, format!("the Warden user {} is linked to a different identity at the provider; ask an admin", o.who))
+                    .await);
+            }
+        };
+        if user.status != "active" {
+            return Err(self
+                .refuse_sign_in(
+                    &o.who,
+                    "disabled",
+                    "your Warden account is disabled; ask an admin".into(),
+                )
+                .await);
+        }
+        if created {
+            let api = Api {
+                actor: Some(user.name.clone()),
+                ..self.clone()
+            };
+            api.record_change(
+                "person.created",
+                &user.name,
+                None,
+                Some(serde_json::json!({"role": "member", "by": "sso"})),
+            )
+            .await?;
+        }
+        self.apply_groups(&cfg, &user, &o.claims).await?;
+        // A person whose agents paused when the provider refused them gets
+        // them back by signing in again.
+        let store = self.store.clone();
+        let id = user.id;
+        let resumed = blocking(move || {
+            let conn = store.connect()?;
+            Ok(if users::set_sso_suspended(&conn, id, false)? {
+                warden_store::agent::suspend_owned(&conn, id, true)?
+            } else {
+                0
+            })
+        })
+        .await?;
+        if resumed > 0 {
+            self.reload_gateway()?;
+            self.record_for(
+                &user.name,
+                "agents.resumed",
+                serde_json::json!({"agents": resumed, "why": "signed in again"}),
+            )
+            .await?;
+        }
+        let now = self.clock.now();
+        let token = warden_auth::random_token();
+        let hash = warden_auth::hash_token("session", token.expose());
+        let store = self.store.clone();
+        let (h, id, next) = (
+            hash.clone(),
+            user.id,
+            o.refresh_token.as_ref().map(|_| now + cfg.refresh_secs),
+        );
+        blocking(move || {
+            let conn = store.connect()?;
+            users::record_success(&conn, id, None)?;
+            users::create_session(&conn, &h, id, now, now + ABSOLUTE_S)?;
+            users::set_sso_refresh(&conn, &h, next)?;
+            Ok(())
+        })
+        .await?;
+        if let Some(rt) = o.refresh_token {
+            let kc = self.keychain.clone();
+            let acct = format!("{}/sso/session/{hash}", self.store.install_id()?);
+            tokio::task::spawn_blocking(move || kc.set(&acct, &rt))
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        }
+        self.record_for(
+            &user.name,
+            "auth.sign_in",
+            serde_json::json!({"how": "sso", "amr": o.claims.amr, "acr": o.claims.acr}),
+        )
+        .await?;
+        let store = self.store.clone();
+        let n = user.name.clone();
+        let user = blocking(move || Ok(users::get(&store.connect()?, &n)?))
+            .await?
+            .unwrap_or(user);
+        Ok(SignedIn {
+            user,
+            token,
+            expires_s: now + ABSOLUTE_S,
+        })
+    }
+
+    async fn record_for(
+        &self,
+        person: &str,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> ApiResult<()> {
+        self.store
+            .activity()
+            .append(warden_store::NewEvent {
+                kind: kind.into(),
+                on_behalf_of: Some(person.to_string()),
+                outcome: Some("ok".into()),
+                detail: Some(detail.to_string()),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Groups → roles: the person's own role and the roles they may give
+    /// their agents follow the provider on every sign-in and refresh.
+    async fn apply_groups(&self, cfg: &SsoConfig, user: &User, claims: &IdClaims) -> ApiResult<()> {
+        let groups: Vec<String> = claims
+            .other
+            .get(&cfg.groups_claim)
+            .and_then(|g| g.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mapped: Vec<String> = groups
+            .iter()
+            .filter_map(|g| cfg.group_roles.get(g).cloned())
+            .collect();
+        if cfg.group_roles.is_empty() {
+            return Ok(());
+        }
+        let role = if mapped.iter().any(|r| r == "admin") {
+            "admin"
+        } else {
+            "member"
+        };
+        let mut agent_roles: Vec<String> = mapped
+            .into_iter()
+            .filter(|r| r != "admin" && r != "member")
+            .collect();
+        agent_roles.sort();
+        agent_roles.dedup();
+        let store = self.store.clone();
+        let (id, r, ar) = (user.id, role.to_string(), agent_roles.clone());
+        let (before_role, before_agents) = blocking(move || {
+            let conn = store.connect()?;
+            let before = users::by_id(&conn, id)?.map(|u| u.role).unwrap_or_default();
+            let mut before_agents = warden_store::roles::allowed_for_person(&conn, id)?;
+            before_agents.sort();
+            users::set_role(&conn, id, &r)?;
+            warden_store::roles::set_allowed_for_person(&conn, id, &ar)?;
+            Ok((before, before_agents))
+        })
+        .await?;
+        if before_role != role || before_agents != agent_roles {
+            self.record_for(
+                &user.name,
+                "person.roles_from_groups",
+                serde_json::json!({"target": user.name, "groups": groups,
+                    "before": {"role": before_role, "agent_roles": before_agents},
+                    "after": {"role": role, "agent_roles": agent_roles}}),
+            )
+            .await?;
+            self.reload_gateway()?;
+        }
+        Ok(())
+    }
+
+    /// Checks every session that follows the provider and is due: a
+    /// refreshed token updates the person's roles from their groups; a
+    /// refusal ends the session and pauses the person's agents until they
+    /// sign in again. Network trouble is retried later.
+    pub async fn sso_refresh_due(&self) -> ApiResult<usize> {
+        let Some(cfg) = self.sso_config()? else {
+            return Ok(0);
+        };
+        let now = self.clock.now();
+        let store = self.store.clone();
+        let due = blocking(move || Ok(users::sso_sessions_due(&store.connect()?, now)?)).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let guard = guard_for(&cfg.issuer)?;
+        let http = http();
+        let meta = match oidc::discover(&http, &guard, &cfg.issuer).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reach the identity provider; sessions are checked again later");
+                return Ok(0);
+            }
+        };
+        let client = self.client(&cfg).await?;
+        let install = self.store.install_id()?;
+        let mut ended = 0;
+        for (hash, user_id) in due {
+            let acct = format!("{install}/sso/session/{hash}");
+            let kc = self.keychain.clone();
+            let a = acct.clone();
+            let rt = tokio::task::spawn_blocking(move || kc.get(&a))
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+            let Some(user) = ({
+                let store = self.store.clone();
+                blocking(move || Ok(users::by_id(&store.connect()?, user_id)?)).await?
+            }) else {
+                continue;
+            };
+            let tokens = warden_auth::oauth::TokenSet {
+                access_token: Sensitive::new(String::new()),
+                refresh_token: rt,
+                expires_at: None,
+                scope: None,
+                resource: String::new(),
+                issuer: meta.issuer.clone(),
+                id_token: None,
+            };
+            match flow::refresh(&http, &guard, &meta.token_endpoint, &client, &tokens).await {
+                Ok(fresh) => {
+                    if let Some(id) = &fresh.id_token
+                        && let Ok(keys) = oidc::fetch_keys(&http, &guard, &meta.jwks_uri).await
+                        && let Ok(c) = oidc::validate(
+                            id,
+                            &keys,
+                            &Expect {
+                                issuer: &meta.issuer,
+                                client_id: &cfg.client_id,
+                                nonce: None,
+                                max_age: None,
+                                now,
+                            },
+                        )
+                    {
+                        self.apply_groups(&cfg, &user, &c).await?;
+                    }
+                    if let Some(rt) = fresh.refresh_token {
+                        let kc = self.keychain.clone();
+                        let a = acct.clone();
+                        let _ = tokio::task::spawn_blocking(move || kc.set(&a, &rt)).await;
+                    }
+                    let store = self.store.clone();
+                    let (h, next) = (hash.clone(), now + cfg.refresh_secs);
+                    blocking(move || {
+                        Ok(users::set_sso_refresh(&store.connect()?, &h, Some(next))?)
+                    })
+                    .await?;
+                }
+                Err(OAuthError::Network(e)) => {
+                    tracing::warn!(error = %e, person = %user.name, "could not reach the identity provider; trying again later");
+                }
+                Err(e) => {
+                    ended += 1;
+                    let store = self.store.clone();
+                    let (h, id) = (hash.clone(), user.id);
+                    let paused = blocking(move || {
+                        let conn = store.connect()?;
+                        users::end_session(&conn, &h)?;
+                        users::set_sso_suspended(&conn, id, true)?;
+                        Ok(warden_store::agent::suspend_owned(&conn, id, false)?)
+                    })
+                    .await?;
+                    let kc = self.keychain.clone();
+                    let _ = tokio::task::spawn_blocking(move || kc.delete(&acct)).await;
+                    self.reload_gateway()?;
+                    self.record_for(
+                        &user.name,
+                        "auth.sso_refused",
+                        serde_json::json!({"why": e.to_string(), "session_ended": true, "agents_suspended": paused}),
+                    )
+                    .await?;
+                    tracing::warn!(person = %user.name, "the identity provider refused a session; it ended and the person's agents are suspended");
+                }
+            }
+        }
+        Ok(ended)
+    }
+
+    /// After an SSO step-up: the session may approve one critical call.
+    pub(crate) async fn sso_step_up_done(
+        &self,
+        o: &SsoOutcome,
+        session_hash: String,
+        user_id: i64,
+    ) -> ApiResult<()> {
+        let store = self.store.clone();
+        let bound =
+            blocking(move || Ok(users::sso_subject_of(&store.connect()?, user_id)?)).await?;
+        let subject = format!("{}|{}", o.claims.iss, o.claims.sub);
+        if bound.as_deref() != Some(subject.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "the step-up was done as a different person; sign in at the provider as yourself",
+            ));
+        }
+        let now = self.clock.now();
+        let store = self.store.clone();
+        let h = session_hash.clone();
+        blocking(move || Ok(users::mark_mfa(&store.connect()?, &h, now)?)).await?;
+        stepped_up()
+            .lock()
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "step-up state lost"))?
+            .insert(session_hash, now);
+        self.record_for(
+            &o.who,
+            "approval.step_up",
+            serde_json::json!({"how": "sso", "result": "verified", "amr": o.claims.amr}),
+        )
+        .await
+    }
+}
+
+/// A checked answer from the provider.
+pub(crate) struct SsoOutcome {
+    claims: IdClaims,
+    who: String,
+    refresh_token: Option<Sensitive<String>>,
+}
+
+/// Runs the background refresh: every few seconds, sessions that are due.
+pub fn spawn_refresher(api: Api) {
+    tokio::spawn(async move {
+        let api = Arc::new(api);
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if let Err(e) = api.sso_refresh_due().await {
+                tracing::warn!(error = %e.message, "checking SSO sessions failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,150 @@
+"""Sign-in with a real OpenID provider (panva's oidc-provider on
+127.0.0.1), MFA enforced from the provider's claims, groups mapped to roles,
+every bad ID token refused, and sessions that follow the provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess as sp
+import time
+import urllib.parse
+
+import httpx2
+import pytest
+
+from conftest import ROOT, WARDEN
+from test_conformance import node_env
+from test_gateway import free_port
+
+IDP = ROOT / "tests" / "servers" / "oidc_idp.mjs"
+
+
+@pytest.fixture
+def idp():
+    port = free_port()
+    p = sp.Popen(["node", str(IDP), str(port)], env=node_env(), cwd=ROOT / "tests", stdout=sp.PIPE, stderr=sp.STDOUT, text=True)
+    for _ in range(50):
+        line = p.stdout.readline()
+        if line.startswith("listening"):
+            break
+    else:
+        raise AssertionError("the OpenID provider did not start")
+    yield f"http://127.0.0.1:{port}"
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def configure(warden, issuer: str, *extra: str) -> None:
+    warden.cli("role", "add", "dev", "--description", "what developers' agents may do")
+    warden.cli("sso", "configure", "--issuer", issuer, "--client-id", "warden",
+               "--map", "warden-admins=admin", "--map", "warden-users=dev",
+               "--mfa-amr", "otp", "--create-people", *extra)
+
+
+def sso_login(warden, idp: str, who: str, keep: dict | None = None) -> sp.CompletedProcess:
+    """`warden login --sso`, with the person's browser played by plain HTTP:
+    open the address, sign in at the provider as WHO, follow the redirects
+    back to Warden's loopback listener."""
+    p = sp.Popen([str(WARDEN), "--data-dir", str(warden.data_dir), "login", "--sso", "--no-browser"],
+                 env=dict(os.environ, WARDEN_BROWSER="none"), stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    url, seen = None, []
+    deadline = time.time() + 30
+    while time.time() < deadline and url is None:
+        line = p.stdout.readline()
+        seen.append(line)
+        if line.startswith("http"):
+            url = line.strip()
+        elif not line and p.poll() is not None:
+            break
+    assert url, "".join(seen) + p.stderr.read()
+    c = httpx2.Client(follow_redirects=False, timeout=30)
+    r = c.get(url)
+    loc = urllib.parse.urljoin(idp, r.headers["location"])
+    assert "/interaction/" in loc, r.text
+    r = c.post(loc, data={"login": who})
+    for _ in range(10):
+        loc = r.headers.get("location")
+        assert loc, r.text
+        loc = urllib.parse.urljoin(idp, loc)
+        if loc.startswith("http://127.0.0.1:") and "/callback" in loc and not loc.startswith(idp):
+            break
+        r = c.get(loc)
+    if keep is not None:
+        keep["callback"] = loc
+    try:
+        httpx2.get(loc, timeout=30)
+    except httpx2.HTTPError:
+        pass
+    out, err = p.communicate(timeout=60)
+    return sp.CompletedProcess(p.args, p.returncode, "".join(seen) + out, err)
+
+
+def whoami(warden) -> str:
+    return warden.cli("whoami", check=False).stdout.strip()
+
+
+def test_mfa_people_sign_in_with_mapped_roles_and_password_only_is_refused(warden, idp):
+    configure(warden, idp)
+    ana = sso_login(warden, idp, "ana")
+    assert ana.returncode == 0, ana.stdout + ana.stderr
+    assert "Signed in as ana (admin)" in ana.stdout and whoami(warden) == "ana (admin)"
+    ben = sso_login(warden, idp, "ben")
+    assert ben.returncode == 0 and whoami(warden) == "ben (member)", ben.stderr
+    # The group gave ben's agents the dev role, and nothing more.
+    warden.cli("agent", "add", "ben-bot", "--role", "dev")
+    refused = warden.cli("agent", "add", "ben-root", "--role", "all", check=False)
+    assert refused.returncode != 0
+    pat = sso_login(warden, idp, "pat")
+    assert pat.returncode != 0 and "multi-factor authentication" in pat.stderr, pat.stderr
+    assert whoami(warden) == "ben (member)", "the refused sign-in changed nothing"
+    warden.admin.login()
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    failed = [r for r in rows if r["kind"] == "auth.sign_in_failed" and r["on_behalf_of"] == "pat"]
+    assert failed and json.loads(failed[0]["detail"])["why"] == "no MFA"
+    signed = [r for r in rows if r["kind"] == "auth.sign_in" and json.loads(r["detail"]).get("how") == "sso"]
+    assert {r["on_behalf_of"] for r in signed} == {"ana", "ben"}
+    assert any(r["kind"] == "person.roles_from_groups" and r["on_behalf_of"] == "ana" for r in rows)
+
+
+@pytest.mark.parametrize("mode,message", [
+    ("iss", "was issued by"), ("aud", "another application"), ("exp", "has expired"),
+    ("nonce", "does not answer this sign-in"), ("sig", "signature is not valid"),
+])
+def test_bad_id_tokens_are_refused(warden, idp, mode, message):
+    configure(warden, idp)
+    httpx2.post(f"{idp}/test/mode/{mode}", timeout=10)
+    out = sso_login(warden, idp, "ana")
+    assert out.returncode != 0 and message in out.stderr, (mode, out.stderr)
+    assert "ana" not in whoami(warden)
+
+
+def test_a_replayed_answer_is_refused(warden, idp):
+    configure(warden, idp)
+    keep = {}
+    assert sso_login(warden, idp, "ana", keep).returncode == 0
+    with pytest.raises(httpx2.HTTPError):
+        httpx2.get(keep["callback"], timeout=5)
+
+
+def test_disabling_a_person_at_the_provider_ends_their_session_and_suspends_their_agents(warden, idp):
+    configure(warden, idp, "--refresh-secs", "1")
+    warden.start()
+    assert sso_login(warden, idp, "ben").returncode == 0
+    token = json.loads(warden.cli("agent", "add", "ben-bot", "--role", "dev", "--json").stdout)["credential"]
+    r = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}, token)
+    assert r.status_code == 200
+    httpx2.post(f"{idp}/test/disable/ben", timeout=10)
+    deadline = time.time() + 20
+    while time.time() < deadline and whoami(warden) == "ben (member)":
+        time.sleep(0.5)
+    out = warden.cli("whoami", check=False)
+    assert out.returncode != 0 and "session has ended" in out.stderr, out.stdout + out.stderr
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}, token)
+    assert r.status_code == 401, "the suspended agent is refused"
+    warden.admin.login()
+    agents = {a["name"]: a for a in json.loads(warden.cli("agent", "list", "--json").stdout)}
+    assert agents["ben-bot"]["status"] == "suspended"
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    refused = [r for r in rows if r["kind"] == "auth.sso_refused"]
+    assert refused and refused[0]["on_behalf_of"] == "ben" and json.loads(refused[0]["detail"])["agents_suspended"] == 1
