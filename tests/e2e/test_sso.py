@@ -148,3 +148,54 @@ def test_disabling_a_person_at_the_provider_ends_their_session_and_suspends_thei
     rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
     refused = [r for r in rows if r["kind"] == "auth.sso_refused"]
     assert refused and refused[0]["on_behalf_of"] == "ben" and json.loads(refused[0]["detail"])["agents_suspended"] == 1
+
+
+def follow_provider(idp: str, url: str, who: str) -> None:
+    """The browser's part of a provider sign-in: log in as WHO, come back."""
+    c = httpx2.Client(follow_redirects=False, timeout=30)
+    r = c.get(url)
+    r = c.post(urllib.parse.urljoin(idp, r.headers["location"]), data={"login": who})
+    for _ in range(10):
+        loc = urllib.parse.urljoin(idp, r.headers["location"])
+        if not loc.startswith(idp):
+            httpx2.get(loc, timeout=30)
+            return
+        r = c.get(loc)
+    raise AssertionError("the provider never sent the browser back")
+
+
+def test_a_critical_approval_takes_a_fresh_provider_sign_in(warden, idp, files_root):
+    from conftest import peer
+    from test_approvals import approval_timeout, call_later, result_of, wait_pending
+
+    configure(warden, idp)
+    warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+    warden.cli("role", "add", "writer")
+    warden.cli("grant", "writer", "fs", "write_file", "allow")
+    approval_timeout(warden, 90)
+    warden.start()
+    assert sso_login(warden, idp, "ana").returncode == 0
+    warden.cli("tool", "risk", "fs", "write_file", "critical", "--reason", "shared with customers")
+    token = json.loads(warden.cli("agent", "add", "ana-bot", "--role", "writer", "--json").stdout)["credential"]
+    f = call_later(warden, token, "fs__write_file", {"path": str(files_root / "s.txt"), "content": "stepped up"})
+    [req] = wait_pending(warden)
+    plain = warden.cli("approvals", "approve", req["id"], check=False)
+    assert plain.returncode != 0 and "fresh" in plain.stderr
+    p = sp.Popen([str(WARDEN), "--data-dir", str(warden.data_dir), "approvals", "approve", req["id"], "--sso"],
+                 env=dict(os.environ, WARDEN_BROWSER="none"), stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    url = None
+    while url is None:
+        line = p.stdout.readline()
+        assert line or p.poll() is None, p.stderr.read()
+        if line.startswith("http"):
+            url = line.strip()
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+    assert q["max_age"] == ["0"] and q["prompt"] == ["login"], q
+    follow_provider(idp, url, "ana")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, out + err
+    assert not result_of(f)[0].get("isError")
+    assert (files_root / "s.txt").read_text() == "stepped up"
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    steps = [json.loads(r["detail"]) for r in rows if r["kind"] == "approval.step_up"]
+    assert any(s.get("how") == "sso" and s["result"] == "verified" for s in steps), steps
