@@ -199,3 +199,29 @@ def test_a_critical_approval_takes_a_fresh_provider_sign_in(warden, idp, files_r
     rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
     steps = [json.loads(r["detail"]) for r in rows if r["kind"] == "approval.step_up"]
     assert any(s.get("how") == "sso" and s["result"] == "verified" for s in steps), steps
+
+
+def sso_login_with(warden, idp: str, who: str, *args: str) -> sp.CompletedProcess:
+    p = sp.Popen([str(WARDEN), "--data-dir", str(warden.data_dir), "login", "--sso", "--no-browser", *args],
+                 env=dict(os.environ, WARDEN_BROWSER="none"), stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    url = None
+    while url is None:
+        line = p.stdout.readline()
+        assert line or p.poll() is None, p.stderr.read()
+        if line.startswith("http"):
+            url = line.strip()
+    follow_provider(idp, url, who)
+    out, err = p.communicate(timeout=60)
+    return sp.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def test_a_warden_code_can_stand_in_for_mfa_when_the_admin_allows_it(warden, idp):
+    configure(warden, idp, "--totp-fallback")
+    pat = warden.add_person("pat")
+    bare = sso_login_with(warden, idp, "pat")
+    assert bare.returncode != 0 and "--totp" in bare.stderr, bare.stderr
+    wrong = sso_login_with(warden, idp, "pat", "--totp", "000000")
+    assert wrong.returncode != 0 and "wrong authenticator code" in wrong.stderr, wrong.stderr
+    ok = sso_login_with(warden, idp, "pat", "--totp", pat.next_code())
+    assert ok.returncode == 0, ok.stderr
+    assert whoami(warden) == "pat (member)"

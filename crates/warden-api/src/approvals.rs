@@ -111,16 +111,17 @@ impl Api {
         token: &Sensitive<String>,
         code: &str,
     ) -> ApiResult<Response> {
-        self.step_up(actor, token, code.trim(), "confirm").await?;
+        self.step_up(actor, Some(token), code.trim(), "confirm")
+            .await?;
         Ok(Response::Done)
     }
 
     /// Checks a fresh authenticator code for `actor` (step-up). A code is
     /// good once; wrong codes count toward the account's lockout.
-    async fn step_up(
+    pub(crate) async fn step_up(
         &self,
         actor: &User,
-        token: &Sensitive<String>,
+        token: Option<&Sensitive<String>>,
         code: &str,
         purpose: &str,
     ) -> ApiResult<()> {
@@ -148,11 +149,14 @@ impl Api {
         let store = self.store.clone();
         match verdict {
             Some(Ok(step)) => {
-                let hash = warden_auth::hash_token("session", token.expose());
+                let hash = token.map(|t| warden_auth::hash_token("session", t.expose()));
                 blocking(move || {
                     let conn = store.connect()?;
                     users::record_success(&conn, id, Some(step))?;
-                    Ok(users::mark_mfa(&conn, &hash, now)?)
+                    if let Some(h) = hash {
+                        users::mark_mfa(&conn, &h, now)?;
+                    }
+                    Ok(())
                 })
                 .await?;
                 self.record(
@@ -221,7 +225,7 @@ impl Api {
         })?;
         let fresh_mfa = match code.as_deref().filter(|c| !c.trim().is_empty()) {
             Some(c) if choice != Choice::Deny => {
-                self.step_up(actor, token, c.trim(), &format!("approval {id}"))
+                self.step_up(actor, Some(token), c.trim(), &format!("approval {id}"))
                     .await?;
                 true
             }
@@ -502,8 +506,13 @@ impl Api {
                 "approving a command needs a fresh code from your authenticator app (--totp CODE)",
             )
         })?;
-        self.step_up(actor, token, code.trim(), &format!("the command of {name}"))
-            .await?;
+        self.step_up(
+            actor,
+            Some(token),
+            code.trim(),
+            &format!("the command of {name}"),
+        )
+        .await?;
         let store = self.store.clone();
         let (n, h, by) = (name.clone(), hash.clone(), actor.name.clone());
         blocking(move || {

@@ -196,6 +196,10 @@ pub enum Request {
     /// Step two: waits for the provider's answer; answers with a session.
     SsoLoginFinish {
         flow: String,
+        /// Warden's own code, when the provider's sign-in shows no MFA and
+        /// the admin allowed that fallback.
+        #[serde(default)]
+        totp: Option<String>,
     },
     /// A fresh provider sign-in with MFA, to approve a critical call.
     SsoStepUpStart,
@@ -519,8 +523,8 @@ impl Api {
                 self.sign_in(&name, password, totp, recovery).await?,
             )),
             Request::SsoLoginStart => self.sso_start(None).await,
-            Request::SsoLoginFinish { flow } => {
-                let (outcome, step_up) = self.sso_finish(&flow).await?;
+            Request::SsoLoginFinish { flow, totp } => {
+                let (outcome, step_up) = self.sso_finish(&flow, totp.as_deref()).await?;
                 if step_up.is_some() {
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
@@ -746,7 +750,7 @@ impl Api {
             }
             Request::SsoStepUpFinish { flow } => {
                 let hash = warden_auth::hash_token("session", token.expose());
-                let (outcome, step_up) = self.sso_finish(&flow).await?;
+                let (outcome, step_up) = self.sso_finish(&flow, None).await?;
                 match step_up {
                     Some((h, id)) if h == hash && id == actor.id => {
                         self.sso_step_up_done(&outcome, h, id).await?;

@@ -75,6 +75,10 @@ pub struct SsoConfig {
     pub refresh_secs: i64,
     #[serde(default)]
     pub has_client_secret: bool,
+    /// When the provider's sign-in shows no MFA, accept Warden's own TOTP
+    /// code as the second factor (for people who enrolled one).
+    #[serde(default)]
+    pub totp_fallback: bool,
 }
 
 struct PendingSso {
@@ -312,6 +316,7 @@ impl Api {
     pub(crate) async fn sso_finish(
         &self,
         flow_id: &str,
+        totp: Option<&str>,
     ) -> ApiResult<(SsoOutcome, Option<(String, i64)>)> {
         let p = pending()
             .lock()
@@ -359,15 +364,26 @@ impl Api {
             .and_then(|v| v.as_str())
             .unwrap_or(&claims.sub)
             .to_string();
-        if !oidc::proves_mfa(&claims, &cfg.mfa_amr, &cfg.mfa_acr) {
+        let mfa = oidc::proves_mfa(&claims, &cfg.mfa_amr, &cfg.mfa_acr)
+            || (cfg.totp_fallback
+                && p.step_up.is_none()
+                && self.totp_second_step(&claims, &who, totp).await?);
+        if !mfa {
             return Err(self
                 .refuse_sign_in(
                     &who,
                     "no MFA",
-                    format!(
-                        "your sign-in at {} did not use multi-factor authentication, which Warden requires. Sign in again with MFA (your authenticator app or security key)",
-                        cfg.issuer
-                    ),
+                    if cfg.totp_fallback {
+                        format!(
+                            "your sign-in at {} did not use multi-factor authentication, which Warden requires. Sign in again with MFA, or add the code from your Warden authenticator app: warden login --sso --totp CODE",
+                            cfg.issuer
+                        )
+                    } else {
+                        format!(
+                            "your sign-in at {} did not use multi-factor authentication, which Warden requires. Sign in again with MFA (your authenticator app or security key)",
+                            cfg.issuer
+                        )
+                    },
                 )
                 .await);
         }
@@ -379,6 +395,48 @@ impl Api {
             },
             p.step_up,
         ))
+    }
+
+    /// Warden's own TOTP as the second factor after a password-only
+    /// provider sign-in (when configured): the person must already be bound
+    /// to this identity and have enrolled a code.
+    async fn totp_second_step(
+        &self,
+        claims: &IdClaims,
+        who: &str,
+        code: Option<&str>,
+    ) -> ApiResult<bool> {
+        let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+            return Ok(false);
+        };
+        let subject = format!("{}|{}", claims.iss, claims.sub);
+        let store = self.store.clone();
+        let name = who.to_string();
+        // Bound to this identity, or added by an admin and not bound yet.
+        let user = blocking(move || {
+            let conn = store.connect()?;
+            if let Some(u) = users::by_sso_subject(&conn, &subject)? {
+                return Ok(Some(u));
+            }
+            Ok(match users::get(&conn, &name)? {
+                Some(u) if users::sso_subject_of(&conn, u.id)?.is_none() => Some(u),
+                _ => None,
+            })
+        })
+        .await?;
+        let Some(user) = user else {
+            return Err(self
+                .refuse_sign_in(
+                    who,
+                    "no MFA; TOTP fallback for a person never bound",
+                    "a Warden code can stand in for MFA only for a person an admin added to Warden"
+                        .into(),
+                )
+                .await);
+        };
+        self.step_up(&user, None, code.trim(), "sso sign-in")
+            .await?;
+        Ok(true)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -47,7 +47,7 @@ enum Command {
         #[arg(required_unless_present = "sso")]
         name: Option<String>,
         /// Sign in with your company's identity provider (opens the browser).
-        #[arg(long, conflicts_with_all = ["password_stdin", "totp", "recovery"])]
+        #[arg(long, conflicts_with_all = ["password_stdin", "recovery"])]
         sso: bool,
         /// With --sso: print the address to open instead of opening a browser.
         #[arg(long, requires = "sso")]
@@ -482,8 +482,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Login {
             sso: true,
             no_browser,
+            totp,
             ..
-        } => people::login_sso(&paths, no_browser).await,
+        } => people::login_sso(&paths, no_browser, totp).await,
         Command::Login {
             name,
             password_stdin,

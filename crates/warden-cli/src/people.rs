@@ -157,9 +157,10 @@ pub async fn sso_round_trip(
     Ok(started.flow)
 }
 
-pub async fn login_sso(paths: &Paths, no_browser: bool) -> Result<()> {
+pub async fn login_sso(paths: &Paths, no_browser: bool, totp: Option<String>) -> Result<()> {
     let flow = sso_round_trip(paths, Request::SsoLoginStart, no_browser, None).await?;
-    let Response::SignedIn(signed) = call_as(paths, None, Request::SsoLoginFinish { flow }).await?
+    let Response::SignedIn(signed) =
+        call_as(paths, None, Request::SsoLoginFinish { flow, totp }).await?
     else {
         bail!("unexpected answer")
     };
@@ -213,6 +214,9 @@ pub enum SsoCommand {
         /// How often sessions check back with the provider, in seconds (default 300).
         #[arg(long)]
         refresh_secs: Option<i64>,
+        /// Accept a Warden authenticator code when the provider's sign-in shows no MFA.
+        #[arg(long)]
+        totp_fallback: bool,
     },
     /// Show the SSO settings.
     Show,
@@ -243,6 +247,7 @@ pub async fn sso(paths: &Paths, cmd: SsoCommand) -> Result<()> {
             create_people,
             username_claim,
             refresh_secs,
+            totp_fallback,
         } => {
             let mut group_roles = std::collections::BTreeMap::new();
             for m in map {
@@ -278,6 +283,7 @@ pub async fn sso(paths: &Paths, cmd: SsoCommand) -> Result<()> {
             config.mfa_acr = mfa_acr;
             config.max_age_secs = max_age;
             config.create_people = create_people;
+            config.totp_fallback = totp_fallback;
             config.group_roles = group_roles;
             call(
                 paths,
