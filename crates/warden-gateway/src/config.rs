@@ -254,7 +254,12 @@ impl Config {
                 )));
             }
         };
-        let config: Config = toml::from_str(&text).map_err(|e| {
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses configuration text; `origin` names it in errors (a file path).
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| {
                 text.as_bytes()[..s.start.min(text.len())]
                     .iter()
@@ -264,13 +269,13 @@ impl Config {
             });
             Error::Config(format!(
                 "{}{}: {}",
-                path.display(),
+                origin,
                 line.map(|l| format!(", line {l}")).unwrap_or_default(),
                 e.message()
             ))
         })?;
         config.validate().map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            Error::Config(m) => Error::Config(format!("{origin}: {m}")),
             other => other,
         })?;
         Ok(config)

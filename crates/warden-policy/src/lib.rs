@@ -153,7 +153,9 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        // A `*` in the pattern is always a wildcard, even against a `*` in
+        // the text (found by fuzzing: "x*" must match "x*y").
+        if pi < p.len() && p[pi] != '*' && (p[pi] == '?' || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
         } else if pi < p.len() && p[pi] == '*' {
@@ -268,6 +270,9 @@ mod tests {
         assert!(glob("get_*_info", "get_file_info"));
         assert!(glob("*", ""));
         assert!(!glob("", "a"));
+        assert!(glob("x*", "x*y"), "a * in the name is just a character");
+        assert!(glob("*", "*\0read"));
+        assert!(glob("a*c", "a*c") && glob("a*c", "a**c") && !glob("a*c", "a*b"));
     }
 
     #[test]
