@@ -158,6 +158,9 @@ pub struct ServerInfo {
 /// A 2026-07-28 `subscriptions/listen` stream: what the client asked to hear.
 struct Listen {
     agent_id: i64,
+    /// What the listening agent may use: it hears only about those servers
+    /// and resources.
+    access: Arc<Access>,
     scope: Option<String>,
     tools: bool,
     prompts: bool,
@@ -957,7 +960,16 @@ impl Gateway {
     fn push_listens(&self, server: &str, method: &str, params: Option<&Params>) {
         let mut gone = Vec::new();
         for (id, l) in self.inner.listens.read().iter() {
-            if l.scope.as_deref().is_some_and(|s| s != server) || !l.wants(method, params) {
+            if l.scope.as_deref().is_some_and(|s| s != server)
+                || !l.wants(method, params)
+                || !l.access.touches(server)
+            {
+                continue;
+            }
+            if method == "notifications/resources/updated"
+                && let Some(uri) = params.and_then(|p| p.str("uri"))
+                && !l.access.visible(server, Target::Resource(&uri))
+            {
                 continue;
             }
             if l.tx.send(tagged(method, params, id)).is_err() {
@@ -997,6 +1009,7 @@ impl Gateway {
             id,
             Listen {
                 agent_id: caller.agent.id,
+                access: caller.agent.access.clone(),
                 scope: caller.scope.clone(),
                 tools: flag("toolsListChanged"),
                 prompts: flag("promptsListChanged"),
@@ -2442,7 +2455,11 @@ impl Gateway {
                 }
             }
             Some("notifications/roots/list_changed") => {
+                // Only servers this agent may use hear about its roots.
                 for up in self.ready_upstreams(caller.scope.as_deref()) {
+                    if !caller.agent.access.touches(&up.name) {
+                        continue;
+                    }
                     if let Some(peer) = up.peer() {
                         let _ = peer.notify("notifications/roots/list_changed", None).await;
                     }

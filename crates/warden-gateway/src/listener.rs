@@ -522,7 +522,8 @@ fn on_delete(ctx: Ctx, scope: Option<String>, headers: HeaderMap) -> Response {
         return plain(StatusCode::BAD_REQUEST, "no session given");
     };
     match ctx.gw.session(sid) {
-        Some(s) if s.agent.id == agent.id => {
+        // A session is ended on the endpoint it was opened on.
+        Some(s) if s.agent.id == agent.id && s.scope == scope => {
             ctx.gw.end_session(sid);
             StatusCode::NO_CONTENT.into_response()
         }

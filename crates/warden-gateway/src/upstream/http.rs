@@ -323,8 +323,13 @@ fn describe(e: &reqwest::Error) -> String {
     } else if e.is_timeout() {
         "the server did not answer in time".into()
     } else {
-        // reqwest errors name the URL, never headers.
-        format!("the request failed: {e}")
+        // reqwest errors name the URL (which may carry a key in its query),
+        // never headers: the URL is left out.
+        let mut text = e.to_string();
+        if let Some(u) = e.url() {
+            text = text.replace(u.as_str(), "the server's URL");
+        }
+        format!("the request failed: {text}")
     }
 }
 
