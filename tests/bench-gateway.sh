@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Gateway load benchmark: server-everything's echo, called directly over its
-# own Streamable HTTP and through Warden (in front of the same server over
-# stdio, with policy and durable activity logging on), in one run. Prints
-# p50/p99 and throughput with ratios to the direct server. Everything listens
-# on 127.0.0.1. Runs inside a throwaway D-Bus session and keychain, since
-# Warden keeps its secrets there.
+# Gateway load benchmark: server-everything's echo, in one run, alternating
+# targets round by round: directly over its own Streamable HTTP, the stdio
+# floor (the driver speaking to the server's stdin, no HTTP), Warden in front
+# of the stdio server (policy and durable activity logging on), and the
+# peers mcp-proxy (PyPI) and supergateway --stateful (npm) in front of the
+# same stdio server. Prints p50/p90/p99 and throughput with ratios to the
+# direct server, and the driver's own CPU. Everything listens on 127.0.0.1.
+# Runs inside a throwaway D-Bus session and keychain (Warden's secrets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${WARDEN_BENCH_IN_SESSION:-}" ]; then
@@ -14,10 +16,19 @@ fi
 bin=target/release
 data=$(mktemp -d)
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cleanup() { kill "${direct:-}" "${gw:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
+cleanup() { kill "${direct:-}" "${gw:-}" "${proxy:-}" "${sg:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
-PORT=$port NODE_OPTIONS="--require $PWD/tests/e2e/loopback.cjs" tests/node_modules/.bin/mcp-server-everything streamableHttp >/dev/null 2>&1 &
+everything="$PWD/tests/node_modules/.bin/mcp-server-everything"
+PORT=$port NODE_OPTIONS="--require $PWD/tests/e2e/loopback.cjs" "$everything" streamableHttp >/dev/null 2>&1 &
 direct=$!
+# The peers people use today, each in front of the same stdio server.
+proxy_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+tests/.venv-peers/bin/mcp-proxy --host 127.0.0.1 --port "$proxy_port" -- "$everything" stdio >/dev/null 2>&1 &
+proxy=$!
+sg_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+NODE_OPTIONS="--require $PWD/tests/e2e/loopback.cjs" tests/node_modules/.bin/supergateway --stdio "$everything stdio" \
+  --outputTransport streamableHttp --stateful --port "$sg_port" --logLevel none >/dev/null 2>&1 &
+sg=$!
 w() { $bin/warden --data-dir "$data" "$@"; }
 password="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 secret=$(printf '%s\n' "$password" | w init --admin operator --password-stdin --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["totp_secret"])')
@@ -37,8 +48,13 @@ token=$(w agent add load --role load --json | python3 -c 'import json,sys;print(
 RUST_LOG=warn w serve --listen 127.0.0.1:0 > "$data/endpoint.out" 2>"$data/serve.err" &
 gw=$!
 for _ in $(seq 100); do [ -s "$data/endpoint.out" ] && w server list 2>/dev/null | grep -q ready && break; sleep 0.2; done
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+for p in $port $proxy_port $sg_port; do
+  for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.2; done
+done
 url=$(head -1 "$data/endpoint.out")
 echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/{print $2}') GiB, $(uname -sr)"
-$bin/warden-load --target "direct=http://127.0.0.1:$port/mcp" --target "warden=$url@$token" \
-  --tool warden=ev__echo "$@"
+$bin/warden-load --target "direct=http://127.0.0.1:$port/mcp" \
+  --target "stdio-floor=stdio:$everything stdio" \
+  --target "warden=$url@$token" --tool warden=ev__echo \
+  --target "mcp-proxy=http://127.0.0.1:$proxy_port/mcp" \
+  --target "supergateway=http://127.0.0.1:$sg_port/mcp" "$@"

@@ -7,12 +7,19 @@
 //!             --target warden=http://127.0.0.1:7411/mcp@TOKEN \
 //!             --tool echo=ev__echo --calls 2000 --concurrency 1,16
 //! ```
-//! Each target speaks the legacy session protocol (initialize, then calls
-//! with Mcp-Session-Id), which every peer understands. The first target is the
-//! baseline; the others are printed as ratios to it.
+//! Each HTTP target speaks the legacy session protocol (initialize, then
+//! calls with Mcp-Session-Id), which every peer understands. A target
+//! `NAME=stdio:COMMAND ARGS...` is the floor: the driver speaks JSON-RPC
+//! lines to the server's stdin itself, no HTTP at all (all workers share the
+//! one pipe, as a proxy in front of it does). The first target is the
+//! baseline; the others are printed as ratios to it. The driver's own CPU
+//! use is printed, to show it is not the bottleneck.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -27,7 +34,7 @@ struct Args {
     tools: Vec<String>,
     #[arg(long, default_value_t = 2000)]
     calls: usize,
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -44,9 +51,20 @@ struct Session {
     client: reqwest::Client,
     target: Arc<Target>,
     session: Option<String>,
+    /// For a stdio target: the shared pipe.
+    stdio: Option<Arc<StdioConn>>,
 }
 
 impl Session {
+    fn over_stdio(target: Arc<Target>, conn: Arc<StdioConn>) -> Session {
+        Session {
+            client: reqwest::Client::new(),
+            target,
+            session: None,
+            stdio: Some(conn),
+        }
+    }
+
     async fn open(target: Arc<Target>) -> Result<Session> {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
@@ -55,6 +73,7 @@ impl Session {
             client,
             target,
             session: None,
+            stdio: None,
         };
         let init = serde_json::json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
             "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"warden-load","version":"1"}}});
@@ -92,8 +111,10 @@ impl Session {
             self.target.tool
         );
         let start = Instant::now();
-        let resp = self.post(body).await?;
-        let text = read_answer(resp).await?;
+        let text = match &self.stdio {
+            Some(conn) => conn.request(id as u64, body).await?,
+            None => read_answer(self.post(body).await?).await?,
+        };
         let took = start.elapsed();
         if !text.contains("Echo: load") {
             bail!(
@@ -103,6 +124,73 @@ impl Session {
             );
         }
         Ok(took)
+    }
+}
+
+/// One server process spoken to over stdio: requests go down one pipe,
+/// answers are matched to their callers by id.
+struct StdioConn {
+    stdin: tokio::sync::Mutex<tokio::process::ChildStdin>,
+    pending: Arc<std::sync::Mutex<HashMap<u64, tokio::sync::oneshot::Sender<String>>>>,
+    _child: tokio::process::Child,
+}
+
+impl StdioConn {
+    async fn spawn(command: &str) -> Result<Arc<StdioConn>> {
+        let mut parts = command.split_whitespace();
+        let program = parts.next().context("stdio: needs a command")?;
+        let mut child = tokio::process::Command::new(program)
+            .args(parts)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("could not start {program}"))?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let pending: Arc<std::sync::Mutex<HashMap<u64, tokio::sync::oneshot::Sender<String>>>> =
+            Arc::default();
+        let p = pending.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let id = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v["id"].as_u64());
+                if let Some(id) = id
+                    && let Some(tx) = p.lock().ok().and_then(|mut m| m.remove(&id))
+                {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let conn = Arc::new(StdioConn {
+            stdin: tokio::sync::Mutex::new(stdin),
+            pending,
+            _child: child,
+        });
+        let init = r#"{"jsonrpc":"2.0","id":18446744073709551614,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"warden-load","version":"1"}}}"#;
+        conn.request(u64::MAX - 1, init.to_string()).await?;
+        conn.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string())
+            .await?;
+        Ok(conn)
+    }
+
+    async fn send(&self, mut line: String) -> Result<()> {
+        line.push('\n');
+        self.stdin.lock().await.write_all(line.as_bytes()).await?;
+        Ok(())
+    }
+
+    async fn request(&self, id: u64, body: String) -> Result<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .insert(id, tx);
+        self.send(body).await?;
+        Ok(rx.await?)
     }
 }
 
@@ -117,20 +205,41 @@ async fn read_answer(resp: reqwest::Response) -> Result<String> {
 
 struct Figures {
     p50: Duration,
+    p90: Duration,
     p99: Duration,
     per_sec: f64,
+    /// The driver's own CPU use during the run (1.0 = one core busy).
+    driver_cpu: f64,
+}
+
+fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
 }
 
 async fn run(target: Arc<Target>, calls: usize, concurrency: usize) -> Result<Figures> {
     let mut sessions = Vec::new();
-    for _ in 0..concurrency {
-        sessions.push(Arc::new(Session::open(target.clone()).await?));
+    if let Some(cmd) = target.url.strip_prefix("stdio:") {
+        let conn = StdioConn::spawn(cmd).await?;
+        for _ in 0..concurrency {
+            sessions.push(Arc::new(Session::over_stdio(target.clone(), conn.clone())));
+        }
+    } else {
+        for _ in 0..concurrency {
+            sessions.push(Arc::new(Session::open(target.clone()).await?));
+        }
     }
     // Warm up connections and caches.
     for s in &sessions {
         s.call(0).await?;
     }
     let per = calls.div_ceil(concurrency);
+    let cpu_before = cpu_seconds();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (w, s) in sessions.iter().enumerate() {
@@ -148,12 +257,15 @@ async fn run(target: Arc<Target>, calls: usize, concurrency: usize) -> Result<Fi
         all.extend(t.await??);
     }
     let wall = start.elapsed();
+    let driver_cpu = (cpu_seconds() - cpu_before) / wall.as_secs_f64();
     all.sort();
     let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
     Ok(Figures {
         p50: pick(0.50),
+        p90: pick(0.90),
         p99: pick(0.99),
         per_sec: all.len() as f64 / wall.as_secs_f64(),
+        driver_cpu,
     })
 }
 
@@ -165,6 +277,7 @@ fn parse_targets(args: &Args) -> Result<Vec<Arc<Target>>> {
                 .split_once('=')
                 .context("--target must be NAME=URL[@BEARER]")?;
             let (url, bearer) = match rest.rsplit_once('@') {
+                _ if rest.starts_with("stdio:") => (rest.to_string(), None),
                 Some((u, b)) if !b.contains('/') => (u.to_string(), Some(b.to_string())),
                 _ => (rest.to_string(), None),
             };
@@ -207,21 +320,23 @@ async fn main() -> Result<()> {
         }
         println!("\nconcurrency {c}");
         println!(
-            "{:<10} {:>10} {:>10} {:>12} {:>10} {:>10}",
-            "target", "p50 µs", "p99 µs", "calls/s", "p50 ×", "calls/s ×"
+            "{:<14} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10} {:>11}",
+            "target", "p50 µs", "p90 µs", "p99 µs", "calls/s", "p50 ×", "calls/s ×", "driver CPU"
         );
         let base = best[0].as_ref().context("no baseline")?;
         let (b50, bps) = (base.p50.as_secs_f64(), base.per_sec);
         for (t, f) in targets.iter().zip(&best) {
             let f = f.as_ref().context("no figures")?;
             println!(
-                "{:<10} {:>10.0} {:>10.0} {:>12.0} {:>10.2} {:>10.2}",
+                "{:<14} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>8.2} {:>10.2} {:>10.0}%",
                 t.name,
                 f.p50.as_secs_f64() * 1e6,
+                f.p90.as_secs_f64() * 1e6,
                 f.p99.as_secs_f64() * 1e6,
                 f.per_sec,
                 f.p50.as_secs_f64() / b50,
-                f.per_sec / bps
+                f.per_sec / bps,
+                f.driver_cpu * 100.0
             );
         }
     }
