@@ -170,8 +170,9 @@ impl StdioConn {
             pending,
             _child: child,
         });
-        let init = r#"{"jsonrpc":"2.0","id":18446744073709551614,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"warden-load","version":"1"}}}"#;
-        conn.request(u64::MAX - 1, init.to_string()).await?;
+        let init = r#"{"jsonrpc":"2.0","id":999999999,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"warden-load","version":"1"}}}"#;
+        // A small id: JavaScript servers read JSON numbers as doubles.
+        conn.request(999_999_999, init.to_string()).await?;
         conn.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string())
             .await?;
         Ok(conn)
