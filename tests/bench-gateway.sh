@@ -48,8 +48,17 @@ token=$(w agent add load --role load --json | python3 -c 'import json,sys;print(
 RUST_LOG=warn w serve --listen 127.0.0.1:0 > "$data/endpoint.out" 2>"$data/serve.err" &
 gw=$!
 for _ in $(seq 100); do [ -s "$data/endpoint.out" ] && w server list 2>/dev/null | grep -q ready && break; sleep 0.2; done
+# Each HTTP target must answer an initialize, not just accept connections.
+init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ready","version":"1"}}}'
 for p in $port $proxy_port $sg_port; do
-  for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.2; done
+  ok=
+  for _ in $(seq 150); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$p/mcp" \
+      -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -d "$init" || true)
+    if [ "$code" = 200 ]; then ok=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ok" ] || { echo "bench: the server on port $p did not answer initialize" >&2; exit 1; }
 done
 url=$(head -1 "$data/endpoint.out")
 echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/{print $2}') GiB, $(uname -sr)"
