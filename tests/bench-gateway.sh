@@ -45,7 +45,8 @@ w server add ev -- "$PWD/tests/node_modules/.bin/mcp-server-everything" stdio >/
 w role add load >/dev/null
 w grant load ev echo allow >/dev/null
 token=$(w agent add load --role load --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["credential"])')
-RUST_LOG=warn w serve --listen 127.0.0.1:0 > "$data/endpoint.out" 2>"$data/serve.err" &
+# Started directly (not through w): $! must be the gateway itself, so cleanup stops it.
+RUST_LOG=warn $bin/warden --data-dir "$data" serve --listen 127.0.0.1:0 > "$data/endpoint.out" 2>"$data/serve.err" &
 gw=$!
 for _ in $(seq 100); do [ -s "$data/endpoint.out" ] && w server list 2>/dev/null | grep -q ready && break; sleep 0.2; done
 # Each HTTP target must answer an initialize, not just accept connections.
