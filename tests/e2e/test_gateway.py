@@ -393,3 +393,46 @@ def test_a_server_gets_keychain_secrets_but_never_wardens_environment(warden):
     warden.start()
     ev2 = warden.wait_state("ev2", "failed")
     assert "warden secret set nope" in ev2["error"], ev2
+
+
+def test_listen_streams_carry_only_what_the_agent_may_use(warden):
+    """A 2026-07-28 `subscriptions/listen` stream hears about a server's tool
+    list only when its agent may use something on that server."""
+    import threading
+    warden.cli("server", "add", "conf", "--", sys.executable, str(FIXTURE))
+    warden.cli("server", "add", "ev", "--", peer("mcp-server-everything"), "stdio")
+    warden.cli("role", "add", "ev-only")
+    warden.cli("grant", "ev-only", "ev", "echo", "allow")
+    insider = warden.add_agent("insider")
+    outsider = warden.add_agent("outsider", "ev-only")
+    warden.start()
+    heard: dict[str, list[str]] = {"insider": [], "outsider": []}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen",
+            "params": {"notifications": {"toolsListChanged": True}, "_meta": MODERN_META}}
+
+    def listen(who: str, token: str) -> None:
+        h = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+             "authorization": f"Bearer {token}", "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen"}
+        try:
+            with httpx2.stream("POST", warden.url, content=json.dumps(body), headers=h, timeout=8) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        heard[who].append(json.loads(line[5:])["method"])
+        except httpx2.HTTPError:
+            pass
+
+    threads = [threading.Thread(target=listen, args=a, daemon=True) for a in (("insider", insider), ("outsider", outsider))]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 5
+    while time.time() < deadline and not all(heard.values()):
+        time.sleep(0.1)
+    assert all("notifications/subscriptions/acknowledged" in v for v in heard.values()), heard
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "conf__test_trigger_tool_change", "arguments": {}, "_meta": MODERN_META}}, insider)
+    assert "added a tool" in r.text, r.text
+    deadline = time.time() + 5
+    while time.time() < deadline and "notifications/tools/list_changed" not in heard["insider"]:
+        time.sleep(0.1)
+    assert "notifications/tools/list_changed" in heard["insider"], heard
+    time.sleep(0.5)
+    assert "notifications/tools/list_changed" not in heard["outsider"], "an agent with nothing on conf hears nothing of it"
