@@ -254,7 +254,6 @@ impl Api {
                 };
                 ApiError::new(code, e.to_string())
             })?;
-        let _ = request;
         Ok(Response::Done)
     }
 

@@ -31,7 +31,7 @@ fn account(install_id: &str, server: &str, issuer: &str) -> String {
     format!("{install_id}/oauth/{server}/{h}")
 }
 
-fn oauth_error(e: OAuthError) -> ApiError {
+pub(crate) fn oauth_error(e: OAuthError) -> ApiError {
     let code = match &e {
         OAuthError::Refused(_) => ErrorCode::InvalidInput,
         OAuthError::Network(_) => ErrorCode::Unavailable,

@@ -15,6 +15,7 @@ use warden_auth::oidc::{self, Expect, IdClaims, ProviderMetadata};
 use warden_auth::{Sensitive, oauth::OAuthError};
 use warden_store::users::{self, User};
 
+use crate::oauth::oauth_error;
 use crate::people::{ABSOLUTE_S, SignedIn};
 use crate::{Api, ApiError, ApiResult, ErrorCode, Response, blocking};
 
@@ -134,15 +135,6 @@ fn guard_for(issuer: &str) -> ApiResult<Guard> {
         )
     })?;
     Ok(Guard::for_server(system_resolver(), &u))
-}
-
-fn oauth_error(e: OAuthError) -> ApiError {
-    let code = match &e {
-        OAuthError::Refused(_) => ErrorCode::InvalidInput,
-        OAuthError::Network(_) => ErrorCode::Unavailable,
-        OAuthError::Denied(_) | OAuthError::TimedOut(_) => ErrorCode::Unauthenticated,
-    };
-    ApiError::new(code, e.to_string())
 }
 
 const SECRET_ACCOUNT: &str = "sso/client-secret";

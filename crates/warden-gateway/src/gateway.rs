@@ -495,7 +495,7 @@ impl Gateway {
     }
 
     /// The vetted facts about one tool as the server lists it now.
-    pub async fn tool_info(&self, server: &str, tool: &str) -> Option<ToolInfo> {
+    pub async fn tool_info(&self, server: &str, tool: &str) -> Option<Arc<ToolInfo>> {
         let up = self.upstream(server)?;
         self.index(&up).await.ok()?.tools.get(tool).cloned()
     }
@@ -1581,7 +1581,7 @@ impl Gateway {
             crate::names::expose(&server, &tool)
         };
         // A tool's risk and pin state come from the server's vetted list.
-        let vetted: Option<ToolInfo> = if method == "tools/call" {
+        let vetted: Option<Arc<ToolInfo>> = if method == "tools/call" {
             match self.index(&up).await {
                 Ok(ix) => ix.tools.get(&target).cloned(),
                 Err(e) => {
@@ -1797,7 +1797,7 @@ impl Gateway {
         let chain = caller.agent.chain_json();
         let modern = caller.modern;
         let up = up.clone();
-        let vetted_hash = vetted.map(|t| t.definition_hash);
+        let vetted_hash = vetted.as_ref().map(|t| t.definition_hash.clone());
         tokio::spawn(async move {
             if let Some(r) = request {
                 let waited = gw

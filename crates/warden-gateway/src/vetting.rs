@@ -28,7 +28,7 @@ pub struct ToolInfo {
 /// One server's tools as vetted, for one catalog.
 pub struct ServerIndex {
     pub catalog: Arc<Catalog>,
-    pub tools: HashMap<String, ToolInfo>,
+    pub tools: HashMap<String, Arc<ToolInfo>>,
 }
 
 impl ServerIndex {
@@ -217,13 +217,13 @@ pub fn build(
         if counts.get(name.as_str()).copied().unwrap_or(0) > 1 {
             tools.insert(
                 name.clone(),
-                ToolInfo {
+                Arc::new(ToolInfo {
                     risk: Risk::Critical,
                     why: vec!["the server lists two tools with this name".into()],
                     definition_hash: hash.clone(),
                     state: PinState::Quarantined,
                     quarantine: Some("changed".into()),
-                },
+                }),
             );
             continue;
         }
@@ -232,7 +232,7 @@ pub fn build(
         let pin = pins.get(name);
         tools.insert(
             name.clone(),
-            ToolInfo {
+            Arc::new(ToolInfo {
                 risk: assessment.risk,
                 why: assessment.why,
                 definition_hash: hash.clone(),
@@ -241,7 +241,7 @@ pub fn build(
                     .filter(|p| p.seen_hash == *hash)
                     .map_or(PinState::Quarantined, |p| p.state),
                 quarantine: pin.and_then(|p| p.reason.clone()),
-            },
+            }),
         );
         definitions.insert(name.clone(), text.clone());
     }
@@ -264,7 +264,7 @@ pub fn describe(ix: &ServerIndex) -> Vec<Value> {
             if let (Value::Object(m), Some(info)) = (&mut v, ix.tools.get(&t.original)) {
                 m.insert(
                     "warden".into(),
-                    serde_json::to_value(info).unwrap_or_default(),
+                    serde_json::to_value(&**info).unwrap_or_default(),
                 );
             }
             Some(v)

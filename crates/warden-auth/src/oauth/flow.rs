@@ -414,6 +414,32 @@ fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The client's authentication at the token and revocation endpoints:
+/// HTTP Basic, the secret in the form, or just the client ID (public client).
+fn authenticate(
+    req: reqwest::RequestBuilder,
+    client: &ClientRegistration,
+    form: &mut Vec<(&str, String)>,
+) -> reqwest::RequestBuilder {
+    match (client.auth_method.as_str(), &client.client_secret) {
+        ("client_secret_basic", Some(secret)) => {
+            let pair = format!(
+                "{}:{}",
+                form_encode(&client.client_id),
+                form_encode(secret.expose())
+            );
+            let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+            return req.header("authorization", format!("Basic {basic}"));
+        }
+        ("client_secret_post", Some(secret)) => {
+            form.push(("client_id", client.client_id.clone()));
+            form.push(("client_secret", secret.expose().clone()));
+        }
+        _ => form.push(("client_id", client.client_id.clone())),
+    }
+    req
+}
+
 async fn token_request(
     http: &reqwest::Client,
     guard: &Guard,
@@ -422,28 +448,8 @@ async fn token_request(
     mut form: Vec<(&str, String)>,
 ) -> Result<TokenResponse> {
     let url = guard.check(token_endpoint, "token endpoint")?;
-    let mut req = http.post(url).header("accept", "application/json");
-    match (client.auth_method.as_str(), &client.client_secret) {
-        ("client_secret_basic", Some(secret)) => {
-            let pair = format!(
-                "{}:{}",
-                form_encode(&client.client_id),
-                form_encode(secret.expose())
-            );
-            req = req.header(
-                "authorization",
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ),
-            );
-        }
-        ("client_secret_post", Some(secret)) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.expose().clone()));
-        }
-        _ => form.push(("client_id", client.client_id.clone())),
-    }
+    let req = http.post(url).header("accept", "application/json");
+    let req = authenticate(req, client, &mut form);
     let r = req
         .form(&form)
         .send()
@@ -571,28 +577,8 @@ pub async fn revoke(
         ("token", token.to_string()),
         ("token_type_hint", hint.to_string()),
     ];
-    let mut req = http.post(url);
-    match (client.auth_method.as_str(), &client.client_secret) {
-        ("client_secret_basic", Some(secret)) => {
-            let pair = format!(
-                "{}:{}",
-                form_encode(&client.client_id),
-                form_encode(secret.expose())
-            );
-            req = req.header(
-                "authorization",
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ),
-            );
-        }
-        ("client_secret_post", Some(secret)) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.expose().clone()));
-        }
-        _ => form.push(("client_id", client.client_id.clone())),
-    }
+    let req = http.post(url);
+    let req = authenticate(req, client, &mut form);
     let r = req
         .form(&form)
         .send()
