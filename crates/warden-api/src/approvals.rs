@@ -13,14 +13,14 @@ use warden_store::users::{self, User};
 use crate::{Api, ApiError, ApiResult, ErrorCode, Response, blocking};
 
 /// The pending requests a person may answer, and a version to wait on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Pending {
     pub version: u64,
     pub requests: Vec<ApprovalRequest>,
 }
 
 /// A quarantined (or rejected) tool as an admin reviews it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct ToolReview {
     pub pin: Pin,
     /// A line diff of the pinned definition against the presented one
@@ -29,7 +29,7 @@ pub struct ToolReview {
 }
 
 /// A local server's command as an admin consents to it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Consent {
     pub server: String,
     pub command_line: String,
@@ -97,7 +97,7 @@ impl Api {
             return Ok(());
         }
         Err(ApiError::new(
-            ErrorCode::Unauthenticated,
+            ErrorCode::MfaRequired,
             format!(
                 "to {what}, confirm it is you first: run `warden confirm --totp CODE` with a code from your authenticator app (it lasts 5 minutes), then try again"
             ),

@@ -11,6 +11,13 @@ mod sso;
 pub use oauth::{LoginStarted, OAuthTokens, ProbeCheck, ProbeReport};
 pub use sso::{SsoConfig, SsoStarted, spawn_refresher};
 mod control;
+mod desktop;
+pub mod logging;
+pub mod runtime;
+pub use desktop::{
+    AppStatus, ApprovalsChanged, ClientApp, ClientConnected, EVENT_ACTIVITY, EVENT_APPROVALS,
+    EVENT_NAVIGATE, EVENT_SERVERS, EVENT_SESSION, Exported, ServerPreset,
+};
 pub mod export;
 mod people;
 mod review;
@@ -32,19 +39,22 @@ pub use review::{AgentReview, PersonReview, Review};
 use warden_auth::{Clock, SystemClock};
 use warden_store::users::User;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum Request {
     /// Creates the first admin of a new install (no session needed).
     Init {
         admin: String,
+        #[ts(type = "string")]
         password: Sensitive<String>,
     },
     /// Signs in with a password and a TOTP or recovery code (no session needed).
     Login {
         name: String,
+        #[ts(type = "string")]
         password: Sensitive<String>,
         totp: Option<String>,
+        #[ts(type = "string | null")]
         recovery: Option<Sensitive<String>>,
     },
     Logout,
@@ -65,6 +75,7 @@ pub enum Request {
     UserAdd {
         name: String,
         admin: bool,
+        #[ts(type = "string")]
         password: Sensitive<String>,
         #[serde(default)]
         agent_roles: Vec<String>,
@@ -120,6 +131,7 @@ pub enum Request {
     /// server environments and headers.
     SecretSet {
         name: String,
+        #[ts(type = "string")]
         value: Sensitive<String>,
     },
     SecretRemove {
@@ -166,6 +178,7 @@ pub enum Request {
         #[serde(default)]
         client_id: Option<String>,
         #[serde(default)]
+        #[ts(type = "string | null")]
         client_secret: Option<Sensitive<String>>,
         #[serde(default)]
         scopes: Option<String>,
@@ -188,6 +201,7 @@ pub enum Request {
     SsoConfigure {
         config: SsoConfig,
         #[serde(default)]
+        #[ts(type = "string | null")]
         client_secret: Option<Sensitive<String>>,
     },
     SsoShow,
@@ -274,11 +288,35 @@ pub enum Request {
         #[serde(default)]
         totp: Option<String>,
     },
+    /// The install's state for the app's first screen (no session needed).
+    Status,
+    /// Stops (or resumes) every agent's calls at once (admins).
+    AgentsPause {
+        paused: bool,
+    },
+    /// Well-known local servers, with the command that runs each here.
+    ServerPresets,
+    /// An agent for an AI app, access to `servers`, and (with `write`) the
+    /// app's MCP configuration pointed at Warden.
+    ClientConnect {
+        app: ClientApp,
+        agent: String,
+        #[serde(default)]
+        servers: Vec<String>,
+        #[serde(default)]
+        write: bool,
+    },
+    /// Activity to a new file in the Downloads folder.
+    ActivityExport {
+        #[serde(default)]
+        filter: LogFilter,
+        format: ExportFormat,
+    },
 }
 
 /// What the activity views filter on. A member's view is always limited to
 /// their own activity and their agents'.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
 pub struct LogFilter {
     pub person: Option<String>,
     pub agent: Option<String>,
@@ -319,14 +357,14 @@ impl LogFilter {
 }
 
 /// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {
     Csv,
     Jsonl,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Response {
     Done,
@@ -355,9 +393,13 @@ pub enum Response {
     Probe(ProbeReport),
     SsoStarted(SsoStarted),
     Sso(Option<SsoConfig>),
+    Status(AppStatus),
+    Presets(Vec<ServerPreset>),
+    ClientConnected(Box<ClientConnected>),
+    Exported(Exported),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct AgentCreated {
     pub agent: Agent,
     /// Shown once; only its hash is stored.
@@ -389,7 +431,7 @@ fn sensitive(req: &Request) -> Option<&'static str> {
 }
 
 /// Machine-readable error codes, so callers never match on messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidInput,
@@ -398,10 +440,12 @@ pub enum ErrorCode {
     Unavailable,
     Unauthenticated,
     Forbidden,
+    /// The change needs a fresh second factor (`confirm`) first.
+    MfaRequired,
     Internal,
 }
 
-#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize, ts_rs::TS)]
 #[error("{message}")]
 pub struct ApiError {
     pub code: ErrorCode,
@@ -461,6 +505,12 @@ pub struct Api {
     actor: Option<String>,
     /// Sign-ins to remote servers waiting for the browser.
     logins: oauth::Logins,
+    /// Where agents reach the running gateway.
+    endpoint: Option<String>,
+    data_dir: Option<PathBuf>,
+    /// The data folder when it was chosen (`--data-dir`), which commands
+    /// written for other programs must name.
+    explicit_data_dir: Option<PathBuf>,
 }
 
 impl Api {
@@ -478,7 +528,24 @@ impl Api {
             clock: Arc::new(SystemClock),
             actor: None,
             logins: oauth::logins(),
+            endpoint: None,
+            data_dir: None,
+            explicit_data_dir: None,
         }
+    }
+
+    /// Where this install keeps its data; `explicit` when it was chosen
+    /// rather than the platform's default.
+    pub fn with_data_dir(mut self, dir: PathBuf, explicit: bool) -> Api {
+        self.explicit_data_dir = explicit.then(|| dir.clone());
+        self.data_dir = Some(dir);
+        self
+    }
+
+    /// The running gateway's address, for the status call.
+    pub fn with_endpoint(mut self, endpoint: String) -> Api {
+        self.endpoint = Some(endpoint);
+        self
     }
 
     /// The same API with another clock (tests of expiry and lockout).
@@ -522,6 +589,7 @@ impl Api {
             } => Ok(Response::SignedIn(
                 self.sign_in(&name, password, totp, recovery).await?,
             )),
+            Request::Status => self.status(session).await,
             Request::SsoLoginStart => self.sso_start(None).await,
             Request::SsoLoginFinish { flow, totp } => {
                 let (outcome, step_up) = self.sso_finish(&flow, totp.as_deref()).await?;
@@ -570,6 +638,18 @@ impl Api {
             self.require_recent_mfa(token, what).await?;
         }
         match req {
+            Request::Status => self.status(Some(token)).await,
+            Request::AgentsPause { paused } => self.agents_pause(paused).await,
+            Request::ServerPresets => Ok(Response::Presets(desktop::presets())),
+            Request::ClientConnect {
+                app,
+                agent,
+                servers,
+                write,
+            } => self.client_connect(actor, app, agent, servers, write).await,
+            Request::ActivityExport { filter, format } => {
+                self.export_to_downloads(token, filter, format).await
+            }
             Request::Init { .. }
             | Request::Login { .. }
             | Request::SsoLoginStart
@@ -1013,7 +1093,12 @@ impl Api {
             | Request::UserDisable { .. }
             | Request::UserEnable { .. }
             | Request::UserRemove { .. }
-            | Request::UserAllowRole { .. } => {
+            | Request::UserAllowRole { .. }
+            | Request::Status
+            | Request::AgentsPause { .. }
+            | Request::ServerPresets
+            | Request::ClientConnect { .. }
+            | Request::ActivityExport { .. } => {
                 Err(ApiError::new(ErrorCode::Internal, "misrouted request"))
             }
         }

@@ -210,7 +210,7 @@ pub(crate) fn logins() -> Logins {
 }
 
 /// The first step's answer: where to send the person.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct LoginStarted {
     pub flow: String,
     /// Open in the system browser.
@@ -222,7 +222,7 @@ pub struct LoginStarted {
 }
 
 /// One server's answer to one probe check.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct ProbeCheck {
     pub check: String,
     pub status: u16,
@@ -234,7 +234,7 @@ pub struct ProbeCheck {
     pub note: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct ProbeReport {
     pub server: String,
     /// `enforcing`, `not enforcing` or `no authorization`.

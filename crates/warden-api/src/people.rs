@@ -14,18 +14,23 @@ pub const IDLE_S: i64 = 30 * 60;
 pub const ABSOLUTE_S: i64 = 12 * 60 * 60;
 
 /// What a new person needs once, to set up their authenticator.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Enrollment {
     pub user: User,
+    #[ts(type = "string")]
     pub totp_secret: Sensitive<String>,
+    #[ts(type = "string")]
     pub otpauth_uri: Sensitive<String>,
+    #[ts(type = "string | null")]
     pub qr_svg: Option<Sensitive<String>>,
+    #[ts(type = "Array<string>")]
     pub recovery_codes: Vec<Sensitive<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct SignedIn {
     pub user: User,
+    #[ts(type = "string")]
     pub token: Sensitive<String>,
     pub expires_s: i64,
 }
@@ -328,7 +333,11 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::ApprovalsWait { .. }
         | Request::ApprovalDecide { .. }
         | Request::StandingList
-        | Request::StandingRevoke { .. } => Ok(()),
+        | Request::StandingRevoke { .. }
+        | Request::Status
+        | Request::ServerPresets
+        | Request::ClientConnect { .. }
+        | Request::ActivityExport { .. } => Ok(()),
         Request::AgentAdd { owner, .. } if owner.as_deref().is_none_or(|o| o == actor.name) => {
             Ok(())
         }
@@ -357,6 +366,7 @@ fn describe(req: &Request) -> &'static str {
         | Request::ServerLogout { .. }
         | Request::ServerAuthList => "sign Warden in to servers",
         Request::ServerProbe { .. } => "probe servers",
+        Request::AgentsPause { .. } => "pause every agent",
         Request::SsoConfigure { .. } | Request::SsoShow => "set up single sign-on",
         Request::AuditVerify | Request::AuditPrune { .. } => "verify or prune the audit log",
         Request::UserAdd { .. }

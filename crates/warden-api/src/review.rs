@@ -14,7 +14,7 @@ pub const UNUSED_AFTER_DAYS: i64 = 30;
 /// An agent expiring within this many days is flagged, so its owner can rotate it.
 pub const EXPIRING_WITHIN_DAYS: i64 = 7;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Review {
     pub generated_at_us: i64,
     pub last_review_at_us: Option<i64>,
@@ -27,7 +27,7 @@ pub struct Review {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct PersonReview {
     pub name: String,
     pub role: String,
@@ -36,7 +36,7 @@ pub struct PersonReview {
     pub agents: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct AgentReview {
     pub name: String,
     pub owner: Option<String>,

@@ -40,7 +40,7 @@ fn default_refresh_secs() -> i64 {
 
 /// How Warden uses the identity provider (an admin's settings; the optional
 /// client secret is in the keychain).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct SsoConfig {
     pub issuer: String,
@@ -112,7 +112,7 @@ pub(crate) fn take_step_up(session_hash: &str, now: i64) -> bool {
 }
 
 /// Where to send the person's browser.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct SsoStarted {
     pub flow: String,
     pub url: String,

@@ -4,7 +4,6 @@
 
 mod approvals;
 mod connect;
-mod logging;
 mod people;
 mod serve;
 
@@ -12,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use warden_api::{Api, ControlClient, Request, Response};
+use warden_api::{ControlClient, Request, Response};
 use warden_gateway::config::ServerSpec;
 
 #[derive(Parser)]
@@ -389,44 +388,7 @@ enum AgentCommand {
     },
 }
 
-pub struct Paths {
-    pub data_dir: PathBuf,
-    pub config: PathBuf,
-    pub db: PathBuf,
-}
-
-impl Paths {
-    fn resolve(data_dir: Option<PathBuf>) -> Result<Paths> {
-        let (data_dir, config_dir) = match data_dir {
-            Some(d) => (d.clone(), d),
-            None => {
-                let dirs = directories::ProjectDirs::from("dev", "warden", "warden")
-                    .context("could not find this user's home folder; pass --data-dir")?;
-                (
-                    dirs.data_dir().to_path_buf(),
-                    dirs.config_dir().to_path_buf(),
-                )
-            }
-        };
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("could not create the data folder {}", data_dir.display()))?;
-        Ok(Paths {
-            config: config_dir.join("config.toml"),
-            db: data_dir.join("warden.db"),
-            data_dir,
-        })
-    }
-
-    pub fn open_api(&self, gateway: Option<warden_gateway::Gateway>) -> Result<Api> {
-        let store = warden_store::Store::open(&self.db)?;
-        Ok(Api::new(
-            store,
-            self.config.clone(),
-            warden_auth::Keychain::default(),
-            gateway,
-        ))
-    }
-}
+pub use warden_api::runtime::Paths;
 
 fn main() {
     let cli = Cli::parse();

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use warden_policy::Risk;
 
 /// What a person is asked to decide: everything they need to judge it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ApprovalRequest {
     pub id: String,
     pub agent_id: i64,

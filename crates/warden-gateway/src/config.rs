@@ -121,7 +121,7 @@ fn default_true() -> bool {
 }
 
 /// One upstream server: a local command (stdio) or a remote URL.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     pub command: Option<String>,

@@ -140,7 +140,7 @@ pub enum Answer {
     Session(Arc<Session>, String),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct ServerInfo {
     pub name: String,
     pub transport: String,
@@ -223,6 +223,8 @@ struct Inner {
     /// Standing approvals by agent: (server, tool, arguments hash,
     /// definition hash) → id.
     standing: RwLock<HashMap<i64, HashMap<StandingKey, i64>>>,
+    /// A person paused every agent: nothing is forwarded until resumed.
+    paused: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -269,6 +271,7 @@ impl Gateway {
                 vet_lock: tokio::sync::Mutex::new(()),
                 vet_generation: AtomicU64::new(0),
                 standing: RwLock::new(HashMap::new()),
+                paused: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         if config.approvals.desktop_notifications {
@@ -554,6 +557,18 @@ impl Gateway {
         // issued: any change to agents, roles or grants ends them.
         self.inner.delegations.write().clear();
         Ok(())
+    }
+
+    /// Pauses (or resumes) every agent: while paused, calls are refused
+    /// with a message saying so and nothing reaches a server.
+    pub fn set_paused(&self, paused: bool) {
+        self.inner
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.inner.paused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn authenticate(&self, bearer: &str) -> Option<AgentRef> {
@@ -1540,6 +1555,14 @@ impl Gateway {
         target: String,
         rename: &str,
     ) -> Answer {
+        if self.paused() {
+            return denial(
+                &id,
+                method,
+                "Warden has paused every agent, so this call was not sent. The person at this computer can resume agents from Warden's tray menu or its header.",
+                caller.modern,
+            );
+        }
         let Some(up) = self.upstream(&server) else {
             return Answer::Message(jsonrpc::error(
                 Some(&id),

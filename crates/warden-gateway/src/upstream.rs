@@ -53,7 +53,7 @@ pub enum PeerError {
     Protocol(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "era", content = "version", rename_all = "snake_case")]
 pub enum Era {
     Modern(String),
@@ -202,7 +202,7 @@ impl Peer {
 }
 
 /// Lifecycle state of one server, as `server list` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Status {
     Starting,

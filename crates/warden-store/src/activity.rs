@@ -25,7 +25,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 const MAX_GROUP: usize = 1024;
 
 /// One event to record. Arguments must already be redacted by the caller.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
 pub struct NewEvent {
     pub kind: String,
     pub call_id: Option<String>,
@@ -45,7 +45,7 @@ pub struct NewEvent {
 }
 
 /// A stored row, as queries return it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct ActivityRow {
     pub id: i64,
     pub time_us: i64,
@@ -137,7 +137,7 @@ fn fts_query(text: &str) -> String {
 }
 
 /// Calls per day and decision, for charts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct DayCount {
     /// Days since the Unix epoch (UTC).
     pub day: i64,

@@ -151,7 +151,7 @@ pub type Signer = dyn Fn(&[u8]) -> (String, String) + Send + Sync;
 pub type SignatureCheck = dyn Fn(&str, &[u8], &str) -> bool;
 
 /// What `verify` found.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Verification {
     pub rows: i64,
     pub checkpoints: i64,
@@ -159,7 +159,7 @@ pub struct Verification {
     pub problem: Option<Problem>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Problem {
     pub row_id: Option<i64>,
     pub what: String,

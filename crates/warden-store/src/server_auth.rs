@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Result, now_us};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ServerAuth {
     pub server: String,
     pub issuer: String,

@@ -164,7 +164,7 @@ pub fn forget_server(conn: &Connection, server: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum PinState {
     /// Listed by the server, never allowed yet: nothing is pinned.
@@ -202,7 +202,7 @@ impl PinState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Pin {
     pub server: String,
     pub tool: String,
@@ -438,7 +438,7 @@ pub fn review(
     Ok(after)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct StandingApproval {
     pub id: i64,
     pub agent_id: i64,
