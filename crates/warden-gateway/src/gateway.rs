@@ -225,6 +225,8 @@ struct Inner {
     standing: RwLock<HashMap<i64, HashMap<StandingKey, i64>>>,
     /// A person paused every agent: nothing is forwarded until resumed.
     paused: std::sync::atomic::AtomicBool,
+    /// What a click on an approval notification does (the app opens it).
+    notification_open: Arc<RwLock<Option<crate::notify::OpenHandler>>>,
 }
 
 #[derive(Clone)]
@@ -272,16 +274,25 @@ impl Gateway {
                 vet_generation: AtomicU64::new(0),
                 standing: RwLock::new(HashMap::new()),
                 paused: std::sync::atomic::AtomicBool::new(false),
+                notification_open: Arc::default(),
             }),
         };
         if config.approvals.desktop_notifications {
             let timeout = Duration::from_secs(config.approvals.timeout_secs);
             gw.inner
                 .broker
-                .add_surface(Arc::new(crate::notify::DesktopNotifier::new(
-                    &gw.inner.broker,
-                    timeout,
-                )));
+                .add_surface(Arc::new(
+                    crate::notify::DesktopNotifier::new(&gw.inner.broker, timeout).on_open(
+                        Arc::new({
+                            let slot = gw.inner.notification_open.clone();
+                            move |id: &str| {
+                                if let Some(f) = slot.read().as_ref() {
+                                    f(id);
+                                }
+                            }
+                        }),
+                    ),
+                ));
         }
         gw.reload_agents()?;
         for (name, spec) in config.servers {
@@ -557,6 +568,12 @@ impl Gateway {
         // issued: any change to agents, roles or grants ends them.
         self.inner.delegations.write().clear();
         Ok(())
+    }
+
+    /// What a click on an approval notification does; the desktop app
+    /// opens its approval window.
+    pub fn on_notification_open(&self, f: crate::notify::OpenHandler) {
+        *self.inner.notification_open.write() = Some(f);
     }
 
     /// Pauses (or resumes) every agent: while paused, calls are refused

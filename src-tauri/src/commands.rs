@@ -1,0 +1,114 @@
+//! The commands the UI may call. `rpc` is the one door into warden-api: the
+//! UI sends a typed request, the shell adds the session it keeps, and the API
+//! decides what this person may do.
+
+use tauri::{AppHandle, Emitter, Manager, State};
+use tauri_plugin_autostart::ManagerExt;
+use warden_api::{ApiError, ErrorCode, Request, Response};
+use warden_auth::Sensitive;
+
+use crate::state::Shell;
+
+#[tauri::command]
+pub async fn rpc(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let api = shell.api()?;
+    let session = shell.session();
+    let signing_in = matches!(
+        request,
+        Request::Init { .. }
+            | Request::Login { .. }
+            | Request::SsoLoginStart
+            | Request::SsoLoginFinish { .. }
+            | Request::Status
+    );
+    let logout = matches!(request, Request::Logout);
+    let pause = match &request {
+        Request::AgentsPause { paused } => Some(*paused),
+        _ => None,
+    };
+    let answer = api.call(session.as_ref(), request).await;
+    match answer {
+        Ok(Response::SignedIn(mut signed)) => {
+            shell.signed_in(signed.token.clone(), signed.user.clone());
+            // The session stays in the shell; the page never sees it.
+            signed.token = Sensitive::new(String::new());
+            let _ = app.emit(warden_api::EVENT_SESSION, ());
+            crate::watch::refresh(&app);
+            Ok(Response::SignedIn(signed))
+        }
+        Ok(Response::SsoStarted(started)) => {
+            open_browser(started.url.clone());
+            Ok(Response::SsoStarted(started))
+        }
+        Ok(Response::LoginStarted(started)) => {
+            open_browser(started.url.clone());
+            Ok(Response::LoginStarted(started))
+        }
+        Ok(r) => {
+            if logout {
+                shell.signed_out();
+                let _ = app.emit(warden_api::EVENT_SESSION, ());
+                crate::watch::refresh(&app);
+            }
+            if let Some(paused) = pause {
+                crate::tray::set_paused(&app, paused);
+            }
+            Ok(r)
+        }
+        Err(e) => {
+            // A session that no longer works (expired, signed out elsewhere,
+            // the person disabled) sends the app back to sign-in.
+            if e.code == ErrorCode::Unauthenticated && session.is_some() && !signing_in {
+                shell.signed_out();
+                let _ = app.emit(warden_api::EVENT_SESSION, ());
+                crate::watch::refresh(&app);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Opens the system browser (never a webview) for a sign-in, off the
+/// async runtime.
+fn open_browser(url: String) {
+    std::thread::spawn(move || {
+        if !warden_auth::oauth::flow::open_browser(&url) {
+            tracing::info!("no browser was opened; the app shows the address to open");
+        }
+    });
+}
+
+/// The approval window closes itself when nothing is waiting.
+#[tauri::command]
+pub fn prompt_close(app: AppHandle) {
+    if let Some(w) = app.get_webview_window(crate::windows::PROMPT) {
+        let _ = w.close();
+    }
+}
+
+fn autostart_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!("could not change whether Warden starts at login ({e}); try again, or change it in your system's startup settings"),
+    )
+}
+
+#[tauri::command]
+pub fn autostart_get(app: AppHandle) -> Result<bool, ApiError> {
+    app.autolaunch().is_enabled().map_err(autostart_error)
+}
+
+#[tauri::command]
+pub fn autostart_set(app: AppHandle, enabled: bool) -> Result<bool, ApiError> {
+    let launcher = app.autolaunch();
+    if enabled {
+        launcher.enable().map_err(autostart_error)?;
+    } else {
+        launcher.disable().map_err(autostart_error)?;
+    }
+    launcher.is_enabled().map_err(autostart_error)
+}
