@@ -9,7 +9,10 @@ fn main() {
         root.join("tauri.conf.json").display()
     );
     if let Err(e) = std::env::set_current_dir(&root) {
-        panic!("could not enter the repository root {}: {e}", root.display());
+        panic!(
+            "could not enter the repository root {}: {e}",
+            root.display()
+        );
     }
     tauri_build::build()
 }

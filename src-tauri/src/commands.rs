@@ -30,7 +30,13 @@ pub async fn rpc(
         Request::AgentsPause { paused } => Some(*paused),
         _ => None,
     };
+    let call = serde_json::to_value(&request)
+        .ok()
+        .and_then(|v| v["call"].as_str().map(String::from))
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
     let answer = api.call(session.as_ref(), request).await;
+    tracing::debug!(%call, ok = answer.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "app call");
     match answer {
         Ok(Response::SignedIn(mut signed)) => {
             shell.signed_in(signed.token.clone(), signed.user.clone());
@@ -61,11 +67,18 @@ pub async fn rpc(
         }
         Err(e) => {
             // A session that no longer works (expired, signed out elsewhere,
-            // the person disabled) sends the app back to sign-in.
-            if e.code == ErrorCode::Unauthenticated && session.is_some() && !signing_in {
-                shell.signed_out();
-                let _ = app.emit(warden_api::EVENT_SESSION, ());
-                crate::watch::refresh(&app);
+            // the person disabled) sends the app back to sign-in; a wrong
+            // code in a working session does not.
+            if e.code == ErrorCode::Unauthenticated
+                && !signing_in
+                && let Some(token) = &session
+            {
+                let still = api.call(Some(token), Request::Whoami).await;
+                if still.is_err_and(|w| w.code == ErrorCode::Unauthenticated) {
+                    shell.signed_out();
+                    let _ = app.emit(warden_api::EVENT_SESSION, ());
+                    crate::watch::refresh(&app);
+                }
             }
             Err(e)
         }
@@ -93,7 +106,9 @@ pub fn prompt_close(app: AppHandle) {
 fn autostart_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         ErrorCode::Unavailable,
-        format!("could not change whether Warden starts at login ({e}); try again, or change it in your system's startup settings"),
+        format!(
+            "could not change whether Warden starts at login ({e}); try again, or change it in your system's startup settings"
+        ),
     )
 }
 

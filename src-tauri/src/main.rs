@@ -32,6 +32,28 @@ fn data_dir_arg() -> Option<PathBuf> {
     std::env::var_os("WARDEN_DATA_DIR").map(PathBuf::from)
 }
 
+/// SIGTERM or SIGINT (a logout, a service manager, Ctrl-C) quits the way the
+/// tray's Quit does: servers stopped, the activity log's closing checkpoint
+/// signed.
+fn quit_on_signal(app: tauri::AppHandle) {
+    #[cfg(unix)]
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            app.exit(0);
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = app;
+}
+
 fn main() {
     let paths = match Paths::resolve(data_dir_arg()) {
         Ok(p) => p,
@@ -74,6 +96,7 @@ fn main() {
             let shell = Shell::new(started.map_err(|e| e.message));
             app.manage(shell);
             tray::build(app.handle())?;
+            quit_on_signal(app.handle().clone());
             watch::spawn(app.handle().clone());
             if let Some(gw) = app.state::<Shell>().gateway() {
                 let handle = app.handle().clone();

@@ -19,11 +19,9 @@ pub struct TrayItems {
 pub fn build(app: &AppHandle) -> tauri::Result<()> {
     let open = MenuItem::with_id(app, "open", "Open Warden", true, None::<&str>)?;
     let pending = MenuItem::with_id(app, "pending", "No approvals waiting", true, None::<&str>)?;
-    let paused = app
-        .state::<Shell>()
-        .gateway()
-        .is_some_and(|g| g.paused());
-    let pause = CheckMenuItem::with_id(app, "pause", "Pause all agents", true, paused, None::<&str>)?;
+    let paused = app.state::<Shell>().gateway().is_some_and(|g| g.paused());
+    let pause =
+        CheckMenuItem::with_id(app, "pause", "Pause all agents", true, paused, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Warden", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(app, &[&open, &pending, &pause, &separator, &quit])?;
@@ -46,8 +44,15 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
-/// Shows how many approvals wait, on the icon and in the menu.
+/// Shows how many approvals wait, on the icon and in the menu. Tray and
+/// menu changes happen on the main (GTK) thread, queued from anywhere and
+/// never waited for.
 pub fn set_pending(app: &AppHandle, count: usize) {
+    let handle = app.clone();
+    let _ = app.run_on_main_thread(move || show_pending(&handle, count));
+}
+
+fn show_pending(app: &AppHandle, count: usize) {
     let (title, item) = match count {
         0 => (None, "No approvals waiting".to_string()),
         1 => (Some("1".to_string()), "1 approval waiting".to_string()),
@@ -67,9 +72,12 @@ pub fn set_pending(app: &AppHandle, count: usize) {
 }
 
 pub fn set_paused(app: &AppHandle, paused: bool) {
-    if let Some(items) = app.try_state::<TrayItems>() {
-        let _ = items.pause.set_checked(paused);
-    }
+    let handle = app.clone();
+    let _ = app.run_on_main_thread(move || {
+        if let Some(items) = handle.try_state::<TrayItems>() {
+            let _ = items.pause.set_checked(paused);
+        }
+    });
 }
 
 /// Pausing needs an admin's session; without one, the app opens to say so.

@@ -27,14 +27,15 @@ pub fn show_prompt(app: &AppHandle) {
         let _ = w.set_focus();
         return;
     }
-    let built = WebviewWindowBuilder::new(app, PROMPT, WebviewUrl::App("index.html#/prompt".into()))
-        .title("Warden — an agent is waiting for you")
-        .inner_size(480.0, 640.0)
-        .resizable(true)
-        .always_on_top(true)
-        .center()
-        .focused(true)
-        .build();
+    let built =
+        WebviewWindowBuilder::new(app, PROMPT, WebviewUrl::App("index.html#/prompt".into()))
+            .title("Warden — an agent is waiting for you")
+            .inner_size(480.0, 640.0)
+            .resizable(true)
+            .always_on_top(true)
+            .center()
+            .focused(true)
+            .build();
     if let Err(e) = built {
         // The notification and the main window's Approvals page still work.
         tracing::error!(error = %e, "could not open the approval window");

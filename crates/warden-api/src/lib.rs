@@ -1029,7 +1029,17 @@ impl Api {
                 let store = self.store.clone();
                 let mine = (actor.role != "admin").then_some(actor.id);
                 let agents = blocking(move || {
-                    Ok(warden_store::agent::list_owned_by(&store.connect()?, mine)?)
+                    let conn = store.connect()?;
+                    let people = warden_store::users::list(&conn)?;
+                    let mut agents = warden_store::agent::list_owned_by(&conn, mine)?;
+                    for a in &mut agents {
+                        a.roles = warden_store::roles::roles_of_agent(&conn, a.id)?;
+                        a.owner = a
+                            .owner_id
+                            .and_then(|id| people.iter().find(|p| p.id == id))
+                            .map(|p| p.name.clone());
+                    }
+                    Ok(agents)
                 })
                 .await?;
                 Ok(Response::Agents(agents))
@@ -1209,12 +1219,18 @@ impl Api {
 
     fn server_list(&self) -> ApiResult<Vec<ServerInfo>> {
         let mut servers = self.server_list_bare()?;
-        let probes = warden_store::server_auth::probes(&self.store.connect()?)?;
+        let conn = self.store.connect()?;
+        let probes = warden_store::server_auth::probes(&conn)?;
+        let policies = warden_store::tools::server_policies(&conn)?;
         for s in &mut servers {
             s.probe = probes
                 .iter()
                 .find(|p| p.server == s.name)
                 .map(|p| p.verdict.clone());
+            if let Some(p) = policies.iter().find(|p| p.server == s.name) {
+                s.trusted = p.trusted;
+                s.auto_trust_new_tools = p.auto_trust_new;
+            }
         }
         Ok(servers)
     }
@@ -1240,6 +1256,8 @@ impl Api {
                 era: None,
                 tools: 0,
                 restarts: 0,
+                trusted: false,
+                auto_trust_new_tools: false,
                 probe: None,
             })
             .collect())

@@ -21,6 +21,7 @@ fn generate(dir: &Path) -> BTreeMap<String, String> {
     let mut files = read(dir);
     let index: String = files
         .keys()
+        .filter(|name| !name.contains('/'))
         .map(|name| {
             let stem = name.trim_end_matches(".ts");
             format!("export type {{ {stem} }} from \"./{stem}\";\n")
@@ -30,23 +31,30 @@ fn generate(dir: &Path) -> BTreeMap<String, String> {
     files
 }
 
+/// Every `.ts` file under `dir`, by its path relative to `dir` (ts-rs puts
+/// the types of other crates, such as serde_json's, in folders).
 fn read(dir: &Path) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
-    };
-    for entry in entries {
-        let path = entry.expect("dir entry").path();
-        if path.extension().is_some_and(|e| e == "ts") {
-            let name = path
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            files.insert(
-                name,
-                std::fs::read_to_string(&path).expect("read a binding"),
-            );
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "ts") {
+                let name = path
+                    .strip_prefix(dir)
+                    .expect("under the folder")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                files.insert(
+                    name,
+                    std::fs::read_to_string(&path).expect("read a binding"),
+                );
+            }
         }
     }
     files
@@ -61,7 +69,11 @@ fn committed_bindings_match_the_rust_types() {
         let _ = std::fs::remove_dir_all(&committed_dir);
         std::fs::create_dir_all(&committed_dir).expect("create ui/src/bindings");
         for (name, text) in &fresh {
-            std::fs::write(committed_dir.join(name), text).expect("write a binding");
+            let path = committed_dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create a bindings folder");
+            }
+            std::fs::write(path, text).expect("write a binding");
         }
         return;
     }

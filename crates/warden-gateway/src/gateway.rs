@@ -153,6 +153,13 @@ pub struct ServerInfo {
     /// The newest authorization probe's verdict (remote servers).
     #[serde(default)]
     pub probe: Option<String>,
+    /// Whether an admin trusts the server's own risk hints (filled in by
+    /// the API from the store).
+    #[serde(default)]
+    pub trusted: bool,
+    /// Whether tools it adds later are trusted without review.
+    #[serde(default)]
+    pub auto_trust_new_tools: bool,
 }
 
 /// A 2026-07-28 `subscriptions/listen` stream: what the client asked to hear.
@@ -279,20 +286,16 @@ impl Gateway {
         };
         if config.approvals.desktop_notifications {
             let timeout = Duration::from_secs(config.approvals.timeout_secs);
-            gw.inner
-                .broker
-                .add_surface(Arc::new(
-                    crate::notify::DesktopNotifier::new(&gw.inner.broker, timeout).on_open(
-                        Arc::new({
-                            let slot = gw.inner.notification_open.clone();
-                            move |id: &str| {
-                                if let Some(f) = slot.read().as_ref() {
-                                    f(id);
-                                }
-                            }
-                        }),
-                    ),
-                ));
+            gw.inner.broker.add_surface(Arc::new(
+                crate::notify::DesktopNotifier::new(&gw.inner.broker, timeout).on_open(Arc::new({
+                    let slot = gw.inner.notification_open.clone();
+                    move |id: &str| {
+                        if let Some(f) = slot.read().as_ref() {
+                            f(id);
+                        }
+                    }
+                })),
+            ));
         }
         gw.reload_agents()?;
         for (name, spec) in config.servers {
@@ -2596,6 +2599,8 @@ fn server_info(u: &Upstream) -> ServerInfo {
         tools: u.catalog().tools.len(),
         restarts: u.restarts.load(Ordering::Relaxed),
         probe: None,
+        trusted: false,
+        auto_trust_new_tools: false,
     }
 }
 

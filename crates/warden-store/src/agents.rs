@@ -36,6 +36,12 @@ pub struct Agent {
     pub expires_at_us: Option<i64>,
     pub rotated_at_us: Option<i64>,
     pub owner_id: Option<i64>,
+    /// Filled in where a view needs them (the agent list): the roles it
+    /// holds and its owner's name.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// What the gateway needs to authenticate a request: the credential hash and
@@ -63,6 +69,8 @@ fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Agent, String)> {
             expires_at_us: r.get(5)?,
             rotated_at_us: r.get(6)?,
             owner_id: r.get(7)?,
+            roles: Vec::new(),
+            owner: None,
         },
         status,
     ))

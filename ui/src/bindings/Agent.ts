@@ -5,4 +5,9 @@ export type Agent = { id: number, name: string, status: AgentStatus, created_at_
 /**
  * When its credential stops working (none for agents made before expiry existed).
  */
-expires_at_us: number | null, rotated_at_us: number | null, owner_id: number | null, };
+expires_at_us: number | null, rotated_at_us: number | null, owner_id: number | null, 
+/**
+ * Filled in where a view needs them (the agent list): the roles it
+ * holds and its owner's name.
+ */
+roles: Array<string>, owner: string | null, };

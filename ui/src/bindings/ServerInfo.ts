@@ -5,4 +5,13 @@ export type ServerInfo = { name: string, transport: string, target: string, era:
 /**
  * The newest authorization probe's verdict (remote servers).
  */
-probe: string | null, } & ({ "state": "starting" } | { "state": "ready" } | { "state": "failed", error: string, } | { "state": "stopped" } | { "state": "blocked", reason: string, });
+probe: string | null, 
+/**
+ * Whether an admin trusts the server's own risk hints (filled in by
+ * the API from the store).
+ */
+trusted: boolean, 
+/**
+ * Whether tools it adds later are trusted without review.
+ */
+auto_trust_new_tools: boolean, } & ({ "state": "starting" } | { "state": "ready" } | { "state": "failed", error: string, } | { "state": "stopped" } | { "state": "blocked", reason: string, });

@@ -1,0 +1,425 @@
+"""The real desktop app, driven end to end through WebDriver (tauri-driver and
+WebKitWebDriver) under Xvfb, with real MCP servers from npm, a real MCP client
+calling through `warden connect`, the real OS keychain and, once, a real
+OpenID provider.
+
+Run by the test command inside `xvfb-run` and `.ci/with-keychain`. Every
+screenshot lands in target/screenshots (named in the README)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess as sp
+import sys
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.common.options import ArgOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from conftest import PEERS, WARDEN, totp  # noqa: E402
+from test_conformance import node_env  # noqa: E402
+from test_sso import follow_provider  # noqa: E402
+
+APP = Path(os.environ.get("WARDEN_APP_BIN", ROOT / "target" / "debug" / "warden-app"))
+SHOTS = ROOT / "target" / "screenshots"
+PASSWORD = "correct horse battery staple 42"
+
+
+def tauri_driver() -> str:
+    found = shutil.which("tauri-driver") or str(Path.home() / ".cargo" / "bin" / "tauri-driver")
+    assert Path(found).exists(), "tauri-driver is not installed: run .ci/setup"
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listened on 127.0.0.1:{port}")
+
+
+class Codes:
+    """An authenticator app: each 30 s step's code is used once."""
+
+    def __init__(self, secret: str):
+        self.secret, self.last = secret, -1
+
+    def next(self) -> str:
+        now = time.time()
+        step = max(int(now // 30), self.last + 1)
+        if step > int(now // 30):
+            time.sleep(step * 30 - now + 0.2)
+            now = time.time()
+        self.last = step
+        return totp(self.secret, now)
+
+
+class App:
+    """The running app, seen through WebDriver."""
+
+    def __init__(self, driver, data: Path, home: Path, files: Path):
+        self.d, self.data, self.home, self.files = driver, data, home, files
+        self.main = driver.current_window_handle
+        self.codes: Codes | None = None
+
+    def find(self, testid: str, timeout: float = 30, within=None):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            try:
+                for e in (within or self.d).find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'):
+                    if e.is_displayed():
+                        return e
+            except WebDriverException as e:
+                last = e
+            time.sleep(0.2)
+        self.shot(f"missing-{testid}")
+        raise AssertionError(f"{testid!r} did not appear within {timeout}s ({last})")
+
+    def present(self, testid: str) -> bool:
+        return any(e.is_displayed() for e in self.d.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
+
+    def click(self, testid: str, timeout: float = 30) -> None:
+        # An element can be on screen but covered for a moment (a dialog
+        # closing, a notification sliding by): try again until it takes.
+        deadline = time.time() + timeout
+        while True:
+            el = self.find(testid, timeout)
+            try:
+                self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+                el.click()
+                return
+            except WebDriverException:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def type(self, testid: str, text: str) -> None:
+        el = self.find(testid)
+        el.send_keys(Keys.CONTROL, "a")
+        el.send_keys(Keys.BACKSPACE)
+        el.send_keys(text)
+
+    def text(self, testid: str) -> str:
+        return self.find(testid).text
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        try:
+            self.d.save_screenshot(str(SHOTS / f"{name}.png"))
+        except WebDriverException:
+            pass
+
+    def screen(self, name: str) -> None:
+        """The whole screen, native windows included."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        sp.run(["import", "-window", "root", str(SHOTS / f"{name}.png")], check=True, timeout=30)
+
+    def confirm_if_asked(self) -> None:
+        """A sensitive change may ask for a fresh code first."""
+        time.sleep(0.5)
+        if self.present("mfa-code"):
+            self.type("mfa-code", self.codes.next())
+            self.click("mfa-submit")
+
+    def wait_text(self, testid: str, needle: str, timeout: float = 60) -> str:
+        deadline = time.time() + timeout
+        seen = ""
+        while time.time() < deadline:
+            try:
+                seen = self.find(testid, timeout=5).text
+            except AssertionError:
+                seen = ""
+            if needle in seen:
+                return seen
+            time.sleep(0.5)
+        self.shot(f"waiting-{testid}")
+        raise AssertionError(f"{testid!r} never showed {needle!r}; it showed {seen!r}")
+
+
+@pytest.fixture
+def app(tmp_path: Path):
+    home, data, files = tmp_path / "home", tmp_path / "data", tmp_path / "files"
+    for d in (home, data, files):
+        d.mkdir()
+    # Any free port: tests never collide with each other or a running Warden.
+    (data / "config.toml").write_text('[gateway]\nlisten = "127.0.0.1:0"\n')
+    env = dict(os.environ)
+    env.update(
+        HOME=str(home),
+        WARDEN_DATA_DIR=str(data),
+        WARDEN_BROWSER="none",
+        PATH=f"{PEERS}{os.pathsep}{env.get('PATH', '')}",
+    )
+    env.pop("XDG_CONFIG_HOME", None)
+    port, native = free_port(), free_port()
+    driver_log = open(tmp_path / "tauri-driver.log", "w")
+    proc = sp.Popen(
+        [tauri_driver(), "--port", str(port), "--native-port", str(native)],
+        env=env, stdout=driver_log, stderr=sp.STDOUT,
+    )
+    try:
+        wait_port(port)
+        opts = ArgOptions()
+        opts.set_capability("browserName", "wry")
+        opts.set_capability("tauri:options", {"application": str(APP)})
+        driver = webdriver.Remote(f"http://127.0.0.1:{port}", options=opts)
+        driver.set_window_size(1280, 800)
+        yield App(driver, data, home, files)
+        driver.quit()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except sp.TimeoutExpired:
+            proc.kill()
+        driver_log.close()
+
+
+def first_run(app: App, name: str = "ada") -> None:
+    app.find("firstrun-name", timeout=90)
+    app.shot("01-first-run")
+    app.type("firstrun-name", name)
+    app.type("firstrun-password", PASSWORD)
+    app.type("firstrun-password2", PASSWORD)
+    app.click("firstrun-create")
+    secret = "".join(app.text("enroll-secret").split())
+    assert len(secret) >= 16, f"the TOTP secret is shown as text: {secret!r}"
+    app.codes = Codes(secret)
+    assert len(app.text("recovery-codes").split()) >= 8, "recovery codes are shown"
+    app.shot("02-enroll-totp")
+    app.click("enroll-saved")
+    app.type("enroll-code", app.codes.next())
+    app.click("enroll-continue")
+    app.find("tour-next")
+    app.shot("03-tour")
+    while app.present("tour-next"):
+        app.click("tour-next")
+        time.sleep(0.3)
+    app.click("tour-done")
+    app.find("nav-home")
+    time.sleep(1)  # the tour's fade-out
+    app.shot("04-home")
+
+
+def connect_filesystem(app: App) -> None:
+    app.click("nav-connect-server")
+    app.click("wizard-local")
+    app.click("wizard-next")
+    app.click("preset-filesystem")
+    app.type("wizard-name", "files")
+    app.type("wizard-folder", str(app.files))
+    app.shot("05-connect-server")
+    deadline = time.time() + 120
+    while not app.present("wizard-result"):
+        assert time.time() < deadline, "the wizard never finished"
+        if app.present("mfa-code"):
+            app.confirm_if_asked()
+        elif app.present("wizard-next"):
+            app.click("wizard-next")
+        time.sleep(0.5)
+    app.wait_text("wizard-result", "write_file", timeout=90)
+    app.shot("06-connect-server-done")
+
+
+def tools_have_risk_badges(app: App) -> None:
+    app.click("nav-servers")
+    card = app.find("server-files", timeout=60)
+    row = app.find("tool-write_file", within=card, timeout=60)
+    badge = app.find("risk-badge", within=row)
+    # (WebKitWebDriver reads a Mantine badge's label as empty: textContent.)
+    assert badge.get_attribute("textContent").strip().lower() == "high"
+    time.sleep(2)  # the roles column loads
+
+    app.shot("07-servers")
+
+
+def connect_claude(app: App, agent: str) -> dict:
+    app.click("nav-connect-app")
+    app.click("app-claude_desktop")
+    app.type("app-agent-name", agent)
+    app.click("app-server-files")
+    app.click("app-write")
+    app.confirm_if_asked()
+    app.wait_text("app-result", "claude_desktop_config.json")
+    app.shot("08-connect-app")
+    config = json.loads((app.home / ".config" / "Claude" / "claude_desktop_config.json").read_text())
+    entry = config["mcpServers"]["warden"]
+    assert entry["args"][-2:] == ["connect", agent], entry
+    assert "credential" not in json.dumps(config).lower(), "no credential in the app's file"
+    return entry
+
+
+class Call(threading.Thread):
+    """An MCP client (the Python SDK) running the command the AI app's
+    configuration names, calling one tool and keeping the result."""
+
+    def __init__(self, entry: dict, tool: str, arguments: dict):
+        super().__init__(daemon=True)
+        self.entry, self.tool, self.arguments = entry, tool, arguments
+        self.result = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        async def main():
+            env = {k: os.environ[k] for k in ("PATH", "DBUS_SESSION_BUS_ADDRESS") if k in os.environ}
+            params = StdioServerParameters(command=self.entry["command"], args=self.entry["args"], env=env)
+            async with Client(params, mode="legacy") as client:
+                self.result = await client.call_tool(self.tool, self.arguments)
+
+        try:
+            anyio.run(main)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            self.error = e
+
+
+def text_of(result) -> str:
+    return " ".join(c.text for c in result.content if getattr(c, "type", None) == "text")
+
+
+def prompt_window(app: App, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        others = [h for h in app.d.window_handles if h != app.main]
+        if others:
+            app.d.switch_to.window(others[0])
+            return others[0]
+        time.sleep(0.3)
+    raise AssertionError("the approval window did not open")
+
+
+def answer_prompt(app: App, button: str, reason: str | None = None) -> None:
+    assert "write_file" in app.wait_text("prompt-tool", "write_file")
+    assert "claude" in app.text("prompt-agent")
+    risk = app.find("prompt-risk").get_attribute("textContent").lower()
+    assert "high" in risk and "writes" in risk, risk
+    assert "hello.txt" in app.text("prompt-args") or "notes.txt" in app.text("prompt-args")
+    assert app.text("prompt-countdown")
+    if reason:
+        app.type("prompt-deny-reason", reason)
+    app.click(button)
+    time.sleep(1)
+    if app.present("prompt-totp"):
+        app.type("prompt-totp", app.codes.next())
+        app.click(button)
+
+
+def test_first_run_connect_a_server_and_an_app_then_approve_a_write(app: App):
+    first_run(app)
+    connect_filesystem(app)
+    tools_have_risk_badges(app)
+    entry = connect_claude(app, "claude")
+
+    target = app.files / "hello.txt"
+    call = Call(entry, "files__write_file", {"path": str(target), "content": "written with Ada's click"})
+    call.start()
+    prompt_window(app)
+    # Enter is never "approve": pressing it in the window changes nothing.
+    app.find("prompt-tool")
+    ActionChains(app.d).send_keys(Keys.ENTER).perform()
+    time.sleep(1)
+    assert not target.exists(), "Enter approved the call"
+    app.shot("09-approval-window")
+    app.screen("09-approval-window-on-screen")
+    answer_prompt(app, "prompt-approve-once")
+    call.join(90)
+    assert not call.is_alive(), "the call never finished after it was approved"
+    assert call.error is None, repr(call.error)
+    assert not call.result.is_error, text_of(call.result)
+    assert target.read_text() == "written with Ada's click"
+
+    app.d.switch_to.window(app.main)
+    app.click("nav-activity")
+    row = app.wait_text("activity-row", "write_file")
+    assert "claude" in row and "ada" in row, row
+    app.shot("10-activity")
+    app.click("nav-approvals")
+    app.find("past-decisions", timeout=30)
+    app.shot("11-approvals")
+    app.click("nav-people")
+    app.find("person-ada")
+    app.click("tab-agents")
+    app.wait_text("agent-claude", "app-claude")
+    app.shot("12-people")
+    app.click("nav-settings")
+    app.find("sso-issuer")
+    app.shot("13-settings")
+
+
+def test_a_denied_write_reaches_the_agent_as_a_denial(app: App):
+    first_run(app, "ben")
+    connect_filesystem(app)
+    entry = connect_claude(app, "claude")
+    target = app.files / "notes.txt"
+    call = Call(entry, "files__write_file", {"path": str(target), "content": "should never be written"})
+    call.start()
+    prompt_window(app)
+    answer_prompt(app, "prompt-deny", reason="not on my machine")
+    call.join(60)
+    assert not call.is_alive() and call.error is None, repr(call.error)
+    assert call.result.is_error, "a denied call is an error, never a fake success"
+    said = text_of(call.result)
+    assert "denied" in said.lower() and "ben" in said and "not on my machine" in said, said
+    assert not target.exists()
+
+
+@pytest.fixture
+def idp():
+    port = free_port()
+    p = sp.Popen(["node", str(ROOT / "tests" / "servers" / "oidc_idp.mjs"), str(port)], env=node_env(),
+                 cwd=ROOT / "tests", stdout=sp.PIPE, stderr=sp.STDOUT, text=True)
+    for _ in range(50):
+        if p.stdout.readline().startswith("listening"):
+            break
+    else:
+        raise AssertionError("the OpenID provider did not start")
+    yield f"http://127.0.0.1:{port}"
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def test_sign_in_with_the_company_identity_provider(app: App, idp: str):
+    first_run(app)
+    # An admin sets up SSO (the CLI reaches the app's gateway over its socket).
+    env = dict(os.environ, WARDEN_BROWSER="none")
+    cli = [str(WARDEN), "--data-dir", str(app.data)]
+    login = sp.run([*cli, "login", "ada", "--password-stdin", "--totp", app.codes.next()],
+                   input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=env)
+    assert login.returncode == 0, login.stderr
+    sp.run([*cli, "role", "add", "dev"], check=True, capture_output=True, timeout=60, env=env)
+    configured = sp.run([*cli, "sso", "configure", "--issuer", idp, "--client-id", "warden",
+                         "--map", "warden-admins=admin", "--map", "warden-users=dev",
+                         "--mfa-amr", "otp", "--create-people"], capture_output=True, text=True, timeout=60, env=env)
+    assert configured.returncode == 0, configured.stderr
+
+    app.click("user-menu")
+    app.click("signout")
+    app.click("signin-sso", timeout=60)
+    url = app.wait_text("sso-url", "http")
+    app.shot("14-sign-in-sso")
+    follow_provider(idp, url.strip(), "ana")
+    app.find("nav-home", timeout=60)
+    assert app.find("user-menu").get_attribute("aria-label") == "Signed in as ana"

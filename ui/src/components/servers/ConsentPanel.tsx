@@ -1,0 +1,91 @@
+// A local server that has not started: an admin reads its exact command
+// and approves it with a fresh code.
+import { useState } from "react";
+import { Alert, Button, Code, Group, Stack, Text, TextInput } from "@mantine/core";
+import { IconTerminal2 } from "@tabler/icons-react";
+import { keys, useAction, useAsk, useCall } from "../../api";
+import { ErrorAlert } from "../ErrorAlert";
+
+export function ConsentPanel({ name, admin }: { name: string; admin: boolean }) {
+  const call = useAsk();
+  const [asking, setAsking] = useState(false);
+  const consent = useCall(keys.consent(name), { call: "server_consent", name, hash: null, totp: null }, "consent", {
+    enabled: admin && asking,
+  });
+  const [code, setCode] = useState("");
+  const approve = useAction(
+    (v: { hash: string; totp: string }) => call({ call: "server_consent", name, hash: v.hash, totp: v.totp }, "done"),
+    { invalidate: [keys.servers, keys.consent(name)], onSuccess: () => setAsking(false) },
+  );
+  if (!admin) {
+    return (
+      <Text size="sm" c="dimmed">
+        An admin needs to approve this server's command before it starts.
+      </Text>
+    );
+  }
+  if (!asking) {
+    return (
+      <Button
+        size="xs"
+        variant="light"
+        color="orange"
+        leftSection={<IconTerminal2 size={16} />}
+        onClick={() => setAsking(true)}
+        data-testid="consent-show"
+      >
+        Review its command
+      </Button>
+    );
+  }
+  if (consent.isPending) return <Text size="sm">Loading the command…</Text>;
+  if (consent.isError) return <ErrorAlert error={consent.error} onRetry={() => void consent.refetch()} />;
+  const c = consent.data;
+  return (
+    <Alert color="orange" variant="light" title="Approve this command?">
+      <Stack gap="xs">
+        <Text size="sm">This is exactly what will run on this computer, with your permissions:</Text>
+        <Code block data-testid="consent-command">
+          {c.command_line}
+        </Code>
+        {c.approved ? (
+          <Text size="sm" c="teal.8">
+            Approved{c.approved_by ? ` by ${c.approved_by}` : ""}.
+          </Text>
+        ) : (
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              approve.mutate({ hash: c.hash, totp: code.replace(/\s/g, "") });
+            }}
+          >
+            <Group align="flex-end" gap="xs">
+              <TextInput
+                label="Code from your authenticator app"
+                inputMode="numeric"
+                autoComplete="one-time-code"
+                maxLength={7}
+                value={code}
+                onChange={(e) => setCode(e.currentTarget.value)}
+                data-testid="consent-code"
+              />
+              <Button
+                type="submit"
+                color="orange"
+                loading={approve.isPending}
+                disabled={!/^\d{6}$/.test(code.replace(/\s/g, ""))}
+                data-testid="consent-approve"
+              >
+                Approve and start
+              </Button>
+              <Button variant="default" onClick={() => setAsking(false)}>
+                Not now
+              </Button>
+            </Group>
+          </form>
+        )}
+        <ErrorAlert error={approve.error} />
+      </Stack>
+    </Alert>
+  );
+}
