@@ -9,12 +9,43 @@ use warden_auth::Sensitive;
 
 use crate::state::Shell;
 
+/// What each window may ask. The approval window answers approvals and
+/// nothing else; the main window may do what the UI offers, but not what
+/// only the CLI does (pruning the activity log, changing kept secrets).
+fn allowed(window: &str, request: &Request) -> bool {
+    match window {
+        crate::windows::PROMPT => matches!(
+            request,
+            Request::Status
+                | Request::Whoami
+                | Request::Approvals
+                | Request::ApprovalsWait { .. }
+                | Request::ApprovalDecide { .. }
+                | Request::Confirm { .. }
+                | Request::SsoStepUpStart
+                | Request::SsoStepUpFinish { .. }
+        ),
+        crate::windows::MAIN => !matches!(
+            request,
+            Request::AuditPrune { .. } | Request::SecretSet { .. } | Request::SecretRemove { .. }
+        ),
+        _ => false,
+    }
+}
+
 #[tauri::command]
 pub async fn rpc(
     app: AppHandle,
+    webview: tauri::Webview,
     shell: State<'_, Shell>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    if !allowed(webview.label(), &request) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this window cannot do that; use the main Warden window or the `warden` command",
+        ));
+    }
     let api = shell.api()?;
     let session = shell.session();
     let signing_in = matches!(
@@ -39,6 +70,10 @@ pub async fn rpc(
     tracing::debug!(%call, ok = answer.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "app call");
     match answer {
         Ok(Response::SignedIn(mut signed)) => {
+            // A new sign-in replaces the old session, which ends for good.
+            if let Some(old) = session.filter(|old| old.expose() != signed.token.expose()) {
+                let _ = api.call(Some(&old), Request::Logout).await;
+            }
             shell.signed_in(signed.token.clone(), signed.user.clone());
             // The session stays in the shell; the page never sees it.
             signed.token = Sensitive::new(String::new());
@@ -56,14 +91,17 @@ pub async fn rpc(
         }
         Ok(r) => {
             if logout {
-                shell.signed_out();
-                let _ = app.emit(warden_api::EVENT_SESSION, ());
-                crate::watch::refresh(&app);
+                sign_out(&app, &shell, session.as_ref());
             }
             if let Some(paused) = pause {
                 crate::tray::set_paused(&app, paused);
             }
             Ok(r)
+        }
+        // Signing out always ends the app's session, whatever the API said.
+        Err(e) if logout => {
+            sign_out(&app, &shell, session.as_ref());
+            Err(e)
         }
         Err(e) => {
             // A session that no longer works (expired, signed out elsewhere,
@@ -75,13 +113,20 @@ pub async fn rpc(
             {
                 let still = api.call(Some(token), Request::Whoami).await;
                 if still.is_err_and(|w| w.code == ErrorCode::Unauthenticated) {
-                    shell.signed_out();
-                    let _ = app.emit(warden_api::EVENT_SESSION, ());
-                    crate::watch::refresh(&app);
+                    sign_out(&app, &shell, Some(token));
                 }
             }
             Err(e)
         }
+    }
+}
+
+/// Ends the app's session, when it is still the one `token` names (a slow
+/// failed call must not sign out a newer sign-in).
+fn sign_out(app: &AppHandle, shell: &Shell, token: Option<&Sensitive<String>>) {
+    if shell.signed_out_if(token) {
+        let _ = app.emit(warden_api::EVENT_SESSION, ());
+        crate::watch::refresh(app);
     }
 }
 

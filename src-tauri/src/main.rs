@@ -54,6 +54,20 @@ fn quit_on_signal(app: tauri::AppHandle) {
     let _ = app;
 }
 
+/// Warden's windows only ever show Warden's own pages: any other address
+/// (a link, a redirect, injected script) is refused.
+fn navigation_guard() -> tauri::plugin::TauriPlugin<tauri::Wry> {
+    tauri::plugin::Builder::new("navigation-guard")
+        .on_navigation(|_webview, url| {
+            let own = url.scheme() == "tauri" || url.host_str() == Some("tauri.localhost");
+            if !own {
+                tracing::warn!(%url, "refused to leave Warden's own pages");
+            }
+            own
+        })
+        .build()
+}
+
 fn main() {
     let paths = match Paths::resolve(data_dir_arg()) {
         Ok(p) => p,
@@ -76,6 +90,7 @@ fn main() {
                 .with_denylist(&[windows::PROMPT])
                 .build(),
         )
+        .plugin(navigation_guard())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,

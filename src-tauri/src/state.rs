@@ -57,9 +57,20 @@ impl Shell {
         *self.user.lock() = Some(user);
     }
 
-    pub fn signed_out(&self) {
-        *self.session.lock() = None;
-        *self.user.lock() = None;
+    /// Forgets the session if it is still `token` (or any, for `None`);
+    /// says whether it did.
+    pub fn signed_out_if(&self, token: Option<&Sensitive<String>>) -> bool {
+        let mut session = self.session.lock();
+        let same = match (session.as_ref(), token) {
+            (Some(current), Some(t)) => current.expose() == t.expose(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if same {
+            *session = None;
+            *self.user.lock() = None;
+        }
+        same
     }
 
     pub fn take_running(&self) -> Option<Running> {

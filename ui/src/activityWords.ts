@@ -46,10 +46,46 @@ export function describeRow(r: ActivityRow): string {
   if (r.kind === "server.status") {
     return `${r.server ?? "A server"} is now ${r.outcome ?? "changed"}`;
   }
+  const actor = r.on_behalf_of ?? who;
+  const target = changeTarget(r) ?? r.tool ?? r.server ?? r.agent;
+  const sentence = SENTENCES[r.kind];
+  if (sentence) return sentence(actor, target);
   const what = kindLabel(r.kind).toLowerCase();
-  const target = r.tool ?? r.server ?? r.agent;
-  return `${r.on_behalf_of ?? who}: ${what}${target ? ` (${target})` : ""}`;
+  return `${actor}: ${what}${target ? ` (${target})` : ""}`;
 }
+
+/** What an admin's change was about (its `detail.target`). */
+function changeTarget(r: ActivityRow): string | null {
+  if (!r.detail) return null;
+  try {
+    const d = JSON.parse(r.detail) as { target?: unknown };
+    return typeof d.target === "string" ? d.target : null;
+  } catch {
+    return null;
+  }
+}
+
+const SENTENCES: Record<string, (actor: string, target: string | null) => string> = {
+  "auth.sign_in": (a) => `${a} signed in`,
+  "auth.sign_out": (a) => `${a} signed out`,
+  "auth.sign_in_failed": (a) => `A sign-in as ${a} failed`,
+  "person.created": (a, t) => (t && t !== a ? `${a} added ${t}` : `${a} was added as the first admin`),
+  "person.disabled": (a, t) => `${a} disabled ${t ?? "a person"}`,
+  "person.enabled": (a, t) => `${a} enabled ${t ?? "a person"}`,
+  "person.removed": (a, t) => `${a} removed ${t ?? "a person"}`,
+  "agent.created": (a, t) => `${a} created the agent ${t ?? ""}`.trim(),
+  "agent.revoked": (a, t) => `${a} revoked the agent ${t ?? ""}`.trim(),
+  "agent.rotated": (a, t) => `${a} gave the agent ${t ?? ""} a new credential`.replace("  ", " "),
+  "server.added": (a, t) => `${a} connected the server ${t ?? ""}`.trim(),
+  "server.removed": (a, t) => `${a} removed the server ${t ?? ""}`.trim(),
+  "role.created": (a, t) => `${a} created the role ${t ?? ""}`.trim(),
+  "role.grant_set": (a, t) => `${a} changed what the role ${t ?? ""} may use`.replace("  ", " "),
+  "role.grant_removed": (a, t) => `${a} changed what the role ${t ?? ""} may use`.replace("  ", " "),
+  "client.configured": (a, t) => `${a} connected an AI app as ${t ?? "an agent"}`,
+  "agents.paused": (a) => `${a} paused every agent`,
+  "agents.unpaused": (a) => `${a} resumed every agent`,
+  "sso.configured": (a) => `${a} changed the single sign-on settings`,
+};
 
 const OUTCOMES: Record<string, string> = {
   ok: "Done",

@@ -125,6 +125,11 @@ pub const EVENT_ACTIVITY: &str = "warden://activity";
 pub const EVENT_SESSION: &str = "warden://session";
 pub const EVENT_NAVIGATE: &str = "warden://navigate";
 
+/// Whether an admin left every agent paused (read when the gateway starts).
+pub(crate) fn paused_setting(store: &warden_store::Store) -> ApiResult<bool> {
+    Ok(store.setting("agents_paused")?.as_deref() == Some("1"))
+}
+
 /// The name the app's configuration knows Warden by.
 const ENTRY_NAME: &str = "warden";
 
@@ -226,78 +231,138 @@ fn cli_path() -> ApiResult<PathBuf> {
     }
 }
 
-/// Writes `entry` under `key` in the JSON file at `path`, keeping a copy of
-/// what was there. A file that is not JSON is left alone.
-fn write_client_config(
-    path: &Path,
-    key: &str,
-    entry: serde_json::Value,
-    now_s: i64,
-) -> ApiResult<Option<PathBuf>> {
-    let io = |what: &str, e: std::io::Error| {
+/// The file to change: where a symlinked configuration really lives (so
+/// the link survives), or the path itself.
+fn real_path(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+fn config_error(path: &Path, what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!(
+            "could not {what} {}: {e}; check the folder's permissions, or paste the snippet into the app yourself",
+            path.display()
+        ),
+    )
+}
+
+/// The configuration as it is now (`{}` when there is none yet) and its
+/// bytes. A file that is not a JSON object, or whose servers entry is not
+/// one, is refused before anything changes.
+fn read_client_config(path: &Path, key: &str) -> ApiResult<(serde_json::Value, Option<Vec<u8>>)> {
+    let refuse = |why: String| {
         ApiError::new(
-            ErrorCode::Unavailable,
+            ErrorCode::InvalidInput,
             format!(
-                "could not {what} {}: {e}; check the folder's permissions, or paste the snippet into the app yourself",
+                "{} {why}, so Warden left it unchanged; fix it or paste the snippet into the app yourself",
                 path.display()
             ),
         )
     };
-    let (mut doc, backup) = match std::fs::read(path) {
+    let (doc, bytes) = match std::fs::read(path) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
+            (serde_json::json!({}), Some(bytes))
+        }
         Ok(bytes) => {
-            let doc: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-                serde_json::json!({})
-            } else {
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::InvalidInput,
-                        format!(
-                            "{} is not valid JSON ({e}), so Warden left it unchanged; fix it or paste the snippet into the app yourself",
-                            path.display()
-                        ),
-                    )
-                })?
-            };
-            let backup = path.with_file_name(format!(
-                "{}.warden-backup-{now_s}",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ));
-            std::fs::write(&backup, &bytes).map_err(|e| io("keep a copy of", e))?;
-            (doc, Some(backup))
+            let doc: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| refuse(format!("is not valid JSON ({e})")))?;
+            (doc, Some(bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (serde_json::json!({}), None),
-        Err(e) => return Err(io("read", e)),
+        Err(e) => return Err(config_error(path, "read", e)),
     };
-    let Some(obj) = doc.as_object_mut() else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            format!(
-                "{} does not hold a JSON object, so Warden left it unchanged; paste the snippet into the app yourself",
-                path.display()
-            ),
-        ));
+    let Some(obj) = doc.as_object() else {
+        return Err(refuse("does not hold a JSON object".into()));
     };
-    let servers = obj.entry(key).or_insert_with(|| serde_json::json!({}));
-    let Some(servers) = servers.as_object_mut() else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            format!(
-                "\"{key}\" in {} is not an object, so Warden left the file unchanged; paste the snippet into the app yourself",
-                path.display()
-            ),
-        ));
+    if obj.get(key).is_some_and(|v| !v.is_object()) {
+        return Err(refuse(format!("has a \"{key}\" that is not an object")));
+    }
+    Ok((doc, bytes))
+}
+
+/// A new file only this user can read (or with the mode of the file it
+/// stands for), never one that already exists.
+fn create_private(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    options.open(path)
+}
+
+/// Writes `entry` under `key` in the JSON file at `path`, keeping a copy of
+/// what was there. The copy and the new file keep the original's
+/// permissions (only this user's when there was none: these files often
+/// hold other apps' keys); the new file is complete on disk before it
+/// replaces the old one.
+fn write_client_config(
+    path: &Path,
+    key: &str,
+    entry: serde_json::Value,
+    now_ms: i64,
+) -> ApiResult<Option<PathBuf>> {
+    use std::io::Write;
+    let path = real_path(path);
+    let path = path.as_path();
+    let (mut doc, original) = read_client_config(path, key)?;
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777)
     };
-    servers.insert(ENTRY_NAME.into(), entry);
+    #[cfg(not(unix))]
+    let mode = 0o600;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let backup = match &original {
+        Some(bytes) => {
+            let backup = path.with_file_name(format!("{name}.warden-backup-{now_ms}"));
+            let mut f = create_private(&backup, mode)
+                .map_err(|e| config_error(path, "keep a copy of", e))?;
+            f.write_all(bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| config_error(path, "keep a copy of", e))?;
+            Some(backup)
+        }
+        None => None,
+    };
+    if let Some(obj) = doc.as_object_mut() {
+        let servers = obj.entry(key).or_insert_with(|| serde_json::json!({}));
+        if let Some(servers) = servers.as_object_mut() {
+            servers.insert(ENTRY_NAME.into(), entry);
+        }
+    }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io("create the folder of", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| config_error(path, "create the folder of", e))?;
     }
     let text = serde_json::to_string_pretty(&doc)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let tmp = path.with_extension("warden-tmp");
-    std::fs::write(&tmp, text + "\n").map_err(|e| io("write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("write", e))?;
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        + "\n";
+    let tmp = path.with_file_name(format!(
+        ".{name}.warden-{}",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let written = create_private(&tmp, mode).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(config_error(path, "write", e));
+    }
     Ok(backup)
 }
 
@@ -330,6 +395,21 @@ impl Api {
             )
         })?;
         if gw.paused() != paused {
+            // Kept in the store, so a restart (or a login's autostart) does
+            // not quietly resume agents.
+            let store = self.store.clone();
+            let value = if paused { "1" } else { "0" };
+            blocking(move || {
+                store
+                    .connect()?
+                    .execute(
+                        "INSERT INTO settings (key, value) VALUES ('agents_paused', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [value],
+                    )
+                    .map_err(warden_store::Error::from)?;
+                Ok(())
+            })
+            .await?;
             gw.set_paused(paused);
             let kind = if paused {
                 "agents.paused"
@@ -375,6 +455,17 @@ impl Api {
             ));
         }
         let command = cli_path()?;
+        let path = app.config_path();
+        if write {
+            let p = path.clone().ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "could not find this user's home folder; paste the snippet into the app yourself",
+                )
+            })?;
+            let (key, _) = app.entry("", &[]);
+            blocking(move || read_client_config(&real_path(&p), key).map(|_| ())).await?;
+        }
         // Access to the chosen servers comes from a role of the agent's own;
         // risky tools still ask its owner, as a wildcard allow does.
         let mut roles = Vec::new();
@@ -450,17 +541,17 @@ impl Api {
             &serde_json::json!({ key: { ENTRY_NAME: entry.clone() } }),
         )
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let path = app.config_path();
         let mut backup = None;
-        if write {
-            let p = path.clone().ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "could not find this user's home folder; paste the snippet into the app yourself",
-                )
-            })?;
-            let now = self.clock.now();
-            backup = blocking(move || write_client_config(&p, key, entry, now)).await?;
+        if let (true, Some(p)) = (write, path.clone()) {
+            let now_ms = warden_store::now_us() / 1000;
+            match blocking(move || write_client_config(&p, key, entry, now_ms)).await {
+                Ok(b) => backup = b,
+                Err(e) => {
+                    // Nothing half-done stays behind: no agent, no role.
+                    self.undo_client(&agent).await;
+                    return Err(e);
+                }
+            }
             self.record(
                 "client.configured",
                 None,
@@ -477,6 +568,20 @@ impl Api {
             snippet,
             written: write,
         })))
+    }
+
+    /// Takes back the agent (and its role) of a connection that failed.
+    async fn undo_client(&self, agent: &str) {
+        if let Err(e) = self.agent_revoke(agent.to_string()).await {
+            tracing::error!(%agent, error = %e.message, "could not revoke the agent of a failed connection");
+        }
+        let store = self.store.clone();
+        let role = format!("app-{agent}");
+        let removed =
+            blocking(move || Ok(warden_store::roles::remove(&store.connect()?, &role)?)).await;
+        if removed.is_ok() {
+            let _ = self.reload_gateway();
+        }
     }
 
     /// Exports activity to a new file in the person's Downloads folder.
@@ -496,27 +601,30 @@ impl Api {
             .download_dir()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dirs.home_dir().join("Downloads"));
-        std::fs::create_dir_all(&folder).map_err(crate::export::io_error)?;
-        let ext = match format {
-            ExportFormat::Csv => "csv",
-            ExportFormat::Jsonl => "jsonl",
-        };
-        let stamp = time::OffsetDateTime::from_unix_timestamp(self.clock.now())
-            .ok()
-            .and_then(|t| {
-                t.format(time::macros::format_description!(
-                    "[year][month][day]-[hour][minute][second]"
-                ))
+        let path = {
+            let ext = match format {
+                ExportFormat::Csv => "csv",
+                ExportFormat::Jsonl => "jsonl",
+            };
+            let stamp = time::OffsetDateTime::from_unix_timestamp(self.clock.now())
                 .ok()
-            })
-            .unwrap_or_default();
-        let path = folder.join(format!("warden-activity-{stamp}.{ext}"));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(crate::export::io_error)?;
-        let rows = self
+                .and_then(|t| {
+                    t.format(time::macros::format_description!(
+                        "[year][month][day]-[hour][minute][second]"
+                    ))
+                    .ok()
+                })
+                .unwrap_or_default();
+            folder.join(format!("warden-activity-{stamp}.{ext}"))
+        };
+        // Everyone's activity, for an admin: readable by this user only.
+        let p = path.clone();
+        let file = blocking(move || {
+            std::fs::create_dir_all(&folder).map_err(crate::export::io_error)?;
+            create_private(&p, 0o600).map_err(crate::export::io_error)
+        })
+        .await?;
+        let rows = match self
             .export(
                 Some(token),
                 filter,
@@ -524,7 +632,15 @@ impl Api {
                 Box::new(file),
                 Box::new(|_, _| {}),
             )
-            .await?;
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                // No half-written export is left behind.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         Ok(Response::Exported(Exported {
             path: path.display().to_string(),
             rows,
@@ -562,6 +678,50 @@ mod tests {
             old.contains("\"other\"") && !old.contains("warden"),
             "the backup is the original"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_copy_and_the_new_file_keep_a_private_files_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("mcp.json");
+        std::fs::write(&path, r#"{"mcpServers":{"k":{"env":{"API_KEY":"x"}}}}"#).expect("seed");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let (key, entry) = ClientApp::Cursor.entry("/bin/warden", &[]);
+        let backup = write_client_config(&path, key, entry, 9)
+            .expect("written")
+            .expect("a backup");
+        for p in [&path, &backup] {
+            let mode = std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is readable by others", p.display());
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_config_stays_a_symlink() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let real = dir.path().join("dotfiles-mcp.json");
+        std::fs::write(&real, "{}").expect("seed");
+        let link = dir.path().join("mcp.json");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let (key, entry) = ClientApp::Cursor.entry("/bin/warden", &[]);
+        write_client_config(&link, key, entry, 3).expect("written");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("stat")
+                .file_type()
+                .is_symlink()
+        );
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&real).expect("read")).expect("json");
+        assert_eq!(doc["mcpServers"]["warden"]["command"], "/bin/warden");
     }
 
     #[test]

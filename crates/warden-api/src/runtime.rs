@@ -115,6 +115,7 @@ impl Running {
                 .with_tokens(crate::OAuthTokens::new(store.clone(), keychain.clone())),
             credential_key,
         )?;
+        gateway.set_paused(crate::desktop::paused_setting(&store)?);
         let tcp = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             unavailable(
                 &format!("could not listen on {addr} (is another program using that port?)"),

@@ -787,6 +787,9 @@ impl Gateway {
     /// share it (a legacy server gets subscribe/unsubscribe, a 2026-07-28
     /// server one `subscriptions/listen` stream for the whole set).
     async fn sync_subscriptions(&self, server: &str) {
+        if self.paused() {
+            return;
+        }
         let Some(up) = self.upstream(server) else {
             return;
         };
@@ -1167,6 +1170,7 @@ impl Gateway {
                     if let Some(peer) = up
                         .peer()
                         .filter(|p| p.capabilities().get("logging").is_some())
+                        .filter(|_| !self.paused())
                     {
                         let p = params.clone();
                         tokio::spawn(async move {
@@ -1576,12 +1580,7 @@ impl Gateway {
         rename: &str,
     ) -> Answer {
         if self.paused() {
-            return denial(
-                &id,
-                method,
-                "Warden has paused every agent, so this call was not sent. The person at this computer can resume agents from Warden's tray menu or its header.",
-                caller.modern,
-            );
+            return denial(&id, method, PAUSED, caller.modern);
         }
         let Some(up) = self.upstream(&server) else {
             return Answer::Message(jsonrpc::error(
@@ -1856,6 +1855,14 @@ impl Gateway {
                         &method,
                     )
                     .await;
+                // Paused while the person was being asked: nothing goes out.
+                let waited = waited.and_then(|()| {
+                    if gw.paused() {
+                        Err((PAUSED.to_string(), "refused"))
+                    } else {
+                        Ok(())
+                    }
+                });
                 if let Err((why, outcome)) = waited {
                     if let Some(s) = &session {
                         s.in_flight.lock().remove(id.get());
@@ -2341,6 +2348,12 @@ impl Gateway {
                         ));
                     }
                 };
+                if self.paused() {
+                    return Err(
+                        "Warden has paused every agent, so the server's question was not passed on"
+                            .into(),
+                    );
+                }
                 if !session.can(capability) {
                     return Err(format!(
                         "the server needs {capability}, which this client does not support"
@@ -2416,8 +2429,10 @@ impl Gateway {
                     "ping" => None,
                     _ => Some("-"),
                 };
+                // While every agent is paused, no server reaches one either.
+                let paused = self.paused() && method != "ping";
                 let session = match session {
-                    Some(s) if capability.is_none_or(|c| s.can(c)) => s,
+                    Some(s) if !paused && capability.is_none_or(|c| s.can(c)) => s,
                     _ => {
                         if method != "ping" {
                             self.record_server_request(
@@ -2433,7 +2448,13 @@ impl Gateway {
                         } else {
                             Reply::Error(jsonrpc::error_object(
                                 jsonrpc::METHOD_NOT_FOUND,
-                                &format!("the client does not support {method}"),
+                                &if paused {
+                                    format!(
+                                        "Warden has paused every agent, so {method} was not passed on"
+                                    )
+                                } else {
+                                    format!("the client does not support {method}")
+                                },
                             ))
                         };
                         let _ = peer.respond(&upstream_id, reply).await;
@@ -2464,6 +2485,12 @@ impl Gateway {
         let (Some(session), Some(id)) = (&caller.session, &env.id) else {
             return;
         };
+        if self.paused() {
+            // Nothing from an agent reaches a server while paused; the
+            // server's request was already refused or will time out.
+            session.relayed.lock().remove(id.get());
+            return;
+        }
         let Some(target) = session.relayed.lock().remove(id.get()) else {
             return;
         };
@@ -2538,6 +2565,9 @@ fn denial_message(id: &RawValue, method: &str, why: &str, modern: bool) -> Strin
         jsonrpc::error(Some(id), FORBIDDEN, why)
     }
 }
+
+/// What a call hears while every agent is paused.
+const PAUSED: &str = "Warden has paused every agent, so this call was not sent. The person at this computer can resume agents from Warden's tray menu or its header.";
 
 /// How often a waiting call's client hears progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);

@@ -5,6 +5,14 @@ import { renderApp } from "../test/render";
 
 const approveButtons = ["prompt-approve-once", "prompt-approve-session", "prompt-approve-always"];
 
+/** An approve button, once it accepts clicks (it waits a moment after a
+ * request appears). */
+async function armed(testid: string): Promise<HTMLElement> {
+  const button = await screen.findByTestId(testid);
+  await waitFor(() => expect(button).toBeEnabled(), { timeout: 3000 });
+  return button;
+}
+
 describe("approval prompt window", () => {
   it("shows who wants what, the arguments and the time left, without the app's navigation", async () => {
     renderApp({ route: "#/prompt", state: { pending: [approval("a1", { chain: ["alice", "planner"] })] } });
@@ -37,6 +45,16 @@ describe("approval prompt window", () => {
     await waitFor(() => expect(document.activeElement?.tagName).toBe("H3"));
   });
 
+  it("accepts no approval in the first moment a request is on screen", async () => {
+    const { user, fake } = renderApp({ route: "#/prompt", state: { pending: [approval("a1")] } });
+    await screen.findByTestId("prompt-agent");
+    for (const id of approveButtons) expect(screen.getByTestId(id)).toBeDisabled();
+    await user.click(screen.getByTestId("prompt-approve-once"));
+    expect(fake.calls.filter((c) => c.call === "approval_decide")).toHaveLength(0);
+    expect(screen.getByTestId("prompt-deny")).toBeEnabled();
+    await armed("prompt-approve-once");
+  });
+
   it("allows once, then shows the next request, then says nothing is waiting", async () => {
     const { user, fake } = renderApp({
       route: "#/prompt",
@@ -49,7 +67,7 @@ describe("approval prompt window", () => {
     });
     expect(await screen.findByTestId("prompt-tool")).toHaveTextContent("write_file");
     expect(screen.getByTestId("prompt-more")).toHaveTextContent("1 more waiting");
-    await user.click(screen.getByTestId("prompt-approve-once"));
+    await user.click(await armed("prompt-approve-once"));
     expect(fake.made("approval_decide")[0]).toEqual({
       call: "approval_decide",
       id: "a1",
@@ -78,12 +96,12 @@ describe("approval prompt window", () => {
     const code = await screen.findByTestId("prompt-totp");
     expect(screen.getByTestId("prompt-approve-session")).toBeDisabled();
     expect(screen.getByTestId("prompt-approve-always")).toBeDisabled();
-    await user.click(screen.getByTestId("prompt-approve-once"));
+    await user.click(await armed("prompt-approve-once"));
     expect(fake.made("approval_decide")).toHaveLength(0);
     expect(screen.getByText(/type the 6-digit code/)).toBeInTheDocument();
     await user.type(code, "123456{Enter}");
     expect(fake.made("approval_decide")).toHaveLength(0);
-    await user.click(screen.getByTestId("prompt-approve-once"));
+    await user.click(await armed("prompt-approve-once"));
     expect(fake.made("approval_decide")[0]).toEqual({
       call: "approval_decide",
       id: "c1",
@@ -112,9 +130,9 @@ describe("approval prompt window", () => {
       return { kind: "done" };
     });
     expect(screen.queryByTestId("prompt-totp")).not.toBeInTheDocument();
-    await user.click(await screen.findByTestId("prompt-approve-session"));
+    await user.click(await armed("prompt-approve-session"));
     await user.type(await screen.findByTestId("prompt-totp"), "123456");
-    await user.click(screen.getByTestId("prompt-approve-session"));
+    await user.click(await armed("prompt-approve-session"));
     expect(await screen.findByText("Nothing is waiting")).toBeInTheDocument();
     expect(fake.made("approval_decide")).toHaveLength(2);
   });
@@ -134,7 +152,7 @@ describe("approval prompt window", () => {
     const fake = new FakeBackend({ pending: [approval("a1")] });
     fake.shell = { promptClose, autostartGet: async () => false, autostartSet: async () => {} };
     const { user } = renderApp({ route: "#/prompt", fake });
-    await user.click(await screen.findByTestId("prompt-approve-once"));
+    await user.click(await armed("prompt-approve-once"));
     await screen.findByText("Nothing is waiting");
     await waitFor(() => expect(promptClose).toHaveBeenCalled(), { timeout: 3000 });
   });

@@ -17,6 +17,9 @@ import { RiskBadge } from "./RiskBadge";
 
 export type Choice = "once" | "session" | "always" | "deny";
 
+/** How long a request is on screen before it can be approved. */
+export const ARM_MS = 800;
+
 const swallowEnter = (e: KeyboardEvent) => {
   if (e.key === "Enter") e.preventDefault();
 };
@@ -50,6 +53,17 @@ export function ApprovalCard({
     // window must not answer.
     if (autoFocus) heading.current?.focus();
   }, [autoFocus, request.id]);
+
+  // Approving is possible only after the request has been on screen for a
+  // moment: a click meant for another window, or the second half of a
+  // double-click when the next request takes this one's place, must not
+  // approve it.
+  const [armed, setArmed] = useState(false);
+  useEffect(() => {
+    setArmed(false);
+    const t = setTimeout(() => setArmed(true), ARM_MS);
+    return () => clearTimeout(t);
+  }, [request.id]);
 
   const decide = async (choice: Choice) => {
     setError(null);
@@ -93,7 +107,7 @@ export function ApprovalCard({
     }
   };
 
-  const approveDisabled = busy !== null;
+  const approveDisabled = busy !== null || !armed;
   return (
     <Stack gap="sm">
       <Stack gap={2}>
