@@ -117,6 +117,15 @@ class App:
                     raise
                 time.sleep(0.3)
 
+    def toggle(self, testid: str) -> None:
+        """A switch: its input is hidden behind the track a person clicks."""
+        deadline = time.time() + 30
+        while not self.d.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'):
+            assert time.time() < deadline, f"{testid!r} did not appear"
+            time.sleep(0.2)
+        el = self.d.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
+        self.d.execute_script("arguments[0].click()", el)
+
     def type(self, testid: str, text: str) -> None:
         el = self.find(testid)
         el.send_keys(Keys.CONTROL, "a")
@@ -383,6 +392,21 @@ def test_a_denied_write_reaches_the_agent_as_a_denial(app: App):
     assert call.result.is_error, "a denied call is an error, never a fake success"
     said = text_of(call.result)
     assert "denied" in said.lower() and "ben" in said and "not on my machine" in said, said
+    assert not target.exists()
+
+    # Pausing every agent from the header: the next call is refused at once,
+    # nothing waits for a person and nothing reaches the server.
+    app.d.switch_to.window(app.main)
+    app.toggle("pause-toggle")
+    app.confirm_if_asked()
+    app.click("nav-home")
+    app.find("paused-banner")
+    app.shot("15-paused")
+    call = Call(entry, "files__write_file", {"path": str(target), "content": "paused"})
+    call.start()
+    call.join(60)
+    assert not call.is_alive() and call.error is None, repr(call.error)
+    assert call.result.is_error and "paused" in text_of(call.result), text_of(call.result)
     assert not target.exists()
 
 
