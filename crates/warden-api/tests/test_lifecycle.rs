@@ -400,7 +400,7 @@ async fn sensitive_changes_need_a_second_factor_from_the_last_five_minutes() {
         .call(Some(&token), grant(true))
         .await
         .expect_err("five minutes later it needs a fresh code");
-    assert_eq!(stale.code, ErrorCode::Unauthenticated);
+    assert_eq!(stale.code, ErrorCode::MfaRequired);
     assert!(
         stale.message.contains("warden confirm"),
         "{}",
