@@ -942,7 +942,11 @@ impl Gateway {
                         tracing::error!(error = %e, "could not record a server's status");
                     }
                 }
-                Event::Broadcast { server, env } => {
+                Event::Broadcast {
+                    server,
+                    env,
+                    queued: _queued,
+                } => {
                     let method = env.method.clone().unwrap_or_default();
                     let params = env.params.as_deref();
                     let message = jsonrpc::notification(&method, params);
@@ -1901,6 +1905,10 @@ impl Gateway {
             let retry_base = (!modern && upstream_modern).then(|| params.clone());
             let mut next = Some(params);
             let mut rounds = 0;
+            // A server that floods notifications during a call gets the first
+            // few thousand through; the rest are dropped, so a slow client
+            // cannot make Warden hold them all.
+            let mut notes = NoteBudget::default();
             let reply = loop {
                 let Some(p) = next.take() else {
                     break Err(upstream::PeerError::Cancelled);
@@ -1913,6 +1921,9 @@ impl Gateway {
                         // overtaken by the answer.
                         biased;
                         Some(msg) = sink_rx.recv() => {
+                            if !notes.admit(&msg, &peer.server) {
+                                continue;
+                            }
                             if let Some(m) = gw.relay_to_client(&peer, session.as_ref(), msg, client_token.as_deref(), wants_logs).await {
                                 let _ = out_tx.send((false, m, None));
                             }
@@ -1922,6 +1933,9 @@ impl Gateway {
                 };
                 // What the server sent just before its answer is delivered too.
                 while let Ok(msg) = sink_rx.try_recv() {
+                    if !notes.admit(&msg, &peer.server) {
+                        continue;
+                    }
                     if let Some(m) = gw
                         .relay_to_client(
                             &peer,
@@ -2563,6 +2577,33 @@ fn denial_message(id: &RawValue, method: &str, why: &str, modern: bool) -> Strin
         jsonrpc::response(id, &jsonrpc::to_raw(&result))
     } else {
         jsonrpc::error(Some(id), FORBIDDEN, why)
+    }
+}
+
+/// How many notifications one call passes on to its client.
+const NOTES_PER_CALL: usize = 2000;
+
+/// Counts a call's notifications; requests and answers always pass.
+#[derive(Default)]
+struct NoteBudget {
+    passed: usize,
+    dropped: usize,
+}
+
+impl NoteBudget {
+    fn admit(&mut self, msg: &Incoming, server: &str) -> bool {
+        if msg.env.kind() != Some(jsonrpc::Kind::Notification) {
+            return true;
+        }
+        if self.passed < NOTES_PER_CALL {
+            self.passed += 1;
+            return true;
+        }
+        if self.dropped == 0 {
+            tracing::warn!(%server, limit = NOTES_PER_CALL, "a server sent more notifications during one call than Warden passes on; dropping the rest");
+        }
+        self.dropped += 1;
+        false
     }
 }
 

@@ -26,10 +26,75 @@ pub struct Envelope {
     pub error: Option<Box<RawValue>>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Request,
     Notification,
     Response,
+}
+
+/// Refuses a body that names a key twice in any object: parsers disagree on
+/// which copy wins (first or last), so what Warden checked could differ from
+/// what a server acts on. Nesting deeper than serde_json's limit fails here
+/// too, with its own message.
+pub fn check_unique_keys(bytes: &[u8]) -> Result<(), String> {
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.deserialize_any(Unique).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())
+}
+
+struct Unique;
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Unique)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {key:?}: each name may appear once in an object"
+                )));
+            }
+            map.next_value::<Unique>()?;
+        }
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
 }
 
 impl Envelope {
@@ -231,6 +296,16 @@ mod tests {
         assert!(Envelope::parse(br#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#).is_err());
         assert!(Envelope::parse(br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).is_err());
         assert!(Envelope::parse(b"{not json").is_err());
+        assert!(check_unique_keys(br#"{"a":{"b":1,"c":[{"d":2,"e":"\u0041"}]},"b":2}"#).is_ok());
+        let twice = check_unique_keys(br#"{"a":1,"b":{"c":1,"c":2}}"#).expect_err("refused");
+        assert!(twice.contains("duplicate key \"c\""), "{twice}");
+        let escaped = check_unique_keys(br#"{"name":1,"na\u006de":2}"#).expect_err("refused");
+        assert!(
+            escaped.contains("duplicate"),
+            "an escaped spelling is the same key: {escaped}"
+        );
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(check_unique_keys(deep.as_bytes()).is_err(), "too deep");
         let both =
             Envelope::parse(br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#).expect("json");
         assert!(both.kind().is_none());

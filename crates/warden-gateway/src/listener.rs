@@ -10,6 +10,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -50,10 +52,68 @@ pub async fn serve(gw: Gateway, listener: tokio::net::TcpListener) -> std::io::R
             post(post_one).get(get_one).delete(delete_one),
         )
         .with_state(ctx);
-    let stop = gw.shutdown_token();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    serve_connections(listener, app, gw.shutdown_token()).await;
+    Ok(())
+}
+
+/// How long a client may take to send a request's headers; a connection
+/// that trickles them (slowloris) or sits idle between requests longer is
+/// closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections held at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 8192;
+
+/// The accept loop: every connection with a header-read timeout, at most
+/// MAX_CONNECTIONS at once, all of them told to finish when Warden stops.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, for one: wait, then go on.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(3), conn).await;
+                }
+            }
+            drop(permit);
+        });
+    }
 }
 
 async fn post_all(State(ctx): State<Ctx>, req: Request) -> Response {
@@ -248,6 +308,30 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return too_large(&ctx),
     };
+    match jsonrpc::check_unique_keys(&bytes) {
+        Err(e) if e.contains("duplicate key") => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error(
+                    None,
+                    jsonrpc::INVALID_REQUEST,
+                    &format!("invalid request: {e}"),
+                ),
+            );
+        }
+        Err(e) if e.contains("recursion limit") => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error(
+                    None,
+                    jsonrpc::PARSE_ERROR,
+                    "parse error: the body is nested too deeply (JSON more than 128 levels deep is refused)",
+                ),
+            );
+        }
+        // Anything else wrong is said below, by the parse that reads it.
+        _ => {}
+    }
     let env = match Envelope::parse(&bytes) {
         Ok(e) => e,
         Err(e) if e.starts_with("batches") => {

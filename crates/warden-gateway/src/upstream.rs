@@ -305,13 +305,33 @@ pub enum Event {
     Broadcast {
         server: String,
         env: jsonrpc::Envelope,
+        /// Counts it as queued until it has been passed on.
+        queued: Queued,
     },
     /// The server became ready, failed or stopped (for the activity log).
     Status { server: String, status: Status },
 }
 
+/// Notifications from one server waiting to be passed on to clients; more
+/// than this and the newest are dropped, so a server that floods cannot make
+/// Warden hold them all.
+const MAX_QUEUED_BROADCASTS: usize = 4096;
+
+/// One queued notification; the count goes down when it is dropped.
+#[derive(Debug)]
+pub struct Queued(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub struct Upstream {
     pub name: String,
+    /// Notifications queued for clients, and how many were dropped.
+    broadcasts: Arc<std::sync::atomic::AtomicUsize>,
+    dropped: std::sync::atomic::AtomicU64,
     pub spec: ServerSpec,
     status: RwLock<Status>,
     peer: RwLock<Option<Arc<Peer>>>,
@@ -395,6 +415,8 @@ impl Upstream {
             stopped: tokio::sync::Notify::new(),
             events: events.clone(),
             subscribed: tokio::sync::Mutex::new(Default::default()),
+            broadcasts: Arc::default(),
+            dropped: Default::default(),
         });
         tokio::spawn(up.clone().supervise(secrets, events));
         up
@@ -418,6 +440,8 @@ impl Upstream {
             stopped: tokio::sync::Notify::new(),
             events,
             subscribed: tokio::sync::Mutex::new(Default::default()),
+            broadcasts: Arc::default(),
+            dropped: Default::default(),
         });
         up.stop.cancel();
         up
@@ -576,6 +600,7 @@ impl Upstream {
     ) -> Result<(), PeerError> {
         let (server_tx, mut server_rx) = mpsc::unbounded_channel::<Incoming>();
         let mux = Arc::new(Mux::new(server_tx));
+        let queued = mux.queued();
         let (peer, mut process) = connect(&self.name, &self.spec, secrets, mux).await?;
         let peer = Arc::new(peer);
         let catalog = fetch_catalog(&peer, &self.name).await?;
@@ -617,6 +642,7 @@ impl Upstream {
                     why = &mut ended => break Err(PeerError::Closed(why)),
                     msg = server_rx.recv() => {
                         let Some(msg) = msg else { break Err(PeerError::Closed("the connection closed".into())) };
+                        queued.fetch_sub(1, Ordering::Relaxed);
                         self.on_server_message(&peer, msg, events).await;
                     }
                     _ = self.stop.cancelled() => break Ok(()),
@@ -664,9 +690,17 @@ impl Upstream {
             }
             "notifications/prompts/list_changed" => vec![ListKind::Prompts],
             _ => {
+                if self.broadcasts.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_BROADCASTS {
+                    self.broadcasts.fetch_sub(1, Ordering::Relaxed);
+                    if self.dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                        tracing::warn!(server = %self.name, "the server sends notifications faster than clients take them; dropping some");
+                    }
+                    return;
+                }
                 let _ = events.send(Event::Broadcast {
                     server: self.name.clone(),
                     env,
+                    queued: Queued(self.broadcasts.clone()),
                 });
                 return;
             }

@@ -4,7 +4,8 @@
 //! or to the server's general event channel.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
@@ -37,7 +38,16 @@ pub struct Mux {
     progress: Mutex<HashMap<String, Sink>>,
     next_id: AtomicU64,
     events: Sink,
+    /// Messages sent to `events` and not yet taken; the connection's loop
+    /// takes one off for each it receives.
+    queued: Arc<AtomicUsize>,
+    dropped: AtomicU64,
 }
+
+/// Messages from a server for no call in particular, waiting to be handled;
+/// past this a flooding server's notifications are dropped, so Warden's
+/// memory does not grow with the flood.
+pub const MAX_QUEUED: usize = 4096;
 
 impl Mux {
     pub fn new(events: Sink) -> Mux {
@@ -46,6 +56,30 @@ impl Mux {
             progress: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             events,
+            queued: Arc::default(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The count of messages waiting in `events`.
+    pub fn queued(&self) -> Arc<AtomicUsize> {
+        self.queued.clone()
+    }
+
+    /// Sends to `events`; a notification over the limit is dropped (a
+    /// request always goes, so the server gets an answer).
+    fn to_events(&self, env: Envelope, droppable: bool) {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED && droppable {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            if self.dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                tracing::warn!(
+                    "a server sends notifications faster than Warden handles them; dropping some"
+                );
+            }
+            return;
+        }
+        if self.events.send(Incoming { env }).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -120,7 +154,7 @@ impl Mux {
                     let _ = sink.send(Incoming { env });
                     return;
                 }
-                let _ = self.events.send(Incoming { env });
+                self.to_events(env, true);
             }
             Some(Kind::Request) => {
                 // A server request on a call's own stream belongs to that call.
@@ -135,8 +169,12 @@ impl Mux {
                         _ => None,
                     }
                 });
-                let target = sink.unwrap_or_else(|| self.events.clone());
-                let _ = target.send(Incoming { env });
+                match sink {
+                    Some(sink) => {
+                        let _ = sink.send(Incoming { env });
+                    }
+                    None => self.to_events(env, false),
+                }
             }
             None => tracing::debug!("upstream sent a message that is not JSON-RPC 2.0"),
         }
