@@ -692,7 +692,11 @@ impl Upstream {
             _ => {
                 if self.broadcasts.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_BROADCASTS {
                     self.broadcasts.fetch_sub(1, Ordering::Relaxed);
-                    if self.dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                    if self
+                        .dropped
+                        .fetch_add(1, Ordering::Relaxed)
+                        .is_multiple_of(10_000)
+                    {
                         tracing::warn!(server = %self.name, "the server sends notifications faster than clients take them; dropping some");
                     }
                     return;

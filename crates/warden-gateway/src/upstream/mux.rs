@@ -71,7 +71,11 @@ impl Mux {
     fn to_events(&self, env: Envelope, droppable: bool) {
         if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED && droppable {
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            if self.dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+            if self
+                .dropped
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(10_000)
+            {
                 tracing::warn!(
                     "a server sends notifications faster than Warden handles them; dropping some"
                 );
