@@ -17,23 +17,7 @@ bin=target/release
 data=$(mktemp -d)
 cleanup() { kill "${gw:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
-w() { $bin/warden --data-dir "$data" "$@"; }
-password="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-secret=$(printf '%s\n' "$password" | w init --admin operator --password-stdin --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["totp_secret"])')
-code=$(python3 - "$secret" <<'PY'
-import base64, hashlib, hmac, struct, sys, time
-key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-d = hmac.new(key, struct.pack(">Q", int(time.time() // 30)), hashlib.sha1).digest()
-o = d[-1] & 15
-print(f"{(struct.unpack('>I', d[o:o + 4])[0] & 0x7FFFFFFF) % 1000000:06d}")
-PY
-)
-printf '%s\n' "$password" | w login operator --password-stdin --totp "$code" >/dev/null
-everything="$PWD/tests/node_modules/.bin/mcp-server-everything"
-w server add ev -- "$everything" stdio >/dev/null
-w role add load >/dev/null
-w grant load ev echo allow >/dev/null
-token=$(w agent add load --role load --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["credential"])')
+source tests/bench-setup.sh
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 
 start=$(date +%s%N)

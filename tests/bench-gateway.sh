@@ -29,22 +29,7 @@ sg_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pr
 NODE_OPTIONS="--require $PWD/tests/e2e/loopback.cjs" tests/node_modules/.bin/supergateway --stdio "$everything stdio" \
   --outputTransport streamableHttp --stateful --port "$sg_port" --logLevel none >/dev/null 2>&1 &
 sg=$!
-w() { $bin/warden --data-dir "$data" "$@"; }
-password="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-secret=$(printf '%s\n' "$password" | w init --admin operator --password-stdin --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["totp_secret"])')
-code=$(python3 - "$secret" <<'PY'
-import base64, hashlib, hmac, struct, sys, time
-key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-d = hmac.new(key, struct.pack(">Q", int(time.time() // 30)), hashlib.sha1).digest()
-o = d[-1] & 15
-print(f"{(struct.unpack('>I', d[o:o + 4])[0] & 0x7FFFFFFF) % 1000000:06d}")
-PY
-)
-printf '%s\n' "$password" | w login operator --password-stdin --totp "$code" >/dev/null
-w server add ev -- "$PWD/tests/node_modules/.bin/mcp-server-everything" stdio >/dev/null
-w role add load >/dev/null
-w grant load ev echo allow >/dev/null
-token=$(w agent add load --role load --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["credential"])')
+source tests/bench-setup.sh
 # Started directly (not through w): $! must be the gateway itself, so cleanup stops it.
 RUST_LOG=warn $bin/warden --data-dir "$data" serve --listen 127.0.0.1:0 > "$data/endpoint.out" 2>"$data/serve.err" &
 gw=$!

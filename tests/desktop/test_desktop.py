@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess as sp
 import sys
 import threading
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from conftest import PEERS, WARDEN, totp  # noqa: E402
 from test_conformance import node_env  # noqa: E402
+from test_gateway import free_port, wait_port  # noqa: E402
 from test_sso import follow_provider  # noqa: E402
 
 APP = Path(os.environ.get("WARDEN_APP_BIN", ROOT / "target" / "debug" / "warden-app"))
@@ -43,22 +43,6 @@ def tauri_driver() -> str:
     found = shutil.which("tauri-driver") or str(Path.home() / ".cargo" / "bin" / "tauri-driver")
     assert Path(found).exists(), "tauri-driver is not installed: run .ci/setup"
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listened on 127.0.0.1:{port}")
 
 
 class Codes:
