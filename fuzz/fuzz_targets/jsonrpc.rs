@@ -5,6 +5,8 @@ use libfuzzer_sys::fuzz_target;
 use warden_gateway::jsonrpc::{Envelope, Params};
 
 fuzz_target!(|data: &[u8]| {
+    // Every HTTP body is checked for duplicate keys and depth first.
+    let _ = warden_gateway::jsonrpc::check_unique_keys(data);
     // stdio frames are lines; HTTP bodies are whole. Both end up here.
     for frame in std::iter::once(data).chain(data.split(|b| *b == b'\n')) {
         if let Ok(env) = Envelope::parse(frame) {
