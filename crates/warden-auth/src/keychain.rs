@@ -28,6 +28,40 @@ fn map_err(e: keyring::Error) -> Error {
     }
 }
 
+/// Whether a failure means the keychain service went away in the middle of
+/// the call (it crashed or restarted) rather than refusing it. The Secret
+/// Service is started again on demand by the session bus, so such a call is
+/// worth one more try; every other failure is final.
+fn is_transient(e: &keyring::Error) -> bool {
+    let text = match e {
+        keyring::Error::NoStorageAccess(inner) | keyring::Error::PlatformFailure(inner) => {
+            inner.to_string()
+        }
+        _ => return false,
+    };
+    ["NoReply", "ServiceUnknown", "disconnected"]
+        .iter()
+        .any(|marker| text.contains(marker))
+}
+
+/// Runs one keychain operation, again after a short pause when the service
+/// vanished mid-call. Every operation here is idempotent (set the same value,
+/// read, delete-if-present), so a repeat cannot do anything twice.
+fn with_retry<T>(mut op: impl FnMut() -> keyring::Result<T>) -> keyring::Result<T> {
+    const PAUSES_MS: [u64; 2] = [150, 600];
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Err(e) if attempt < PAUSES_MS.len() && is_transient(&e) => {
+                tracing::warn!(error = %e, "the keychain service went away mid-call; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(PAUSES_MS[attempt]));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Keychain {
     /// A keychain under another service name, so that tests and several
     /// installs on one machine do not share secrets.
@@ -42,13 +76,13 @@ impl Keychain {
     }
 
     pub fn set(&self, account: &str, secret: &Sensitive<String>) -> Result<()> {
-        self.entry(account)?
-            .set_password(secret.expose())
-            .map_err(map_err)
+        let entry = self.entry(account)?;
+        with_retry(|| entry.set_password(secret.expose())).map_err(map_err)
     }
 
     pub fn get(&self, account: &str) -> Result<Option<Sensitive<String>>> {
-        match self.entry(account)?.get_password() {
+        let entry = self.entry(account)?;
+        match with_retry(|| entry.get_password()) {
             Ok(s) => Ok(Some(Sensitive::new(s))),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(map_err(e)),
@@ -56,9 +90,60 @@ impl Keychain {
     }
 
     pub fn delete(&self, account: &str) -> Result<()> {
-        match self.entry(account)?.delete_credential() {
+        let entry = self.entry(account)?;
+        match with_retry(|| entry.delete_credential()) {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(e) => Err(map_err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(text: &str) -> keyring::Error {
+        keyring::Error::PlatformFailure(text.to_string().into())
+    }
+
+    #[test]
+    fn a_vanished_service_is_tried_again_and_a_refusal_is_not() {
+        assert!(is_transient(&platform(
+            "zbus error: org.freedesktop.DBus.Error.NoReply: Message recipient disconnected"
+        )));
+        assert!(is_transient(&platform(
+            "org.freedesktop.DBus.Error.ServiceUnknown: The name is not activatable"
+        )));
+        assert!(!is_transient(&platform(
+            "Cannot create an item in a locked collection"
+        )));
+        assert!(!is_transient(&keyring::Error::NoEntry));
+
+        let mut calls = 0;
+        let out = with_retry(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(platform("org.freedesktop.DBus.Error.NoReply"))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(out.unwrap(), 3);
+
+        let mut calls = 0;
+        let out: keyring::Result<()> = with_retry(|| {
+            calls += 1;
+            Err(platform("org.freedesktop.DBus.Error.NoReply"))
+        });
+        assert!(out.is_err());
+        assert_eq!(calls, 3, "two retries, then the error is final");
+
+        let mut calls = 0;
+        let out: keyring::Result<()> = with_retry(|| {
+            calls += 1;
+            Err(platform("locked collection"))
+        });
+        assert!(out.is_err());
+        assert_eq!(calls, 1, "a refusal is never retried");
     }
 }
