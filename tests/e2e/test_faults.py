@@ -109,6 +109,45 @@ def test_a_flood_of_notifications_keeps_memory_bounded(warden):
     assert grown < 50 * 1024, f"Warden grew by {grown // 1024} MiB while a server flooded it"
 
 
+def test_a_flood_to_a_client_that_never_reads_its_stream_keeps_memory_bounded(warden):
+    # Paced, so that Warden keeps up with the server and the notifications
+    # really pile up in front of the client.
+    token = with_bad(warden, "flood", FLOOD="200000", FLOOD_BATCH="500")
+    port = int(warden.url.split(":")[2].split("/")[0])
+    # A legacy session (2025-06-18) whose GET stream is opened and never read:
+    # every notification the server sends unasked is queued for it.
+    h = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+         "authorization": f"Bearer {token}"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "never-reads", "version": "1"}}}
+    r = httpx2.post(warden.url, content=json.dumps(init), headers=h, timeout=30)
+    sid = r.headers["mcp-session-id"]
+    h2 = {**h, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert httpx2.post(warden.url, content=json.dumps(note), headers=h2, timeout=30).status_code == 202
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", port))
+    stuck.sendall(
+        f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+        f"Authorization: Bearer {token}\r\nMcp-Session-Id: {sid}\r\n"
+        f"Mcp-Protocol-Version: 2025-06-18\r\n\r\n".encode())
+    stuck.settimeout(10)
+    assert stuck.recv(15) == b"HTTP/1.1 200 OK", "the GET stream opened"
+    try:
+        before = rss_kib(warden.proc.pid)
+        r = call(warden, token, "bad__act", timeout=120)
+        assert r["result"]["content"][0]["text"] == "flood done", r
+        echo_works(warden, token)
+        grown = rss_kib(warden.proc.pid) - before
+        # 200,000 notifications of ~300 bytes: 60 MB if they were all kept.
+        assert grown < 30 * 1024, f"Warden grew by {grown // 1024} MiB holding a stuck client's notifications"
+        assert "reads its event stream slower" in warden.log(), "the dropped notifications are logged"
+    finally:
+        stuck.close()
+
+
 def test_a_server_that_keeps_crashing_is_reported_and_the_others_work(warden):
     token = with_bad(warden, "crash")
     deadline = time.time() + 60

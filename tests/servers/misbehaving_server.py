@@ -6,7 +6,8 @@ way MODE names:
   slow     answers after SLOW_SECONDS (default 3)
   garbage  first writes lines that are not JSON-RPC (broken JSON, invalid
            UTF-8, a 2 MB line of nothing, a JSON array), then answers
-  flood    first sends FLOOD notifications (default 200000), then answers
+  flood    first sends FLOOD notifications (default 200000; FLOOD_BATCH=N
+           pauses briefly after every N), then answers
   crash    exits as soon as it is started, every time
 
 Plain JSON lines on stdin and stdout, no SDK, so each fault is exact.
@@ -80,8 +81,14 @@ def main() -> None:
                     "method": "notifications/message",
                     "params": {"level": "info", "data": "x" * 200},
                 }).encode() + b"\n"
-                for _ in range(int(os.environ.get("FLOOD", "200000"))):
+                # FLOOD_BATCH paces the flood: a short pause after each batch,
+                # so a gateway that keeps up passes every notification on.
+                batch = int(os.environ.get("FLOOD_BATCH", "0"))
+                for i in range(int(os.environ.get("FLOOD", "200000"))):
                     out.write(note)
+                    if batch and i % batch == batch - 1:
+                        out.flush()
+                        time.sleep(0.002)
                 out.flush()
             answer(request, {"content": [{"type": "text", "text": f"{MODE} done"}]})
         else:

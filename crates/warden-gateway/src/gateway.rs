@@ -19,6 +19,7 @@ use warden_policy::{Access, Effect, Grant, Risk, Target};
 use crate::approvals::{ApprovalRequest, Broker, Choice, Outcome};
 use crate::config::{Config, ServerSpec};
 use crate::jsonrpc::{self, Envelope, Kind, Params};
+use crate::outbox::{Inbox, Offer, Outbox, outbox};
 use crate::upstream::mux::{Incoming, Reply};
 use crate::upstream::{self, Event, ListKind, SecretResolver, Status, Upstream};
 use crate::vetting::{ServerIndex, ToolInfo};
@@ -75,7 +76,7 @@ pub struct Session {
     pub scope: Option<String>,
     pub version: String,
     capabilities: serde_json::Value,
-    stream: Mutex<Option<mpsc::UnboundedSender<String>>>,
+    stream: Mutex<Option<Outbox>>,
     /// Requests we sent the client: our id → where its answer goes.
     relayed: Mutex<HashMap<String, Relayed>>,
     /// The level set with logging/setLevel, passed to 2026-07-28 servers in
@@ -92,14 +93,16 @@ impl Session {
         self.capabilities.get(capability).is_some()
     }
 
-    pub fn attach_stream(&self, tx: mpsc::UnboundedSender<String>) {
-        *self.stream.lock() = Some(tx);
+    pub fn attach_stream(&self, out: Outbox) {
+        *self.stream.lock() = Some(out);
     }
 
+    /// Sends a notification on the session's GET stream, if one is open. A
+    /// client far behind on it misses some (see [`crate::outbox`]).
     fn push(&self, message: String) {
         let mut stream = self.stream.lock();
-        if let Some(tx) = stream.as_ref()
-            && tx.send(message).is_err()
+        if let Some(out) = stream.as_ref()
+            && out.offer(message) == Offer::Gone
         {
             *stream = None;
         }
@@ -129,7 +132,7 @@ pub enum Answer {
     /// One JSON-RPC message.
     Message(String),
     /// Messages to stream (SSE), the last being the answer.
-    Stream(mpsc::UnboundedReceiver<String>),
+    Stream(Inbox),
     /// A method this endpoint does not have (HTTP 404 on 2026-07-28).
     NotFound(String),
     /// An error about the request itself (HTTP 400 on 2026-07-28).
@@ -173,7 +176,7 @@ struct Listen {
     prompts: bool,
     resources: bool,
     resource_uris: Vec<String>,
-    tx: mpsc::UnboundedSender<String>,
+    tx: Outbox,
 }
 
 impl Listen {
@@ -1014,7 +1017,7 @@ impl Gateway {
             {
                 continue;
             }
-            if l.tx.send(tagged(method, params, id)).is_err() {
+            if l.tx.offer(tagged(method, params, id)) == Offer::Gone {
                 gone.push(id.clone());
             }
         }
@@ -1044,9 +1047,9 @@ impl Gateway {
             })
             .unwrap_or_default();
         let id = random_id();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = outbox();
         let ack = tagged("notifications/subscriptions/acknowledged", None, &id);
-        let _ = tx.send(ack);
+        tx.send(ack);
         self.inner.listens.write().insert(
             id,
             Listen {
@@ -2019,9 +2022,8 @@ impl Gateway {
                 latency_us: Some(latency),
                 ..Default::default()
             };
-            if let Err(e) = gw.inner.store.activity().append(completed).await {
-                tracing::error!(error = %e, "could not record a call's outcome");
-            }
+            // Nothing waits on the outcome: it shares the next commit.
+            gw.inner.store.activity().record(completed);
         });
 
         match out_rx.recv().await {
@@ -2033,11 +2035,11 @@ impl Gateway {
             },
             Some((true, message, _)) => Answer::Message(message),
             Some((false, first, _)) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let _ = tx.send(first);
+                let (tx, rx) = outbox();
+                tx.send(first);
                 tokio::spawn(async move {
                     while let Some((last, m, _)) = out_rx.recv().await {
-                        if tx.send(m).is_err() || last {
+                        if !tx.send(m) || last {
                             break;
                         }
                     }

@@ -9,6 +9,7 @@ pub mod jsonrpc;
 pub mod listener;
 pub mod names;
 pub mod notify;
+pub mod outbox;
 pub mod redact;
 pub mod sse;
 pub mod upstream;

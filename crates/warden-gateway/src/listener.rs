@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::outbox::{Inbox, outbox};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -21,8 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream_lite::UnboundedReceiverStream;
 
 use crate::gateway::{Answer, Caller, Gateway};
 use crate::jsonrpc::{self, Envelope};
@@ -565,9 +564,9 @@ fn too_large(ctx: &Ctx) -> Response {
     )
 }
 
-fn sse(rx: mpsc::UnboundedReceiver<String>) -> Response {
-    let stream = UnboundedReceiverStream::new(rx)
-        .map(|m| Ok::<_, Infallible>(Bytes::from(format!("event: message\ndata: {m}\n\n"))));
+fn sse(inbox: Inbox) -> Response {
+    let stream =
+        inbox.map(|m| Ok::<_, Infallible>(Bytes::from(format!("event: message\ndata: {m}\n\n"))));
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -589,9 +588,9 @@ fn on_get(ctx: Ctx, scope: Option<String>, headers: HeaderMap) -> Response {
     };
     match ctx.gw.session(sid) {
         Some(s) if s.agent.id == agent.id && s.scope == scope => {
-            let (tx, rx) = mpsc::unbounded_channel();
-            s.attach_stream(tx);
-            sse(rx)
+            let (out, inbox) = outbox();
+            s.attach_stream(out);
+            sse(inbox)
         }
         _ => plain(StatusCode::NOT_FOUND, "session not found"),
     }
@@ -612,29 +611,5 @@ fn on_delete(ctx: Ctx, scope: Option<String>, headers: HeaderMap) -> Response {
             StatusCode::NO_CONTENT.into_response()
         }
         _ => plain(StatusCode::NOT_FOUND, "session not found"),
-    }
-}
-
-/// A stream over an unbounded receiver (what tokio-stream's wrapper does),
-/// kept here to avoid a dependency for twenty lines.
-mod tokio_stream_lite {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use tokio::sync::mpsc;
-
-    pub struct UnboundedReceiverStream<T>(mpsc::UnboundedReceiver<T>);
-
-    impl<T> UnboundedReceiverStream<T> {
-        pub fn new(rx: mpsc::UnboundedReceiver<T>) -> Self {
-            Self(rx)
-        }
-    }
-
-    impl<T> futures::Stream for UnboundedReceiverStream<T> {
-        type Item = T;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-            self.0.poll_recv(cx)
-        }
     }
 }
