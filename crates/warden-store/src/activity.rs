@@ -1,28 +1,91 @@
-//! The activity log: one append-only table, written by a single thread that
-//! groups concurrent appends into one transaction and chains every row to the
-//! one before it (`hash = sha256(prev_hash ‖ row)`).
+//! The activity log: one append-only table whose every row is chained to
+//! the one before it (`hash = sha256(prev_hash ‖ row)`).
 //!
 //! `append` returns only once the row is committed; callers that must not act
 //! before the record exists (the gateway, before forwarding a call) await it.
+//! Appends are committed in groups, by whoever finds the writer free: a
+//! caller that arrives when nobody is writing commits its row (and whatever
+//! else is queued) itself, on its own thread, so a call pays no hand-off
+//! between threads; callers that arrive while a group is being committed
+//! queue their rows for the next group. A caller never keeps writing other
+//! callers' rows: what is left when its own row is in is handed to the log's
+//! flusher thread.
+//!
+//! The full-text index is brought up to date in batches: by the flusher about
+//! once a second ([`INDEX_EVERY`]), and by every search before it runs, so a
+//! search always sees every row.
+//!
+//! `record` is for rows nothing waits on (a call's outcome, after its answer
+//! went out): such a row is held for at most [`DEFER`], so that it shares the
+//! commit of the next awaited row instead of costing one of its own; the
+//! flusher commits it if no such row comes.
+//!
 //! When the database cannot be written, every caller in that group gets an
 //! error and the in-memory chain head is reloaded, so the next group starts
 //! from what is really on disk.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{Error, Result, now_us};
 
 /// The hash that the first row chains to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Largest number of appends grouped into one transaction.
-const MAX_GROUP: usize = 1024;
+/// Longest a row nothing waits on is held before it is committed.
+pub const DEFER: Duration = Duration::from_millis(2);
+
+/// How often the flusher adds new rows to the full-text index.
+pub const INDEX_EVERY: Duration = Duration::from_secs(1);
+
+/// Adds the rows not yet in the full-text index to it, in one transaction.
+/// Any connection, in any process, may run it: it takes the database's write
+/// lock, so two never index the same rows.
+pub fn index_pending(conn: &Connection) -> Result<usize> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let from: i64 = tx.query_row(
+        "SELECT indexed_up_to FROM activity_fts_state WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let to: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM activity", [], |r| {
+        r.get(0)
+    })?;
+    if to <= from {
+        return Ok(0);
+    }
+    let n = tx.execute(
+        "INSERT INTO activity_fts (rowid, kind, agent, server, tool, arguments, detail) \
+         SELECT id, kind, agent, server, tool, arguments, detail FROM activity WHERE id > ?1 AND id <= ?2",
+        params![from, to],
+    )?;
+    tx.execute(
+        "UPDATE activity_fts_state SET indexed_up_to = ?1 WHERE id = 1",
+        [to],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Before a search: every row must be findable.
+fn index_for(conn: &Connection, filter: &ActivityFilter) {
+    if filter
+        .search
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty())
+        && let Err(e) = index_pending(conn)
+    {
+        // A read-only copy, say: the search still runs on what is indexed.
+        tracing::warn!(error = %e, "could not bring the search index up to date");
+    }
+}
 
 /// One event to record. Arguments must already be redacted by the caller.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
@@ -145,11 +208,45 @@ pub struct DayCount {
     pub calls: i64,
 }
 
-enum Msg {
-    Append(Box<NewEvent>, oneshot::Sender<Result<i64>>),
-    Touch { agent_id: i64, at_us: i64 },
-    SetSigner(Arc<CheckpointSigner>),
-    Checkpoint(oneshot::Sender<Result<Option<crate::audit::Checkpoint>>>),
+type Pending = (Box<NewEvent>, Option<oneshot::Sender<Result<i64>>>);
+
+/// What waits to be committed.
+#[derive(Default)]
+struct Queue {
+    rows: Vec<Pending>,
+    touches: Vec<(i64, i64)>,
+    /// When the oldest row nothing waits on was queued.
+    deferred_since: Option<Instant>,
+    /// A caller left awaited rows behind for the flusher, or a checkpoint
+    /// is due: the flusher signs them (the signer may block, so never on a
+    /// caller's async thread).
+    urgent: bool,
+    /// Waiting for a checkpoint of everything written before they asked.
+    checkpoints: Vec<oneshot::Sender<Result<Option<crate::audit::Checkpoint>>>>,
+    /// The flusher is asleep, waiting for work.
+    flusher_idle: bool,
+}
+
+/// The writing side: the connection and the head of the chain.
+struct Writer {
+    conn: Connection,
+    prev_hash: String,
+    last_time: i64,
+    signer: Option<Arc<CheckpointSigner>>,
+    since_checkpoint: i64,
+    /// When a checkpoint was last kept outside the database.
+    kept_at: Option<Instant>,
+}
+
+struct Shared {
+    writer: Mutex<Writer>,
+    queue: Mutex<Queue>,
+    /// Wakes the flusher.
+    work: Condvar,
+    closed: AtomicBool,
+    /// Rows were committed since the full-text index was last brought up to
+    /// date.
+    unindexed: AtomicBool,
 }
 
 /// Signs checkpoints and keeps the newest one outside the database.
@@ -161,79 +258,359 @@ pub struct CheckpointSigner {
     pub every: i64,
 }
 
+/// Shortest time between two copies of the newest checkpoint kept outside
+/// the database (a keychain write is slow): under load, the copy trails by at
+/// most this, or [`CheckpointSigner::every`] rows, whichever is more. An
+/// explicit checkpoint (at shutdown) is always kept.
+pub const KEEP_EVERY: Duration = Duration::from_secs(5);
+
 fn checkpoint_now(
     conn: &Connection,
     signer: &CheckpointSigner,
+    keep: bool,
 ) -> Result<Option<crate::audit::Checkpoint>> {
     let cp = crate::audit::checkpoint(conn, &*signer.sign)?;
-    if let Some(c) = &cp {
+    if let Some(c) = cp.as_ref().filter(|_| keep) {
         (signer.keep)(c);
     }
     Ok(cp)
 }
 
-/// Handle on the writer thread. Cloning shares the thread.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves nothing half-done that matters
+    // here (a failed group is rolled back by SQLite): carry on.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn push(&self, row: Pending) {
+        let mut q = lock(&self.queue);
+        if row.1.is_none() && q.deferred_since.is_none() {
+            q.deferred_since = Some(Instant::now());
+        }
+        let wake = row.1.is_none() && q.flusher_idle;
+        q.rows.push(row);
+        drop(q);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Commits what is queued if nobody else is committing. With `hand_off`
+    /// (a caller whose own row is in the first group), rows queued meanwhile
+    /// are left to the flusher; without it (the flusher), it keeps going
+    /// until the queue is empty.
+    fn drive(&self, hand_off: bool) {
+        loop {
+            let mut w = if hand_off {
+                match self.writer.try_lock() {
+                    Ok(w) => w,
+                    Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                    // Whoever holds it looks at the queue again when done.
+                    Err(std::sync::TryLockError::WouldBlock) => return,
+                }
+            } else {
+                // The flusher's own thread may wait for a caller's group.
+                lock(&self.writer)
+            };
+            let (rows, touches) = {
+                let mut q = lock(&self.queue);
+                q.deferred_since = None;
+                q.urgent = false;
+                (std::mem::take(&mut q.rows), std::mem::take(&mut q.touches))
+            };
+            if !rows.is_empty() || !touches.is_empty() {
+                w.commit(rows, &touches);
+                self.unindexed.store(true, Ordering::Release);
+            }
+            let sign = w.sign_due();
+            if sign
+                && !hand_off
+                && let Err(e) = w.sign(false)
+            {
+                tracing::error!(error = %e, "could not sign a checkpoint");
+            }
+            drop(w);
+            // Rows queued while the writer was busy: their callers found it
+            // taken and are waiting for whoever held it.
+            let mut q = lock(&self.queue);
+            if q.rows.is_empty() && !(sign && hand_off) {
+                return;
+            }
+            if hand_off {
+                q.urgent = true;
+                let wake = q.flusher_idle;
+                drop(q);
+                if wake {
+                    self.work.notify_one();
+                }
+                return;
+            }
+        }
+    }
+
+    /// The flusher: commits rows nothing waits on within [`DEFER`], and
+    /// whatever callers handed over.
+    fn flusher(&self) {
+        let mut indexed_at = Instant::now();
+        loop {
+            let mut q = lock(&self.queue);
+            loop {
+                let closed = self.closed.load(Ordering::Acquire);
+                if q.urgent
+                    || closed
+                    || !q.rows.is_empty()
+                    || !q.touches.is_empty()
+                    || !q.checkpoints.is_empty()
+                {
+                    break;
+                }
+                let index_due =
+                    (indexed_at + INDEX_EVERY).saturating_duration_since(Instant::now());
+                if self.unindexed.load(Ordering::Acquire) && index_due.is_zero() {
+                    break;
+                }
+                q.flusher_idle = true;
+                q = if self.unindexed.load(Ordering::Acquire) {
+                    self.work
+                        .wait_timeout(q, index_due)
+                        .map(|(q, _)| q)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                } else {
+                    self.work.wait(q).unwrap_or_else(|e| e.into_inner())
+                };
+                q.flusher_idle = false;
+            }
+            let closed = self.closed.load(Ordering::Acquire);
+            // Give the next awaited append the chance to take these rows
+            // along in its own commit.
+            let nothing_queued = q.rows.is_empty() && q.touches.is_empty();
+            let checkpoints = std::mem::take(&mut q.checkpoints);
+            let pause = match (q.urgent || closed || nothing_queued, q.deferred_since) {
+                (true, _) => None,
+                (false, Some(since)) => {
+                    Some((since + DEFER).saturating_duration_since(Instant::now()))
+                }
+                (false, None) => Some(DEFER),
+            };
+            drop(q);
+            if let Some(p) = pause.filter(|p| !p.is_zero()) {
+                thread::sleep(p);
+            }
+            self.drive(false);
+            if !checkpoints.is_empty() {
+                let result = {
+                    let mut w = lock(&self.writer);
+                    let (rows, touches) = {
+                        let mut q = lock(&self.queue);
+                        (std::mem::take(&mut q.rows), std::mem::take(&mut q.touches))
+                    };
+                    if !rows.is_empty() || !touches.is_empty() {
+                        w.commit(rows, &touches);
+                        self.unindexed.store(true, Ordering::Release);
+                    }
+                    w.sign(true)
+                };
+                for done in checkpoints {
+                    let _ = done.send(match &result {
+                        Ok(c) => Ok(c.clone()),
+                        Err(e) => Err(Error::LogUnavailable(e.to_string())),
+                    });
+                }
+                self.drive(false);
+            }
+            if closed {
+                return;
+            }
+            if self.unindexed.load(Ordering::Acquire) && indexed_at.elapsed() >= INDEX_EVERY {
+                indexed_at = Instant::now();
+                let w = lock(&self.writer);
+                self.unindexed.store(false, Ordering::Release);
+                if let Err(e) = index_pending(&w.conn) {
+                    tracing::warn!(error = %e, "could not add new activity to the search index");
+                }
+                drop(w);
+                // Appends that found the writer busy meanwhile.
+                self.drive(false);
+            }
+        }
+    }
+}
+
+impl Writer {
+    fn sign_due(&self) -> bool {
+        self.signer
+            .as_ref()
+            .is_some_and(|s| self.since_checkpoint >= s.every)
+    }
+
+    /// Signs a checkpoint of everything committed (flusher thread only);
+    /// `always_keep` for one asked for (shutdown), otherwise it is kept
+    /// outside the database at most every [`KEEP_EVERY`].
+    fn sign(&mut self, always_keep: bool) -> Result<Option<crate::audit::Checkpoint>> {
+        let keep = always_keep || self.kept_at.is_none_or(|t| t.elapsed() >= KEEP_EVERY);
+        let result = match self.signer.clone() {
+            Some(s) => checkpoint_now(&self.conn, &s, keep),
+            None => Ok(None),
+        };
+        if result.is_ok() {
+            self.since_checkpoint = 0;
+            if keep {
+                self.kept_at = Some(Instant::now());
+            }
+        }
+        result
+    }
+
+    /// Commits one group and tells each waiting caller how it went.
+    fn commit(&mut self, rows: Vec<Pending>, touches: &[(i64, i64)]) {
+        let result = write_group(
+            &mut self.conn,
+            &mut self.prev_hash,
+            &mut self.last_time,
+            &rows,
+            touches,
+        );
+        match result {
+            Ok(ids) => {
+                self.since_checkpoint += ids.len() as i64;
+                for ((_, done), id) in rows.into_iter().zip(ids) {
+                    if let Some(done) = done {
+                        let _ = done.send(Ok(id));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "activity log write failed; calls are refused until it recovers");
+                let message = e.to_string();
+                for (_, done) in rows {
+                    if let Some(done) = done {
+                        let _ = done.send(Err(Error::LogUnavailable(message.clone())));
+                    }
+                }
+                match chain_head(&self.conn) {
+                    Ok((h, t)) => {
+                        self.prev_hash = h;
+                        self.last_time = t;
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not reload the chain head"),
+                }
+            }
+        }
+    }
+}
+
+/// Stops the flusher (after a last commit) when the last handle goes.
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        let _q = lock(&self.0.queue);
+        self.0.work.notify_one();
+    }
+}
+
+/// Handle on the log. Cloning shares it.
 #[derive(Clone)]
 pub struct ActivityLog {
-    tx: mpsc::UnboundedSender<Msg>,
+    shared: Arc<Shared>,
+    _closer: Arc<Closer>,
 }
 
 impl ActivityLog {
     pub(crate) fn start(conn: Connection) -> Result<ActivityLog> {
-        let head = chain_head(&conn)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (prev_hash, last_time) = chain_head(&conn)?;
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(Writer {
+                conn,
+                prev_hash,
+                last_time,
+                signer: None,
+                since_checkpoint: 0,
+                kept_at: None,
+            }),
+            queue: Mutex::new(Queue::default()),
+            work: Condvar::new(),
+            closed: AtomicBool::new(false),
+            unindexed: AtomicBool::new(true),
+        });
+        let flusher = shared.clone();
         thread::Builder::new()
             .name("warden-activity".into())
-            .spawn(move || writer(conn, head, rx))
+            .spawn(move || flusher.flusher())
             .map_err(|e| Error::LogUnavailable(format!("could not start the log writer: {e}")))?;
-        Ok(ActivityLog { tx })
+        Ok(ActivityLog {
+            _closer: Arc::new(Closer(shared.clone())),
+            shared,
+        })
+    }
+
+    fn stopped() -> Error {
+        Error::LogUnavailable("the log writer has stopped".into())
     }
 
     /// Appends one event and waits until it is committed. Returns its row id.
     pub async fn append(&self, event: NewEvent) -> Result<i64> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Msg::Append(Box::new(event), done))
-            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?;
-        wait.await
-            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?
+        self.shared.push((Box::new(event), Some(done)));
+        // Free writer: commit here, with no hand-off to another thread.
+        self.shared.drive(true);
+        wait.await.map_err(|_| Self::stopped())?
+    }
+
+    /// Appends one event without waiting: it is committed with the next
+    /// awaited row, or within [`DEFER`]. A failure is logged, not returned,
+    /// so use this only where nothing depends on the row existing.
+    pub fn record(&self, event: NewEvent) {
+        self.shared.push((Box::new(event), None));
     }
 
     /// Appends from blocking code (CLI commands): the same commit guarantee.
     pub fn append_blocking(&self, event: NewEvent) -> Result<i64> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Msg::Append(Box::new(event), done))
-            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?;
-        wait.blocking_recv()
-            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?
+        self.shared.push((Box::new(event), Some(done)));
+        self.shared.drive(true);
+        wait.blocking_recv().map_err(|_| Self::stopped())?
     }
 
     /// From now on, sign a checkpoint every `signer.every` rows.
     pub fn set_signer(&self, signer: CheckpointSigner) {
-        let _ = self.tx.send(Msg::SetSigner(Arc::new(signer)));
+        lock(&self.shared.writer).signer = Some(Arc::new(signer));
+        self.shared.drive(true);
     }
 
     /// Signs a checkpoint of everything written so far (at shutdown).
     pub async fn checkpoint(&self) -> Result<Option<crate::audit::Checkpoint>> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Msg::Checkpoint(done))
-            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?;
-        wait.await
-            .map_err(|_| Error::LogUnavailable("the log writer has stopped".into()))?
+        let wake = {
+            let mut q = lock(&self.shared.queue);
+            q.checkpoints.push(done);
+            q.flusher_idle
+        };
+        if wake {
+            self.shared.work.notify_one();
+        }
+        wait.await.map_err(|_| Self::stopped())?
     }
 
     /// Records that an agent was seen, without waiting. Coalesced per group.
     pub fn touch_agent(&self, agent_id: i64) {
-        let _ = self.tx.send(Msg::Touch {
-            agent_id,
-            at_us: now_us(),
-        });
+        let mut q = lock(&self.shared.queue);
+        if q.deferred_since.is_none() {
+            q.deferred_since = Some(Instant::now());
+        }
+        q.touches.push((agent_id, now_us()));
+        let wake = q.flusher_idle;
+        drop(q);
+        if wake {
+            self.shared.work.notify_one();
+        }
     }
 
     /// Newest-first page of rows matching `filter`.
     pub fn query(conn: &Connection, filter: &ActivityFilter) -> Result<Vec<ActivityRow>> {
+        index_for(conn, filter);
         let (clause, args) = filter.clause();
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
         // Time never goes backwards along the log, so this is id order too,
@@ -249,6 +626,7 @@ impl ActivityLog {
     }
 
     pub fn count(conn: &Connection, filter: &ActivityFilter) -> Result<i64> {
+        index_for(conn, filter);
         let (clause, args) = filter.clause();
         let sql = format!("SELECT count(*) FROM activity{clause}");
         Ok(conn.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
@@ -256,6 +634,7 @@ impl ActivityLog {
 
     /// Tool calls per day and decision among the rows matching `filter`.
     pub fn calls_per_day(conn: &Connection, filter: &ActivityFilter) -> Result<Vec<DayCount>> {
+        index_for(conn, filter);
         let (clause, args) = filter.clause();
         let sql = format!(
             "SELECT time_us / 86400000000 AS day, decision, count(*) FROM activity{clause} \
@@ -281,6 +660,7 @@ impl ActivityLog {
         filter: &ActivityFilter,
         mut each: impl FnMut(ActivityRow) -> std::io::Result<bool>,
     ) -> Result<u64> {
+        index_for(conn, filter);
         let (clause, args) = filter.clause();
         let sql = format!("SELECT {ROW_COLUMNS} FROM activity{clause} ORDER BY id");
         let mut stmt = conn.prepare(&sql)?;
@@ -377,70 +757,11 @@ fn chain_head(conn: &Connection) -> Result<(String, i64)> {
     Ok(last.unwrap_or_else(|| (GENESIS.to_string(), 0)))
 }
 
-fn writer(mut conn: Connection, head: (String, i64), mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let (mut prev_hash, mut last_time) = head;
-    let mut batch: Vec<(Box<NewEvent>, oneshot::Sender<Result<i64>>)> = Vec::new();
-    let mut touches: Vec<(i64, i64)> = Vec::new();
-    let mut signer: Option<Arc<CheckpointSigner>> = None;
-    let mut since_checkpoint: i64 = 0;
-    while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Append(e, done) => batch.push((e, done)),
-                Msg::Touch { agent_id, at_us } => touches.push((agent_id, at_us)),
-                Msg::SetSigner(s) => signer = Some(s),
-                Msg::Checkpoint(done) => {
-                    let result = match &signer {
-                        Some(s) => checkpoint_now(&conn, s),
-                        None => Ok(None),
-                    };
-                    since_checkpoint = 0;
-                    let _ = done.send(result);
-                }
-            }
-            if batch.len() < MAX_GROUP {
-                next = rx.try_recv().ok();
-            }
-        }
-        let result = write_group(&mut conn, &mut prev_hash, &mut last_time, &batch, &touches);
-        touches.clear();
-        match result {
-            Ok(ids) => {
-                since_checkpoint += ids.len() as i64;
-                for ((_, done), id) in batch.drain(..).zip(ids) {
-                    let _ = done.send(Ok(id));
-                }
-                if let Some(s) = signer.as_ref().filter(|s| since_checkpoint >= s.every) {
-                    match checkpoint_now(&conn, s) {
-                        Ok(_) => since_checkpoint = 0,
-                        Err(e) => tracing::error!(error = %e, "could not sign a checkpoint"),
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "activity log write failed; calls are refused until it recovers");
-                let message = e.to_string();
-                for (_, done) in batch.drain(..) {
-                    let _ = done.send(Err(Error::LogUnavailable(message.clone())));
-                }
-                match chain_head(&conn) {
-                    Ok((h, t)) => {
-                        prev_hash = h;
-                        last_time = t;
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not reload the chain head"),
-                }
-            }
-        }
-    }
-}
-
 fn write_group(
     conn: &mut Connection,
     prev_hash: &mut String,
     last_time: &mut i64,
-    batch: &[(Box<NewEvent>, oneshot::Sender<Result<i64>>)],
+    batch: &[Pending],
     touches: &[(i64, i64)],
 ) -> Result<Vec<i64>> {
     let tx = conn.transaction()?;
@@ -498,6 +819,125 @@ fn write_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn count(store: &crate::Store) -> usize {
+        let conn = store.connect().expect("connect");
+        ActivityLog::query(
+            &conn,
+            &ActivityFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .expect("query")
+        .len()
+    }
+
+    #[tokio::test]
+    async fn search_sees_every_row_and_deleting_rows_keeps_the_index_sound() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::Store::open(&dir.path().join("w.db")).expect("open store");
+        let log = store.activity();
+        let add = |tool: &str| NewEvent {
+            kind: "tool_call.requested".into(),
+            tool: Some(tool.into()),
+            ..Default::default()
+        };
+        log.append(add("alpha_tool")).await.expect("append");
+        let conn = store.connect().expect("connect");
+        let search = |conn: &Connection, text: &str| {
+            ActivityLog::count(
+                conn,
+                &ActivityFilter {
+                    search: Some(text.into()),
+                    ..Default::default()
+                },
+            )
+            .expect("search")
+        };
+        // Found at once, though the flusher has not indexed it yet.
+        assert_eq!(search(&conn, "alpha"), 1);
+        log.append(add("beta_tool")).await.expect("append");
+        // One row in the index, one not yet: deleting both (retention)
+        // takes only the indexed one out of the index.
+        conn.execute("DELETE FROM activity", []).expect("delete");
+        conn.execute(
+            "INSERT INTO activity_fts (activity_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .expect("the search index is sound after deleting rows");
+        assert_eq!(search(&conn, "alpha"), 0);
+        assert_eq!(search(&conn, "beta"), 0);
+        log.append(add("gamma_tool")).await.expect("append");
+        assert_eq!(search(&conn, "gamma"), 1);
+        conn.execute(
+            "INSERT INTO activity_fts (activity_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .expect("the search index is sound");
+    }
+
+    #[tokio::test]
+    async fn recorded_rows_are_committed_soon_in_order_and_before_a_checkpoint() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::Store::open(&dir.path().join("w.db")).expect("open store");
+        let log = store.activity().clone();
+        // Alone, a recorded row is committed within DEFER.
+        log.record(NewEvent {
+            kind: "tool_call.completed".into(),
+            ..Default::default()
+        });
+        let start = Instant::now();
+        while count(&store) < 1 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "a recorded row was never committed"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Followed by an awaited row, it is committed with it, before it.
+        log.record(NewEvent {
+            kind: "first".into(),
+            ..Default::default()
+        });
+        let id = log
+            .append(NewEvent {
+                kind: "second".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("append");
+        let conn = store.connect().expect("connect");
+        let kinds: Vec<String> = ActivityLog::query(
+            &conn,
+            &ActivityFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .expect("query")
+        .into_iter()
+        .map(|r| r.event.kind)
+        .collect();
+        assert_eq!(kinds, ["second", "first", "tool_call.completed"]);
+        assert_eq!(id, 3);
+        // Dropping the log's last handle still commits what it holds.
+        log.record(NewEvent {
+            kind: "last".into(),
+            ..Default::default()
+        });
+        drop(log);
+        drop(store);
+        let store = crate::Store::open(&dir.path().join("w.db")).expect("reopen");
+        let start = Instant::now();
+        while count(&store) < 4 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the row held at close was lost"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 
     #[tokio::test]
     async fn appends_chain_each_row_to_the_previous_one() {

@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127001000_sso",
         include_str!("../migrations/20261127001000_sso.sql"),
     ),
+    (
+        "20261127001100_search_in_batches",
+        include_str!("../migrations/20261127001100_search_in_batches.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
