@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess as sp
 import sys
 import threading
@@ -153,6 +154,40 @@ class App:
         raise AssertionError(f"{testid!r} never showed {needle!r}; it showed {seen!r}")
 
 
+def app_pids(data: Path) -> list[int]:
+    """The app processes this test started (they carry its data folder)."""
+    mark = f"WARDEN_DATA_DIR={data}".encode()
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if mark in (d / "environ").read_bytes().split(b"\0") and \
+                    Path(os.readlink(d / "exe")).name == APP.name:
+                pids.append(int(d.name))
+        except OSError:
+            continue
+    return pids
+
+
+def end_app(data: Path) -> None:
+    """The app keeps running in the tray when its window closes, and it is a
+    single instance: the next test's app would hand over to this one and
+    exit. Quit it (SIGTERM, as the session ending would) and wait until it is
+    gone."""
+    deadline = time.time() + 20
+    while (pids := app_pids(data)) and time.time() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+    for pid in app_pids(data):
+        os.kill(pid, signal.SIGKILL)
+    assert not app_pids(data), "the app did not quit"
+
+
 @pytest.fixture
 def app(tmp_path: Path):
     home, data, files = tmp_path / "home", tmp_path / "data", tmp_path / "files"
@@ -189,6 +224,7 @@ def app(tmp_path: Path):
             proc.wait(timeout=15)
         except sp.TimeoutExpired:
             proc.kill()
+        end_app(data)
         driver_log.close()
 
 
