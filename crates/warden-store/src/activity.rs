@@ -13,7 +13,8 @@
 //!
 //! The full-text index is brought up to date in batches: by the flusher about
 //! once a second ([`INDEX_EVERY`]), and by every search before it runs, so a
-//! search always sees every row.
+//! search always sees every row. The flusher also copies the write-ahead log
+//! back into the database then, so no call's commit pays for it.
 //!
 //! `record` is for rows nothing waits on (a call's outcome, after its answer
 //! went out): such a row is held for at most [`DEFER`], so that it shares the
@@ -429,6 +430,13 @@ impl Shared {
                 if let Err(e) = index_pending(&w.conn) {
                     tracing::warn!(error = %e, "could not add new activity to the search index");
                 }
+                // PASSIVE: copies what no reader still needs, never waits.
+                if let Err(e) = w
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "could not copy the write-ahead log into the database");
+                }
                 drop(w);
                 // Appends that found the writer busy meanwhile.
                 self.drive(false);
@@ -520,6 +528,14 @@ pub struct ActivityLog {
 
 impl ActivityLog {
     pub(crate) fn start(conn: Connection) -> Result<ActivityLog> {
+        // The writer touches the newest pages of the table and of each index
+        // on every commit: a bigger page cache (grown only as used) keeps
+        // them from being read back from the file each time.
+        conn.pragma_update(None, "cache_size", -8192)?;
+        // Copying the write-ahead log back into the database happens on the
+        // flusher thread, about once a second, not in the commit of whichever
+        // call happened to fill the log (see `Shared::flusher`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (prev_hash, last_time) = chain_head(&conn)?;
         let shared = Arc::new(Shared {
             writer: Mutex::new(Writer {
