@@ -43,6 +43,18 @@ pub enum Offer {
     Gone,
 }
 
+/// Takes one place in a queue of at most `limit` messages whose length is
+/// `queued` (the reader gives places back). When it is full the message is
+/// to be dropped: `Err(n)`, `n` being how many were dropped before it, so
+/// that callers log the first drop and every 10,000th, not each one.
+pub fn reserve(queued: &AtomicUsize, limit: usize, dropped: &AtomicU64) -> Result<(), u64> {
+    if queued.fetch_add(1, Ordering::AcqRel) >= limit {
+        queued.fetch_sub(1, Ordering::AcqRel);
+        return Err(dropped.fetch_add(1, Ordering::Relaxed));
+    }
+    Ok(())
+}
+
 pub fn outbox() -> (Outbox, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
@@ -62,13 +74,8 @@ impl Outbox {
         if self.tx.is_closed() {
             return Offer::Gone;
         }
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            if self
-                .dropped
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(10_000)
-            {
+        if let Err(before) = reserve(&self.queued, MAX_QUEUED, &self.dropped) {
+            if before.is_multiple_of(10_000) {
                 tracing::warn!(
                     "a client reads its event stream slower than servers send notifications; dropping some"
                 );

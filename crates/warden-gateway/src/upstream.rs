@@ -690,13 +690,10 @@ impl Upstream {
             }
             "notifications/prompts/list_changed" => vec![ListKind::Prompts],
             _ => {
-                if self.broadcasts.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_BROADCASTS {
-                    self.broadcasts.fetch_sub(1, Ordering::Relaxed);
-                    if self
-                        .dropped
-                        .fetch_add(1, Ordering::Relaxed)
-                        .is_multiple_of(10_000)
-                    {
+                if let Err(before) =
+                    crate::outbox::reserve(&self.broadcasts, MAX_QUEUED_BROADCASTS, &self.dropped)
+                {
+                    if before.is_multiple_of(10_000) {
                         tracing::warn!(server = %self.name, "the server sends notifications faster than clients take them; dropping some");
                     }
                     return;

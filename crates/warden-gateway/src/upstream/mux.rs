@@ -69,13 +69,11 @@ impl Mux {
     /// Sends to `events`; a notification over the limit is dropped (a
     /// request always goes, so the server gets an answer).
     fn to_events(&self, env: Envelope, droppable: bool) {
-        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED && droppable {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            if self
-                .dropped
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(10_000)
-            {
+        if !droppable {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+        } else if let Err(before) = crate::outbox::reserve(&self.queued, MAX_QUEUED, &self.dropped)
+        {
+            if before.is_multiple_of(10_000) {
                 tracing::warn!(
                     "a server sends notifications faster than Warden handles them; dropping some"
                 );
