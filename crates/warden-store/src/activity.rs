@@ -248,6 +248,18 @@ struct Shared {
     /// Rows were committed since the full-text index was last brought up to
     /// date.
     unindexed: AtomicBool,
+    /// The flusher thread runs (it clears this if it ever stops, even by a
+    /// panic): callers hand rows over to it only while it does.
+    flusher_alive: AtomicBool,
+}
+
+/// Clears `flusher_alive` when the flusher's loop ends, however it ends.
+struct Alive<'a>(&'a AtomicBool);
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// Signs checkpoints and keeps the newest one outside the database.
@@ -334,11 +346,12 @@ impl Shared {
             drop(w);
             // Rows queued while the writer was busy: their callers found it
             // taken and are waiting for whoever held it.
+            let flusher = self.flusher_alive.load(Ordering::Acquire);
             let mut q = lock(&self.queue);
-            if q.rows.is_empty() && !(sign && hand_off) {
+            if q.rows.is_empty() && !(sign && hand_off && flusher) {
                 return;
             }
-            if hand_off {
+            if hand_off && flusher {
                 q.urgent = true;
                 let wake = q.flusher_idle;
                 drop(q);
@@ -353,6 +366,7 @@ impl Shared {
     /// The flusher: commits rows nothing waits on within [`DEFER`], and
     /// whatever callers handed over.
     fn flusher(&self) {
+        let _alive = Alive(&self.flusher_alive);
         let mut indexed_at = Instant::now();
         loop {
             let mut q = lock(&self.queue);
@@ -550,6 +564,7 @@ impl ActivityLog {
             work: Condvar::new(),
             closed: AtomicBool::new(false),
             unindexed: AtomicBool::new(true),
+            flusher_alive: AtomicBool::new(true),
         });
         let flusher = shared.clone();
         thread::Builder::new()
