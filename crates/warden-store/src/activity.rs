@@ -50,6 +50,17 @@ pub const INDEX_EVERY: Duration = Duration::from_secs(1);
 /// Any connection, in any process, may run it: it takes the database's write
 /// lock, so two never index the same rows.
 pub fn index_pending(conn: &Connection) -> Result<usize> {
+    // A plain read first: most searches find nothing to index and need not
+    // queue for the write lock behind the gateway's commits.
+    let (from, to): (i64, i64) = conn.query_row(
+        "SELECT (SELECT indexed_up_to FROM activity_fts_state WHERE id = 1), \
+                (SELECT coalesce(max(id), 0) FROM activity)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if to <= from {
+        return Ok(0);
+    }
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let from: i64 = tx.query_row(
         "SELECT indexed_up_to FROM activity_fts_state WHERE id = 1",
@@ -231,8 +242,6 @@ struct Queue {
 /// The writing side: the connection and the head of the chain.
 struct Writer {
     conn: Connection,
-    prev_hash: String,
-    last_time: i64,
     signer: Option<Arc<CheckpointSigner>>,
     since_checkpoint: i64,
     /// When a checkpoint was last kept outside the database.
@@ -277,16 +286,19 @@ pub struct CheckpointSigner {
 /// explicit checkpoint (at shutdown) is always kept.
 pub const KEEP_EVERY: Duration = Duration::from_secs(5);
 
-fn checkpoint_now(
-    conn: &Connection,
-    signer: &CheckpointSigner,
-    keep: bool,
-) -> Result<Option<crate::audit::Checkpoint>> {
-    let cp = crate::audit::checkpoint(conn, &*signer.sign)?;
-    if let Some(c) = cp.as_ref().filter(|_| keep) {
-        (signer.keep)(c);
+/// A checkpoint just signed, and the signer to keep its copy with (after the
+/// writer is unlocked: the keychain may be slow) when one is due.
+struct Signed {
+    checkpoint: Option<crate::audit::Checkpoint>,
+    keep_with: Option<Arc<CheckpointSigner>>,
+}
+
+impl Signed {
+    fn keep(&self) {
+        if let (Some(c), Some(s)) = (&self.checkpoint, &self.keep_with) {
+            (s.keep)(c);
+        }
     }
-    Ok(cp)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -311,10 +323,11 @@ impl Shared {
 
     /// Commits what is queued if nobody else is committing. With `hand_off`
     /// (a caller whose own row is in the first group), rows queued meanwhile
-    /// are left to the flusher; without it (the flusher), it keeps going
-    /// until the queue is empty.
+    /// are left to the flusher while it runs; without it (the flusher), it
+    /// keeps going until the queue is empty, or for a few rounds before
+    /// letting checkpoints and indexing have their turn.
     fn drive(&self, hand_off: bool) {
-        loop {
+        for round in 0.. {
             let mut w = if hand_off {
                 match self.writer.try_lock() {
                     Ok(w) => w,
@@ -332,130 +345,157 @@ impl Shared {
                 q.urgent = false;
                 (std::mem::take(&mut q.rows), std::mem::take(&mut q.touches))
             };
+            let mut newly_unindexed = false;
             if !rows.is_empty() || !touches.is_empty() {
                 w.commit(rows, &touches);
-                self.unindexed.store(true, Ordering::Release);
+                newly_unindexed = !self.unindexed.swap(true, Ordering::AcqRel);
             }
             let sign = w.sign_due();
-            if sign
-                && !hand_off
-                && let Err(e) = w.sign(false)
-            {
-                tracing::error!(error = %e, "could not sign a checkpoint");
-            }
+            let signed = (sign && !hand_off).then(|| w.sign(false));
             drop(w);
+            match signed {
+                Some(Ok(s)) => s.keep(),
+                Some(Err(e)) => tracing::error!(error = %e, "could not sign a checkpoint"),
+                None => {}
+            }
             // Rows queued while the writer was busy: their callers found it
             // taken and are waiting for whoever held it.
             let flusher = self.flusher_alive.load(Ordering::Acquire);
             let mut q = lock(&self.queue);
-            if q.rows.is_empty() && !(sign && hand_off && flusher) {
-                return;
-            }
-            if hand_off && flusher {
+            let hand_over = hand_off && flusher && (!q.rows.is_empty() || sign);
+            if hand_over || !hand_off && !q.rows.is_empty() && round >= 16 {
                 q.urgent = true;
-                let wake = q.flusher_idle;
-                drop(q);
-                if wake {
-                    self.work.notify_one();
-                }
+            }
+            // The flusher sleeps without a timeout when nothing needs
+            // indexing; rows committed here give it something to do.
+            let wake = q.flusher_idle && (hand_over || newly_unindexed);
+            // A caller with no flusher to hand to keeps going until the
+            // queue is empty.
+            let done = q.rows.is_empty() || hand_over || !hand_off && q.urgent;
+            drop(q);
+            if wake {
+                self.work.notify_one();
+            }
+            if done {
                 return;
             }
         }
     }
 
-    /// The flusher: commits rows nothing waits on within [`DEFER`], and
-    /// whatever callers handed over.
+    /// The flusher: commits rows nothing waits on within [`DEFER`] and
+    /// whatever callers handed over, signs checkpoints, and about once a
+    /// second indexes new rows for search and copies the write-ahead log
+    /// back. A panic in one round (a signer's closure, say) is logged and
+    /// the next round goes on: callers depend on this thread.
     fn flusher(&self) {
         let _alive = Alive(&self.flusher_alive);
         let mut indexed_at = Instant::now();
         loop {
-            let mut q = lock(&self.queue);
-            loop {
-                let closed = self.closed.load(Ordering::Acquire);
-                if q.urgent
-                    || closed
-                    || !q.rows.is_empty()
-                    || !q.touches.is_empty()
-                    || !q.checkpoints.is_empty()
-                {
-                    break;
+            let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.flusher_round(&mut indexed_at)
+            }));
+            match round {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::error!("the activity log's flusher failed a round; carrying on");
+                    thread::sleep(Duration::from_millis(10));
                 }
-                let index_due =
-                    (indexed_at + INDEX_EVERY).saturating_duration_since(Instant::now());
-                if self.unindexed.load(Ordering::Acquire) && index_due.is_zero() {
-                    break;
-                }
-                q.flusher_idle = true;
-                q = if self.unindexed.load(Ordering::Acquire) {
-                    self.work
-                        .wait_timeout(q, index_due)
-                        .map(|(q, _)| q)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                } else {
-                    self.work.wait(q).unwrap_or_else(|e| e.into_inner())
-                };
-                q.flusher_idle = false;
-            }
-            let closed = self.closed.load(Ordering::Acquire);
-            // Give the next awaited append the chance to take these rows
-            // along in its own commit.
-            let nothing_queued = q.rows.is_empty() && q.touches.is_empty();
-            let checkpoints = std::mem::take(&mut q.checkpoints);
-            let pause = match (q.urgent || closed || nothing_queued, q.deferred_since) {
-                (true, _) => None,
-                (false, Some(since)) => {
-                    Some((since + DEFER).saturating_duration_since(Instant::now()))
-                }
-                (false, None) => Some(DEFER),
-            };
-            drop(q);
-            if let Some(p) = pause.filter(|p| !p.is_zero()) {
-                thread::sleep(p);
-            }
-            self.drive(false);
-            if !checkpoints.is_empty() {
-                let result = {
-                    let mut w = lock(&self.writer);
-                    let (rows, touches) = {
-                        let mut q = lock(&self.queue);
-                        (std::mem::take(&mut q.rows), std::mem::take(&mut q.touches))
-                    };
-                    if !rows.is_empty() || !touches.is_empty() {
-                        w.commit(rows, &touches);
-                        self.unindexed.store(true, Ordering::Release);
-                    }
-                    w.sign(true)
-                };
-                for done in checkpoints {
-                    let _ = done.send(match &result {
-                        Ok(c) => Ok(c.clone()),
-                        Err(e) => Err(Error::LogUnavailable(e.to_string())),
-                    });
-                }
-                self.drive(false);
-            }
-            if closed {
-                return;
-            }
-            if self.unindexed.load(Ordering::Acquire) && indexed_at.elapsed() >= INDEX_EVERY {
-                indexed_at = Instant::now();
-                let w = lock(&self.writer);
-                self.unindexed.store(false, Ordering::Release);
-                if let Err(e) = index_pending(&w.conn) {
-                    tracing::warn!(error = %e, "could not add new activity to the search index");
-                }
-                // PASSIVE: copies what no reader still needs, never waits.
-                if let Err(e) = w
-                    .conn
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "could not copy the write-ahead log into the database");
-                }
-                drop(w);
-                // Appends that found the writer busy meanwhile.
-                self.drive(false);
             }
         }
+    }
+
+    /// One round of the flusher; `true` when the log is closed.
+    fn flusher_round(&self, indexed_at: &mut Instant) -> bool {
+        let mut q = lock(&self.queue);
+        loop {
+            if q.urgent
+                || self.closed.load(Ordering::Acquire)
+                || !q.rows.is_empty()
+                || !q.touches.is_empty()
+                || !q.checkpoints.is_empty()
+            {
+                break;
+            }
+            let index_due = (*indexed_at + INDEX_EVERY).saturating_duration_since(Instant::now());
+            let unindexed = self.unindexed.load(Ordering::Acquire);
+            if unindexed && index_due.is_zero() {
+                break;
+            }
+            q.flusher_idle = true;
+            q = if unindexed {
+                self.work
+                    .wait_timeout(q, index_due)
+                    .map(|(q, _)| q)
+                    .unwrap_or_else(|e| e.into_inner().0)
+            } else {
+                self.work.wait(q).unwrap_or_else(|e| e.into_inner())
+            };
+            q.flusher_idle = false;
+        }
+        let closed = self.closed.load(Ordering::Acquire);
+        // Give the next awaited append the chance to take these rows along
+        // in its own commit.
+        let nothing_queued = q.rows.is_empty() && q.touches.is_empty();
+        let checkpoints = std::mem::take(&mut q.checkpoints);
+        let pause = match (q.urgent || closed || nothing_queued, q.deferred_since) {
+            (true, _) => None,
+            (false, Some(since)) => Some((since + DEFER).saturating_duration_since(Instant::now())),
+            (false, None) => Some(DEFER),
+        };
+        drop(q);
+        if let Some(p) = pause.filter(|p| !p.is_zero()) {
+            thread::sleep(p);
+        }
+        self.drive(false);
+        if !checkpoints.is_empty() {
+            let signed = {
+                let mut w = lock(&self.writer);
+                let (rows, touches) = {
+                    let mut q = lock(&self.queue);
+                    (std::mem::take(&mut q.rows), std::mem::take(&mut q.touches))
+                };
+                if !rows.is_empty() || !touches.is_empty() {
+                    w.commit(rows, &touches);
+                    self.unindexed.store(true, Ordering::Release);
+                }
+                w.sign(true)
+            };
+            if let Ok(s) = &signed {
+                s.keep();
+            }
+            for done in checkpoints {
+                let _ = done.send(match &signed {
+                    Ok(s) => Ok(s.checkpoint.clone()),
+                    Err(e) => Err(Error::LogUnavailable(e.to_string())),
+                });
+            }
+            self.drive(false);
+        }
+        if closed {
+            return true;
+        }
+        if self.unindexed.load(Ordering::Acquire) && indexed_at.elapsed() >= INDEX_EVERY {
+            *indexed_at = Instant::now();
+            let w = lock(&self.writer);
+            self.unindexed.store(false, Ordering::Release);
+            if let Err(e) = index_pending(&w.conn) {
+                // Tried again next time (a search also catches up first).
+                self.unindexed.store(true, Ordering::Release);
+                tracing::warn!(error = %e, "could not add new activity to the search index");
+            }
+            // PASSIVE: copies what no reader still needs, never waits.
+            if let Err(e) = w
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                tracing::warn!(error = %e, "could not copy the write-ahead log into the database");
+            }
+            drop(w);
+            // Appends that found the writer busy meanwhile.
+            self.drive(false);
+        }
+        false
     }
 }
 
@@ -469,30 +509,28 @@ impl Writer {
     /// Signs a checkpoint of everything committed (flusher thread only);
     /// `always_keep` for one asked for (shutdown), otherwise it is kept
     /// outside the database at most every [`KEEP_EVERY`].
-    fn sign(&mut self, always_keep: bool) -> Result<Option<crate::audit::Checkpoint>> {
-        let keep = always_keep || self.kept_at.is_none_or(|t| t.elapsed() >= KEEP_EVERY);
-        let result = match self.signer.clone() {
-            Some(s) => checkpoint_now(&self.conn, &s, keep),
-            None => Ok(None),
+    fn sign(&mut self, always_keep: bool) -> Result<Signed> {
+        let Some(signer) = self.signer.clone() else {
+            return Ok(Signed {
+                checkpoint: None,
+                keep_with: None,
+            });
         };
-        if result.is_ok() {
-            self.since_checkpoint = 0;
-            if keep {
-                self.kept_at = Some(Instant::now());
-            }
+        let checkpoint = crate::audit::checkpoint(&self.conn, &*signer.sign)?;
+        self.since_checkpoint = 0;
+        let keep = always_keep || self.kept_at.is_none_or(|t| t.elapsed() >= KEEP_EVERY);
+        if keep && checkpoint.is_some() {
+            self.kept_at = Some(Instant::now());
         }
-        result
+        Ok(Signed {
+            checkpoint,
+            keep_with: keep.then_some(signer),
+        })
     }
 
     /// Commits one group and tells each waiting caller how it went.
     fn commit(&mut self, rows: Vec<Pending>, touches: &[(i64, i64)]) {
-        let result = write_group(
-            &mut self.conn,
-            &mut self.prev_hash,
-            &mut self.last_time,
-            &rows,
-            touches,
-        );
+        let result = write_group(&mut self.conn, &rows, touches);
         match result {
             Ok(ids) => {
                 self.since_checkpoint += ids.len() as i64;
@@ -510,26 +548,26 @@ impl Writer {
                         let _ = done.send(Err(Error::LogUnavailable(message.clone())));
                     }
                 }
-                match chain_head(&self.conn) {
-                    Ok((h, t)) => {
-                        self.prev_hash = h;
-                        self.last_time = t;
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not reload the chain head"),
-                }
             }
         }
     }
 }
 
-/// Stops the flusher (after a last commit) when the last handle goes.
-struct Closer(Arc<Shared>);
+/// Stops the flusher when the last handle goes, and waits for its last
+/// commit, so that nothing queued is lost and a log opened again afterwards
+/// starts from the real end of the chain.
+struct Closer(Arc<Shared>, Mutex<Option<thread::JoinHandle<()>>>);
 
 impl Drop for Closer {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::Release);
-        let _q = lock(&self.0.queue);
-        self.0.work.notify_one();
+        {
+            let _q = lock(&self.0.queue);
+            self.0.work.notify_one();
+        }
+        if let Some(flusher) = lock(&self.1).take() {
+            let _ = flusher.join();
+        }
     }
 }
 
@@ -550,12 +588,9 @@ impl ActivityLog {
         // flusher thread, about once a second, not in the commit of whichever
         // call happened to fill the log (see `Shared::flusher`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let (prev_hash, last_time) = chain_head(&conn)?;
         let shared = Arc::new(Shared {
             writer: Mutex::new(Writer {
                 conn,
-                prev_hash,
-                last_time,
                 signer: None,
                 since_checkpoint: 0,
                 kept_at: None,
@@ -567,12 +602,12 @@ impl ActivityLog {
             flusher_alive: AtomicBool::new(true),
         });
         let flusher = shared.clone();
-        thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("warden-activity".into())
             .spawn(move || flusher.flusher())
             .map_err(|e| Error::LogUnavailable(format!("could not start the log writer: {e}")))?;
         Ok(ActivityLog {
-            _closer: Arc::new(Closer(shared.clone())),
+            _closer: Arc::new(Closer(shared.clone(), Mutex::new(Some(handle)))),
             shared,
         })
     }
@@ -613,6 +648,9 @@ impl ActivityLog {
 
     /// Signs a checkpoint of everything written so far (at shutdown).
     pub async fn checkpoint(&self) -> Result<Option<crate::audit::Checkpoint>> {
+        if !self.shared.flusher_alive.load(Ordering::Acquire) {
+            return Err(Self::stopped());
+        }
         let (done, wait) = oneshot::channel();
         let wake = {
             let mut q = lock(&self.shared.queue);
@@ -790,15 +828,15 @@ fn chain_head(conn: &Connection) -> Result<(String, i64)> {
 
 fn write_group(
     conn: &mut Connection,
-    prev_hash: &mut String,
-    last_time: &mut i64,
     batch: &[Pending],
     touches: &[(i64, i64)],
 ) -> Result<Vec<i64>> {
-    let tx = conn.transaction()?;
+    // The chain continues from the newest row on disk, read under the write
+    // lock: another writer (a command run while the gateway is down, a log
+    // opened twice) can never fork it.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (mut hash, mut time) = chain_head(&tx)?;
     let mut ids = Vec::with_capacity(batch.len());
-    let mut hash = prev_hash.clone();
-    let mut time = *last_time;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO activity (time_us, kind, call_id, agent, on_behalf_of, chain, server, tool, \
@@ -842,8 +880,6 @@ fn write_group(
         }
     }
     tx.commit()?;
-    *prev_hash = hash;
-    *last_time = time;
     Ok(ids)
 }
 
@@ -906,6 +942,29 @@ mod tests {
             [],
         )
         .expect("the search index is sound");
+    }
+
+    #[tokio::test]
+    async fn two_writers_on_one_database_keep_one_chain() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("w.db");
+        let a = crate::Store::open(&path).expect("open a");
+        let b = crate::Store::open(&path).expect("open b");
+        for i in 0..20 {
+            let store = if i % 2 == 0 { &a } else { &b };
+            store
+                .activity()
+                .append(NewEvent {
+                    kind: format!("k{i}"),
+                    ..Default::default()
+                })
+                .await
+                .expect("append");
+        }
+        let conn = a.connect().expect("connect");
+        let v = crate::audit::verify(&conn, &|_, _, _| true, None, None).expect("verify");
+        assert_eq!(v.rows, 20);
+        assert!(v.problem.is_none(), "{:?}", v.problem);
     }
 
     #[tokio::test]
