@@ -234,7 +234,7 @@ def test_deeply_nested_and_duplicate_key_bodies_are_refused_and_leave_no_trace(w
     ):
         r = warden.post(dup, token)
         assert r.status_code == 400, (dup, r.status_code, r.text)
-        assert "duplicate" in r.json()["error"]["message"], r.text
+        assert r.json()["error"]["code"] == -32600 and "duplicate" in r.json()["error"]["message"], r.text
     after = activity_count(warden)
     assert after == before, "refused bodies leave no activity row"
     echo_works(warden, token)

@@ -33,15 +33,53 @@ pub enum Kind {
     Response,
 }
 
+/// Why [`check_unique_keys`] refused a body, as the JSON-RPC error to send.
+#[derive(Debug, PartialEq)]
+pub enum BodyProblem {
+    /// An object names a key twice (Invalid Request).
+    DuplicateKey(String),
+    /// Nested deeper than serde_json's limit of 128 (Parse error).
+    TooDeep,
+    /// Not JSON at all: the envelope parse that follows says how.
+    Malformed,
+}
+
+impl BodyProblem {
+    /// The JSON-RPC code and message for a refused body; `None` for
+    /// [`BodyProblem::Malformed`], which the envelope parse reports.
+    pub fn error(&self) -> Option<(i64, String)> {
+        match self {
+            BodyProblem::DuplicateKey(e) => Some((INVALID_REQUEST, format!("invalid request: {e}"))),
+            BodyProblem::TooDeep => Some((
+                PARSE_ERROR,
+                "parse error: the body is nested too deeply (JSON more than 128 levels deep is refused)".into(),
+            )),
+            BodyProblem::Malformed => None,
+        }
+    }
+}
+
+const DUPLICATE: &str = "duplicate key";
+
 /// Refuses a body that names a key twice in any object: parsers disagree on
 /// which copy wins (first or last), so what Warden checked could differ from
 /// what a server acts on. Nesting deeper than serde_json's limit fails here
-/// too, with its own message.
-pub fn check_unique_keys(bytes: &[u8]) -> Result<(), String> {
+/// too.
+pub fn check_unique_keys(bytes: &[u8]) -> Result<(), BodyProblem> {
     use serde::Deserializer as _;
+    let classify = |e: serde_json::Error| {
+        let text = e.to_string();
+        if text.starts_with(DUPLICATE) {
+            BodyProblem::DuplicateKey(text)
+        } else if text.contains("recursion limit") {
+            BodyProblem::TooDeep
+        } else {
+            BodyProblem::Malformed
+        }
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_any(Unique).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())
+    de.deserialize_any(Unique).map_err(classify)?;
+    de.end().map_err(classify)
 }
 
 struct Unique;
@@ -64,7 +102,7 @@ impl<'de> serde::de::Visitor<'de> for Unique {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if !seen.insert(key.clone()) {
                 return Err(serde::de::Error::custom(format!(
-                    "duplicate key {key:?}: each name may appear once in an object"
+                    "{DUPLICATE} {key:?}: each name may appear once in an object"
                 )));
             }
             map.next_value::<Unique>()?;
@@ -298,14 +336,26 @@ mod tests {
         assert!(Envelope::parse(b"{not json").is_err());
         assert!(check_unique_keys(br#"{"a":{"b":1,"c":[{"d":2,"e":"\u0041"}]},"b":2}"#).is_ok());
         let twice = check_unique_keys(br#"{"a":1,"b":{"c":1,"c":2}}"#).expect_err("refused");
-        assert!(twice.contains("duplicate key \"c\""), "{twice}");
+        assert!(
+            matches!(&twice, BodyProblem::DuplicateKey(e) if e.contains("duplicate key \"c\"")),
+            "{twice:?}"
+        );
         let escaped = check_unique_keys(br#"{"name":1,"na\u006de":2}"#).expect_err("refused");
         assert!(
-            escaped.contains("duplicate"),
-            "an escaped spelling is the same key: {escaped}"
+            matches!(escaped, BodyProblem::DuplicateKey(_)),
+            "an escaped spelling is the same key: {escaped:?}"
         );
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(check_unique_keys(deep.as_bytes()).is_err(), "too deep");
+        assert_eq!(
+            check_unique_keys(deep.as_bytes()),
+            Err(BodyProblem::TooDeep)
+        );
+        assert_eq!(check_unique_keys(b"{not json"), Err(BodyProblem::Malformed));
+        assert_eq!(
+            BodyProblem::TooDeep.error().map(|(code, _)| code),
+            Some(PARSE_ERROR)
+        );
+        assert_eq!(BodyProblem::Malformed.error(), None);
         let both =
             Envelope::parse(br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#).expect("json");
         assert!(both.kind().is_none());

@@ -307,29 +307,14 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return too_large(&ctx),
     };
-    match jsonrpc::check_unique_keys(&bytes) {
-        Err(e) if e.contains("duplicate key") => {
-            return json(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error(
-                    None,
-                    jsonrpc::INVALID_REQUEST,
-                    &format!("invalid request: {e}"),
-                ),
-            );
-        }
-        Err(e) if e.contains("recursion limit") => {
-            return json(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error(
-                    None,
-                    jsonrpc::PARSE_ERROR,
-                    "parse error: the body is nested too deeply (JSON more than 128 levels deep is refused)",
-                ),
-            );
-        }
-        // Anything else wrong is said below, by the parse that reads it.
-        _ => {}
+    // Anything else wrong is said below, by the parse that reads it.
+    if let Err(problem) = jsonrpc::check_unique_keys(&bytes)
+        && let Some((code, message)) = problem.error()
+    {
+        return json(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::error(None, code, &message),
+        );
     }
     let env = match Envelope::parse(&bytes) {
         Ok(e) => e,

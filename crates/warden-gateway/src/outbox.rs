@@ -101,16 +101,6 @@ impl Outbox {
             false
         }
     }
-
-    /// Whether the client went away.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// Resolves when the client went away.
-    pub async fn closed(&self) {
-        self.tx.closed().await
-    }
 }
 
 impl futures::Stream for Inbox {
