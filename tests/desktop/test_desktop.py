@@ -210,11 +210,20 @@ def app(tmp_path: Path):
         env=env, stdout=driver_log, stderr=sp.STDOUT,
     )
     try:
+        # tauri-driver listens before the WebKitWebDriver it starts does (10 to
+        # 40 ms here, longer on a busy machine), and a session request in that
+        # gap is dropped without an answer: wait for both.
         wait_port(port)
+        wait_port(native)
         opts = ArgOptions()
         opts.set_capability("browserName", "wry")
         opts.set_capability("tauri:options", {"application": str(APP)})
-        driver = webdriver.Remote(f"http://127.0.0.1:{port}", options=opts)
+        try:
+            driver = webdriver.Remote(f"http://127.0.0.1:{port}", options=opts)
+        except Exception as e:
+            driver_log.flush()
+            raise AssertionError(f"no WebDriver session: {e}\ntauri-driver said:\n"
+                                 f"{(tmp_path / 'tauri-driver.log').read_text()[-4000:]}") from e
         driver.set_window_size(1280, 800)
         yield App(driver, data, home, files)
         driver.quit()
