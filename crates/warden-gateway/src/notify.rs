@@ -14,8 +14,12 @@ const APP_NAME: &str = "Warden";
 
 /// Desktop notifications for approval requests. On Linux they carry a Deny
 /// action; a click on the notification itself opens the request in the
-/// app when there is one. Approving needs a person's session, so it happens
-/// in the approval window or with `warden approvals approve`.
+/// app when there is one. There is deliberately no Approve action: a
+/// notification's answer arrives as an `ActionInvoked` D-Bus signal, which
+/// any process of the same user can emit (notify-rust does not check the
+/// sender), so an agent could approve its own call. A forged Deny or Open
+/// costs nothing. Approving needs a person's session, so it happens in the
+/// approval window or with `warden approvals approve`.
 pub struct DesktopNotifier {
     broker: Weak<Broker>,
     /// Approval id → notification id, to replace it when answered.
