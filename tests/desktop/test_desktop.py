@@ -123,6 +123,15 @@ class App:
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         try:
+            # WebKit's screenshot is the last painted frame, which can be older
+            # than the page (a window that was just behind another): wait
+            # until two frames have been painted since.
+            self.d.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "requestAnimationFrame(() => requestAnimationFrame(() => done()));")
+        except WebDriverException:
+            pass
+        try:
             self.d.save_screenshot(str(SHOTS / f"{name}.png"))
         except WebDriverException:
             pass
