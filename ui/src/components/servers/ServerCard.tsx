@@ -112,7 +112,13 @@ function ServerMenu({ server }: { server: ServerInfo }) {
     },
   });
   return (
-    <>
+    // Kept whole beside a long command line: the badge never gets squeezed.
+    <Group gap="xs" wrap="nowrap" style={{ flexShrink: 0 }}>
+      {trusted !== undefined ? (
+        <Badge variant="outline" color={trusted ? "teal" : "gray"} size="sm">
+          {trusted ? "Trusted" : "Not trusted"}
+        </Badge>
+      ) : null}
       <Menu position="bottom-end" withinPortal>
         <Menu.Target>
           <Tooltip label="Server settings">
@@ -156,11 +162,6 @@ function ServerMenu({ server }: { server: ServerInfo }) {
           </Menu.Item>
         </Menu.Dropdown>
       </Menu>
-      {trusted !== undefined ? (
-        <Badge variant="outline" color={trusted ? "teal" : "gray"} size="sm">
-          {trusted ? "Trusted" : "Not trusted"}
-        </Badge>
-      ) : null}
       <Modal opened={confirmRemove} onClose={() => setConfirmRemove(false)} title={`Remove ${server.name}?`} centered>
         <Stack>
           <Text size="sm">
@@ -182,6 +183,6 @@ function ServerMenu({ server }: { server: ServerInfo }) {
           </Group>
         </Stack>
       </Modal>
-    </>
+    </Group>
   );
 }

@@ -92,7 +92,8 @@ export function ToolsTable({
                       ) : null}
                     </Group>
                     {t.description ? (
-                      <Spoiler maxHeight={40} showLabel="More" hideLabel="Less">
+                      // Three whole lines of xs text (16.8 px each), never a line cut in half.
+                      <Spoiler maxHeight={50} showLabel="More" hideLabel="Less">
                         <Text size="xs" c="dimmed">
                           {t.description}
                         </Text>
