@@ -97,7 +97,11 @@ describe("Connect a server", () => {
           trusted: false,
           auto_trust_new_tools: false,
         });
-        f.state.tools[req.name] = [tool("read_file"), tool("write_file", "high")];
+        f.state.tools[req.name] = [
+          tool("read_file"),
+          tool("write_file", "high"),
+          tool("list_directory", "high", { annotations: { readOnlyHint: true } }),
+        ];
       }
       return { kind: "done" };
     });
@@ -120,8 +124,12 @@ describe("Connect a server", () => {
     await user.click(screen.getByTestId("mfa-submit"));
 
     const result = await screen.findByTestId("wizard-result");
-    await waitFor(() => expect(within(result).getAllByTestId("risk-badge")).toHaveLength(2));
+    await waitFor(() => expect(within(result).getAllByTestId("risk-badge")).toHaveLength(3));
     expect(result).toHaveTextContent("write_file");
+    // The untrusted server's own "read-only" claim is why list_directory is risky.
+    expect(within(result).getByTestId("wizard-untrusted-hint")).toHaveTextContent(
+      /1 of these tools says it only reads.*Trust this server's risk hints/,
+    );
     const adds = fake.made("server_add");
     expect(adds).toHaveLength(2);
     expect(adds[1]!.spec.args).toEqual(["-y", "@modelcontextprotocol/server-filesystem", "/home/alice/Documents"]);

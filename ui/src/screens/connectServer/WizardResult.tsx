@@ -6,6 +6,7 @@ import { ErrorAlert } from "../../components/ErrorAlert";
 import { RiskBadge } from "../../components/RiskBadge";
 import { ServerProblem, probeWords, serverState } from "../../components/ServerStatus";
 import { useTools } from "../../components/servers/ToolsTable";
+import type { ToolJson } from "../../types";
 import type { Progress } from "./ConnectProgress";
 
 /** The last step: the tools the new server offers, once it is ready. */
@@ -80,6 +81,7 @@ export function WizardResult({ name, progress }: { name: string; progress: Extra
                 </List.Item>
               ))}
             </List>
+            <UntrustedHints trusted={server?.trusted ?? false} tools={tools.data} />
             <Text size="xs" c="dimmed">
               No agent may use them yet: give a role access on the server's page, or connect your AI app.
             </Text>
@@ -92,5 +94,24 @@ export function WizardResult({ name, progress }: { name: string; progress: Extra
         </Group>
       </Stack>
     </Card>
+  );
+}
+
+/** Tools a server says only read, which Warden still rates risky because
+ * nobody has trusted that server's word yet. */
+export function readOnlyClaims(tools: ToolJson[]): number {
+  return tools.filter((t) => t.annotations?.readOnlyHint === true && t.warden?.risk === "high").length;
+}
+
+/** Why read-only tools show as risky on a new server, and what changes it. */
+function UntrustedHints({ trusted, tools }: { trusted: boolean; tools: ToolJson[] }) {
+  const n = readOnlyClaims(tools);
+  if (trusted || n === 0) return null;
+  return (
+    <Alert color="blue" variant="light" data-testid="wizard-untrusted-hint">
+      {n === 1 ? "1 of these tools says it only reads" : `${n} of these tools say they only read`}, but a new server
+      could say anything, so Warden rates them as risky. If you know where this server comes from, an admin can trust
+      its own risk hints: on the server's page, open its ••• menu and choose "Trust this server's risk hints".
+    </Alert>
   );
 }
