@@ -150,6 +150,65 @@ def test_disabling_a_person_at_the_provider_ends_their_session_and_suspends_thei
     assert refused and refused[0]["on_behalf_of"] == "ben" and json.loads(refused[0]["detail"])["agents_suspended"] == 1
 
 
+def test_leaving_a_group_takes_its_role_from_the_agents_at_the_next_refresh(warden, idp, files_root):
+    from conftest import peer
+
+    configure(warden, idp, "--refresh-secs", "1")
+    warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
+    warden.cli("grant", "dev", "fs", "read_text_file", "allow")
+    warden.start()
+    assert sso_login(warden, idp, "ben").returncode == 0
+    token = json.loads(warden.cli("agent", "add", "ben-bot", "--role", "dev", "--json").stdout)["credential"]
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}
+
+    def roles() -> list[str]:
+        agents = {a["name"]: a for a in json.loads(warden.cli("agent", "list", "--json").stdout)}
+        return agents["ben-bot"]["roles"]
+
+    def tools() -> list[str]:
+        r = warden.post(listing, token)
+        assert r.status_code == 200, r.text
+        return [t["name"] for t in r.json()["result"]["tools"]]
+
+    assert roles() == ["dev"]
+    assert tools() == ["fs__read_text_file"]
+    # The provider's admin takes ben out of warden-users (which gave dev).
+    httpx2.post(f"{idp}/test/groups/ben", content="", timeout=10).raise_for_status()
+    deadline = time.time() + 20
+    while time.time() < deadline and roles() == ["dev"]:
+        time.sleep(0.5)
+    assert roles() == [], "the agent lost the role its owner's group gave"
+    assert whoami(warden) == "ben (member)", "leaving a group does not end the session"
+    out = warden.cli("agent", "add", "ben-bot2", "--role", "dev", check=False)
+    assert out.returncode != 0 and "dev" in out.stderr, out.stdout + out.stderr
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    changed = [json.loads(r["detail"]) for r in rows if r["kind"] == "person.roles_from_groups" and r["on_behalf_of"] == "ben"]
+    assert any(d.get("agents_lost") == [{"agent": "ben-bot", "role": "dev"}] for d in changed), changed
+    # The agent still authenticates, and no longer sees what dev gave it.
+    assert tools() == []
+
+
+def test_a_refreshed_id_token_for_someone_else_ends_the_session(warden, idp):
+    configure(warden, idp, "--refresh-secs", "1")
+    warden.start()
+    assert sso_login(warden, idp, "ben").returncode == 0
+    warden.cli("agent", "add", "ben-bot", "--role", "dev")
+    # The next token the provider issues (ben's refresh) names ana, properly signed.
+    httpx2.post(f"{idp}/test/mode/sub", timeout=10).raise_for_status()
+    deadline = time.time() + 20
+    while time.time() < deadline and whoami(warden) == "ben (member)":
+        time.sleep(0.5)
+    out = warden.cli("whoami", check=False)
+    assert out.returncode != 0 and "session has ended" in out.stderr, out.stdout + out.stderr
+    warden.admin.login()
+    agents = {a["name"]: a for a in json.loads(warden.cli("agent", "list", "--json").stdout)}
+    assert agents["ben-bot"]["status"] == "suspended"
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    refused = [json.loads(r["detail"]) for r in rows if r["kind"] == "auth.sso_refused" and r["on_behalf_of"] == "ben"]
+    assert refused and "different person" in refused[0]["why"], refused
+
+
 def follow_provider(idp: str, url: str, who: str) -> None:
     """The browser's part of a provider sign-in: log in as WHO, come back."""
     c = httpx2.Client(follow_redirects=False, timeout=30)

@@ -7,9 +7,11 @@
 // People: ana (pwd+otp, group warden-admins), ben (pwd+otp, warden-users),
 // pat (password only, warden-users).
 // Test hooks: POST /test/disable/NAME (the provider refuses them from now
-// on, refresh included); POST /test/mode/MODE makes the next ID token wrong
-// on purpose: iss, aud, exp, nonce, sig (re-signed with the provider's key,
-// except sig which is tampered), or none.
+// on, refresh included); POST /test/groups/NAME with "g1,g2" as the body
+// sets their groups (an empty body: none); POST /test/mode/MODE makes the
+// next ID token wrong on purpose: iss, aud, exp, nonce, sub (another
+// person), sig (re-signed with the provider's key, except sig which is
+// tampered), or none.
 import Provider, { errors } from 'oidc-provider';
 import * as jose from 'jose';
 import http from 'node:http';
@@ -86,6 +88,7 @@ provider.use(async (ctx, next) => {
   if (current === 'aud') claims.aud = 'someone-else';
   if (current === 'exp') { claims.exp = Math.floor(Date.now() / 1000) - 600; claims.iat = claims.exp - 3600; }
   if (current === 'nonce') claims.nonce = 'not-the-nonce';
+  if (current === 'sub') claims.sub = 'ana';
   const token = await new jose.SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'k1', typ: 'JWT' }).sign(privateKey);
   ctx.body = { ...ctx.body, id_token: token };
 });
@@ -95,6 +98,18 @@ const server = http.createServer(async (req, res) => {
   if (req.method === 'POST' && url.pathname.startsWith('/test/disable/')) {
     disabled.add(url.pathname.split('/').pop());
     res.writeHead(200).end('disabled');
+    return;
+  }
+  if (req.method === 'POST' && url.pathname.startsWith('/test/groups/')) {
+    const who = url.pathname.split('/').pop();
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    if (!people[who]) {
+      res.writeHead(404).end('unknown person');
+      return;
+    }
+    people[who].groups = body.split(',').map((g) => g.trim()).filter(Boolean);
+    res.writeHead(200).end(people[who].groups.join(','));
     return;
   }
   if (req.method === 'POST' && url.pathname.startsWith('/test/mode/')) {

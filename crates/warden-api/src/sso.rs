@@ -643,23 +643,36 @@ impl Api {
         agent_roles.dedup();
         let store = self.store.clone();
         let (id, r, ar) = (user.id, role.to_string(), agent_roles.clone());
-        let (before_role, before_agents) = blocking(move || {
+        let (before_role, before_agents, lost) = blocking(move || {
             let conn = store.connect()?;
             let before = users::by_id(&conn, id)?.map(|u| u.role).unwrap_or_default();
             let mut before_agents = warden_store::roles::allowed_for_person(&conn, id)?;
             before_agents.sort();
+            // A role the groups no longer give is taken from the person's
+            // agents too, not only from the agents they make from now on.
+            let gone: Vec<String> = before_agents
+                .iter()
+                .filter(|r| !ar.contains(r))
+                .cloned()
+                .collect();
+            let lost = warden_store::roles::unassign_from_owned(&conn, id, &gone)?;
             users::set_role(&conn, id, &r)?;
             warden_store::roles::set_allowed_for_person(&conn, id, &ar)?;
-            Ok((before, before_agents))
+            Ok((before, before_agents, lost))
         })
         .await?;
-        if before_role != role || before_agents != agent_roles {
+        if before_role != role || before_agents != agent_roles || !lost.is_empty() {
+            let lost: Vec<serde_json::Value> = lost
+                .into_iter()
+                .map(|(agent, role)| serde_json::json!({"agent": agent, "role": role}))
+                .collect();
             self.record_for(
                 &user.name,
                 "person.roles_from_groups",
                 serde_json::json!({"target": user.name, "groups": groups,
                     "before": {"role": before_role, "agent_roles": before_agents},
-                    "after": {"role": role, "agent_roles": agent_roles}}),
+                    "after": {"role": role, "agent_roles": agent_roles},
+                    "agents_lost": lost}),
             )
             .await?;
             self.reload_gateway()?;
@@ -718,26 +731,20 @@ impl Api {
             };
             match flow::refresh(&http, &guard, &meta.token_endpoint, &client, &tokens).await {
                 Ok(fresh) => {
-                    if let Some(id) = &fresh.id_token
-                        && let Ok(keys) = oidc::fetch_keys(&http, &guard, &meta.jwks_uri).await
-                        && let Ok(c) = oidc::validate(
-                            id,
-                            &keys,
-                            &Expect {
-                                issuer: &meta.issuer,
-                                client_id: &cfg.client_id,
-                                nonce: None,
-                                max_age: None,
-                                now,
-                            },
-                        )
-                    {
-                        self.apply_groups(&cfg, &user, &c).await?;
-                    }
-                    if let Some(rt) = fresh.refresh_token {
+                    // A rotated refresh token replaces the old one before
+                    // anything else: the provider may already refuse the old.
+                    if let Some(rt) = fresh.refresh_token.clone() {
                         let kc = self.keychain.clone();
                         let a = acct.clone();
                         let _ = tokio::task::spawn_blocking(move || kc.set(&a, &rt)).await;
+                    }
+                    if let Some(why) = self
+                        .check_refreshed(&cfg, &meta, &user, &fresh, now)
+                        .await?
+                    {
+                        ended += 1;
+                        self.end_provider_session(hash, &user, acct, why).await?;
+                        continue;
                     }
                     let store = self.store.clone();
                     let (h, next) = (hash.clone(), now + cfg.refresh_secs);
@@ -751,29 +758,94 @@ impl Api {
                 }
                 Err(e) => {
                     ended += 1;
-                    let store = self.store.clone();
-                    let (h, id) = (hash.clone(), user.id);
-                    let paused = blocking(move || {
-                        let conn = store.connect()?;
-                        users::end_session(&conn, &h)?;
-                        users::set_sso_suspended(&conn, id, true)?;
-                        Ok(warden_store::agent::suspend_owned(&conn, id, false)?)
-                    })
-                    .await?;
-                    let kc = self.keychain.clone();
-                    let _ = tokio::task::spawn_blocking(move || kc.delete(&acct)).await;
-                    self.reload_gateway()?;
-                    self.record_for(
-                        &user.name,
-                        "auth.sso_refused",
-                        serde_json::json!({"why": e.to_string(), "session_ended": true, "agents_suspended": paused}),
-                    )
-                    .await?;
-                    tracing::warn!(person = %user.name, "the identity provider refused a session; it ended and the person's agents are suspended");
+                    self.end_provider_session(hash, &user, acct, e.to_string())
+                        .await?;
                 }
             }
         }
         Ok(ended)
+    }
+
+    /// A refresh's new ID token, when the provider sent one: it must pass
+    /// the same checks as at sign-in and name the same person; then the
+    /// person's roles follow their groups. Returns why the session must end,
+    /// or None. Keys that cannot be fetched leave the roles as they were
+    /// until the next refresh.
+    async fn check_refreshed(
+        &self,
+        cfg: &SsoConfig,
+        meta: &oidc::ProviderMetadata,
+        user: &User,
+        fresh: &warden_auth::oauth::TokenSet,
+        now: i64,
+    ) -> ApiResult<Option<String>> {
+        let Some(id) = &fresh.id_token else {
+            return Ok(None);
+        };
+        let keys = match oidc::fetch_keys(&http(), &guard_for(&cfg.issuer)?, &meta.jwks_uri).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, person = %user.name, "could not fetch the identity provider's keys; roles are checked at the next refresh");
+                return Ok(None);
+            }
+        };
+        let expect = Expect {
+            issuer: &meta.issuer,
+            client_id: &cfg.client_id,
+            nonce: None,
+            max_age: None,
+            now,
+        };
+        let claims = match oidc::validate(id, &keys, &expect) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "the provider's new ID token was refused: {e}"
+                )));
+            }
+        };
+        let store = self.store.clone();
+        let uid = user.id;
+        let bound = blocking(move || Ok(users::sso_subject_of(&store.connect()?, uid)?)).await?;
+        if bound.as_deref() != Some(format!("{}|{}", claims.iss, claims.sub).as_str()) {
+            return Ok(Some(
+                "the provider's new ID token names a different person".to_string(),
+            ));
+        }
+        self.apply_groups(cfg, user, &claims).await?;
+        Ok(None)
+    }
+
+    /// The provider refused a session (or answered for someone else): the
+    /// session ends, the person's agents are suspended until they sign in
+    /// again, and it is logged.
+    async fn end_provider_session(
+        &self,
+        hash: String,
+        user: &User,
+        acct: String,
+        why: String,
+    ) -> ApiResult<()> {
+        let store = self.store.clone();
+        let id = user.id;
+        let paused = blocking(move || {
+            let conn = store.connect()?;
+            users::end_session(&conn, &hash)?;
+            users::set_sso_suspended(&conn, id, true)?;
+            Ok(warden_store::agent::suspend_owned(&conn, id, false)?)
+        })
+        .await?;
+        let kc = self.keychain.clone();
+        let _ = tokio::task::spawn_blocking(move || kc.delete(&acct)).await;
+        self.reload_gateway()?;
+        self.record_for(
+            &user.name,
+            "auth.sso_refused",
+            serde_json::json!({"why": why, "session_ended": true, "agents_suspended": paused}),
+        )
+        .await?;
+        tracing::warn!(person = %user.name, "the identity provider refused a session; it ended and the person's agents are suspended");
+        Ok(())
     }
 
     /// After an SSO step-up: the session may approve one critical call.

@@ -194,6 +194,45 @@ pub fn set_allowed_for_person(conn: &Connection, user_id: i64, roles: &[String])
     Ok(())
 }
 
+/// Takes `roles` away from every agent `owner_id` owns (their groups at the
+/// identity provider no longer give them). Returns the (agent, role) pairs
+/// removed, for the activity log.
+pub fn unassign_from_owned(
+    conn: &Connection,
+    owner_id: i64,
+    roles: &[String],
+) -> Result<Vec<(String, String)>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut removed = Vec::new();
+    {
+        let mut find = tx.prepare_cached(
+            "SELECT a.name, ar.agent_id, ar.role_id FROM agent_roles ar
+             JOIN agents a ON a.id = ar.agent_id JOIN roles r ON r.id = ar.role_id
+             WHERE a.owner_id = ?1 AND r.name = ?2 ORDER BY a.name",
+        )?;
+        for role in roles {
+            let held = find
+                .query_map(params![owner_id, role], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for (agent, agent_id, role_id) in held {
+                tx.execute(
+                    "DELETE FROM agent_roles WHERE agent_id = ?1 AND role_id = ?2",
+                    params![agent_id, role_id],
+                )?;
+                removed.push((agent, role.clone()));
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(removed)
+}
+
 pub fn allowed_for_person(conn: &Connection, user_id: i64) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT r.name FROM roles r JOIN user_agent_roles u ON u.role_id = r.id WHERE u.user_id = ?1",
@@ -239,5 +278,43 @@ mod tests {
         );
         assert!(grants_of_agent(&c, agent.id).expect("grants").is_empty());
         assert!(matches!(grant(&c, "nobody", &g), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn roles_leave_only_the_owners_agents() {
+        let mut c = Connection::open_in_memory().expect("db");
+        crate::migrate::apply(&mut c).expect("migrate");
+        for r in ["dev", "ops"] {
+            add(&c, r, "").expect("role");
+        }
+        let ben = crate::users::insert(&c, "ben", "member", "x").expect("ben");
+        let ana = crate::users::insert(&c, "ana", "member", "x").expect("ana");
+        let mut agents = Vec::new();
+        for (name, owner) in [("ben-a", ben.id), ("ben-b", ben.id), ("ana-a", ana.id)] {
+            let a = crate::agent::insert(&c, name, name, 1).expect("agent");
+            crate::agent::set_owner(&c, a.id, Some(owner)).expect("owner");
+            assign(&c, a.id, "dev").expect("dev");
+            assign(&c, a.id, "ops").expect("ops");
+            agents.push(a);
+        }
+        let removed = unassign_from_owned(&c, ben.id, &["dev".into()]).expect("unassign");
+        assert_eq!(
+            removed,
+            vec![
+                ("ben-a".to_string(), "dev".to_string()),
+                ("ben-b".to_string(), "dev".to_string())
+            ]
+        );
+        assert_eq!(roles_of_agent(&c, agents[0].id).expect("roles"), ["ops"]);
+        assert_eq!(roles_of_agent(&c, agents[1].id).expect("roles"), ["ops"]);
+        assert_eq!(
+            roles_of_agent(&c, agents[2].id).expect("roles"),
+            ["dev", "ops"]
+        );
+        assert!(
+            unassign_from_owned(&c, ben.id, &["dev".into()])
+                .expect("again")
+                .is_empty()
+        );
     }
 }
