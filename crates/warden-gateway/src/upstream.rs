@@ -47,6 +47,7 @@ pub enum PeerError {
     Cancelled,
     #[error("{0}")]
     Transport(String),
+    /// `detail` is empty or starts with ": ".
     #[error("the server answered HTTP {status}{detail}")]
     Http { status: u16, detail: String },
     #[error("{0}")]

@@ -85,7 +85,7 @@ impl HttpLink {
             Ok(None) => Ok((req, false)),
             Err(why) => Err(PeerError::Http {
                 status: 401,
-                detail: why,
+                detail: format!(": {why}"),
             }),
         }
     }
@@ -165,7 +165,7 @@ impl HttpLink {
             };
             return Err(PeerError::Http {
                 status: 401,
-                detail: format!("{signed_in}: warden server login {}", self.server),
+                detail: format!(": {signed_in}: warden server login {}", self.server),
             });
         }
         if status == reqwest::StatusCode::FORBIDDEN
@@ -181,7 +181,7 @@ impl HttpLink {
             return Err(PeerError::Http {
                 status: 403,
                 detail: format!(
-                    "it needs more access than was granted ({scope}); sign in again to grant it: warden server login {} --scopes \"{scope}\"",
+                    ": it needs more access than was granted ({scope}); sign in again to grant it: warden server login {} --scopes \"{scope}\"",
                     self.server
                 ),
             });
