@@ -119,6 +119,14 @@ fn main() {
                     windows::show_prompt(&handle);
                 }));
             }
+            // A notice that leads somewhere (a server to sign in to again)
+            // opens that page in the window.
+            let handle = app.handle().clone();
+            warden_gateway::notify::on_notice_open(std::sync::Arc::new(move |route: &str| {
+                if route.starts_with('/') {
+                    windows::navigate(&handle, route);
+                }
+            }));
             Ok(())
         })
         .on_window_event(|window, event| {

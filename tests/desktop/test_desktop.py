@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from selenium import webdriver
@@ -304,11 +305,11 @@ def tools_have_risk_badges(app: App) -> None:
     app.shot("07-servers")
 
 
-def connect_claude(app: App, agent: str) -> dict:
+def connect_claude(app: App, agent: str, server: str = "files") -> dict:
     app.click("nav-connect-app")
     app.click("app-claude_desktop")
     app.type("app-agent-name", agent)
-    app.click("app-server-files")
+    app.click(f"app-server-{server}")
     app.click("app-write")
     app.confirm_if_asked()
     app.wait_text("app-result", "claude_desktop_config.json")
@@ -485,3 +486,88 @@ def test_sign_in_with_the_company_identity_provider(app: App, idp: str):
     follow_provider(idp, url.strip(), "ana")
     app.find("nav-home", timeout=60)
     assert app.find("user-menu").get_attribute("aria-label") == "Signed in as ana"
+
+
+@pytest.fixture
+def protected_server():
+    """An OAuth-protected MCP server on the TypeScript SDK (the e2e suite's)."""
+    port = free_port()
+    p = sp.Popen(["node", str(ROOT / "tests" / "servers" / "oauth_server.mjs"), str(port)], env=node_env(),
+                 cwd=ROOT / "tests", stdout=sp.PIPE, stderr=sp.STDOUT, text=True)
+    line = p.stdout.readline()
+    assert line.startswith("listening"), line
+    yield f"http://localhost:{port}"
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def follow_authorization(url: str) -> None:
+    """The browser's part of a server sign-in: the example authorization
+    server approves at once and sends the browser back to Warden."""
+    r = httpx2.get(url, follow_redirects=False, timeout=30)
+    assert r.status_code in (302, 303), r.text
+    back = httpx2.get(r.headers["location"], timeout=30)
+    assert back.status_code == 200, back.text
+
+
+def dunstctl(*args: str) -> str:
+    return sp.run(["dunstctl", *args], capture_output=True, text=True, timeout=10, check=True).stdout
+
+
+def test_a_lapsed_server_sign_in_is_renewed_from_its_notification(app: App, protected_server: str):
+    first_run(app)
+    env = dict(os.environ, WARDEN_BROWSER="none")
+    cli = [str(WARDEN), "--data-dir", str(app.data)]
+    login = sp.run([*cli, "login", "ada", "--password-stdin", "--totp", app.codes.next()],
+                   input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=env)
+    assert login.returncode == 0, login.stderr
+    for args in (["server", "add", "notes", "--url", f"{protected_server}/mcp"], ["server", "trust", "notes"]):
+        done = sp.run([*cli, *args], capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+
+    # Sign Warden in to the server from its card.
+    app.click("nav-servers")
+    card = app.find("server-notes", timeout=60)
+    assert "not signed in" in app.find("server-signin", within=card).text
+    app.click("server-signin-again")
+    follow_authorization(app.wait_text("server-signin-url", "http").strip())
+    app.wait_text("server-signin", "Signed in at")
+    entry = connect_claude(app, "claude", server="notes")
+
+    def whoami() -> str:
+        """What the agent gets: the tool's text, or the error it is told."""
+        call = Call(entry, "notes__whoami", {})
+        call.start()
+        call.join(60)
+        assert not call.is_alive(), "the call hung"
+        if call.error is not None:
+            return f"error: {call.error!r}"
+        return ("error: " if call.result.is_error else "") + text_of(call.result)
+
+    assert whoami() == "hello from the protected server"
+
+    # The authorization server withdraws the grant: renewing fails, the agent
+    # is told, and a notification offers to sign in again.
+    dunstctl("close-all")
+    assert httpx2.post(f"{protected_server}/test/revoke", timeout=10).json()["revoked"] >= 1
+    lapsed = whoami()
+    assert lapsed.startswith("error") and "sign in again" in lapsed, lapsed
+    deadline = time.time() + 20
+    while time.time() < deadline and dunstctl("count", "displayed").strip() in ("", "0"):
+        time.sleep(0.2)
+    assert dunstctl("count", "displayed").strip() not in ("", "0"), "no notification was shown"
+    app.d.switch_to.window(app.main)
+    app.click("nav-home")
+
+    # One click on the notification: the app opens the server and starts
+    # the sign-in; the browser part is all that is left.
+    dunstctl("action", "0")
+    url = app.wait_text("server-signin-url", "http").strip()
+    app.find("server-signin-problem")
+    app.screen("16-server-sign-in-again")
+    follow_authorization(url)
+    deadline = time.time() + 30
+    while time.time() < deadline and app.present("server-signin-problem"):
+        time.sleep(0.3)
+    assert not app.present("server-signin-problem"), "the sign-in problem is still shown"
+    assert whoami() == "hello from the protected server"

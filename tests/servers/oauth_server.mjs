@@ -7,7 +7,8 @@
 //   node oauth_server.mjs PORT --any      any bearer token is accepted (a server that does not enforce)
 //
 // Test hooks: POST /test/expire makes every access token expired (the
-// server refuses them from then on); GET /test/stats counts refreshes.
+// server refuses them from then on); POST /test/revoke also makes every
+// refresh token stop working; GET /test/stats counts refreshes.
 import express from 'express';
 import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -72,6 +73,14 @@ app.use(mcpAuthRouter({ provider, issuerUrl: new URL(base), resourceServerUrl: m
 app.post('/test/expire', (req, res) => {
   for (const t of provider.tokens.values()) t.expiresAt = Date.now() - 1000;
   res.json({ expired: provider.tokens.size });
+});
+app.post('/test/revoke', (req, res) => {
+  // The authorization server forgets every grant: tokens expire and refresh
+  // tokens stop working, as when a person's access is withdrawn there.
+  for (const t of provider.tokens.values()) t.expiresAt = Date.now() - 1000;
+  const refreshTokens = provider.refreshTokens.size;
+  provider.refreshTokens.clear();
+  res.json({ revoked: refreshTokens });
 });
 app.get('/test/stats', (req, res) => res.json(stats));
 

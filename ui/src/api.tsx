@@ -81,5 +81,6 @@ export const keys = {
   review: ["review"] as const,
   presets: ["presets"] as const,
   sso: ["sso"] as const,
+  serverAuth: ["server-auth"] as const,
   consent: (name: string) => ["consent", name] as const,
 };

@@ -19,7 +19,7 @@ export function useBackendEvents({ navigate: allowNavigate }: { navigate: boolea
       };
     const stops = [
       backend.on(EVENTS.approvals, refresh(keys.approvals)),
-      backend.on(EVENTS.servers, refresh(keys.servers, keys.toolsAll, keys.quarantined)),
+      backend.on(EVENTS.servers, refresh(keys.servers, keys.toolsAll, keys.quarantined, keys.serverAuth)),
       backend.on(EVENTS.activity, refresh(keys.activity)),
       backend.on(EVENTS.session, refresh(keys.status, keys.whoami)),
       // Something the shell did on its own (the tray) and could not finish.

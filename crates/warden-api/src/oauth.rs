@@ -167,12 +167,19 @@ impl OAuthTokens {
                     "the sign-in to {server} ended and could not be renewed ({e}); sign in again: warden server login {server}"
                 );
                 self.note(server, None, Some(why.clone())).await;
-                warden_gateway::notify::notice(
-                    format!("Sign in to {server} again"),
-                    format!(
-                        "Warden could not renew your sign-in to {server}, so its tools are unavailable. Reconnect with: warden server login {server}"
-                    ),
-                );
+                // Once per lapse, not once per call that finds it lapsed.
+                if row.last_error.is_none() {
+                    warden_gateway::notify::notice_to(
+                        format!("Sign in to {server} again"),
+                        format!(
+                            "Warden could not renew its sign-in to {server}, so its tools are unavailable until someone signs in again (in Warden, or: warden server login {server})."
+                        ),
+                        Some((
+                            format!("/servers?server={server}&signin=1"),
+                            "Sign in again".to_string(),
+                        )),
+                    );
+                }
                 Err(why)
             }
         }

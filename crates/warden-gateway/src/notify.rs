@@ -167,14 +167,49 @@ impl Surface for DesktopNotifier {
 
 /// A one-off notice for admins (a tool was quarantined). Never blocks.
 pub fn notice(summary: String, body: String) {
+    notice_to(summary, body, None);
+}
+
+/// Where a click on a notice takes the person: set by the app, which opens
+/// the route in its window. Without the app, notices only inform.
+static NOTICE_OPEN: std::sync::OnceLock<OpenHandler> = std::sync::OnceLock::new();
+
+/// The app's handler for notices that lead somewhere (see `notice_to`).
+pub fn on_notice_open(f: OpenHandler) {
+    let _ = NOTICE_OPEN.set(f);
+}
+
+/// A notice with a way to act on it: when the app is running, the notice
+/// carries a button `label`, and it or a click on the notice opens `route`
+/// in the app. Opening a page decides nothing, so a forged click is
+/// harmless. Never blocks.
+pub fn notice_to(summary: String, body: String, link: Option<(String, String)>) {
+    let open = NOTICE_OPEN.get().cloned();
     std::thread::spawn(move || {
-        let shown = notify_rust::Notification::new()
-            .appname(APP_NAME)
-            .summary(&summary)
-            .body(&body)
-            .show();
-        if let Err(e) = shown {
-            tracing::warn!(error = %e, %summary, "could not show a desktop notification");
+        let mut n = notify_rust::Notification::new();
+        n.appname(APP_NAME).summary(&summary).body(&body);
+        #[cfg(all(unix, not(target_os = "macos")))]
+        let link = match (&open, link) {
+            (Some(_), Some((route, label))) => {
+                n.action("default", &label).action("open", &label);
+                Some(route)
+            }
+            _ => None,
+        };
+        match n.show() {
+            Ok(handle) => {
+                #[cfg(all(unix, not(target_os = "macos")))]
+                if let (Some(route), Some(open)) = (link, open) {
+                    handle.wait_for_action(|action| {
+                        if action == "default" || action == "open" {
+                            open(&route);
+                        }
+                    });
+                }
+                #[cfg(not(all(unix, not(target_os = "macos"))))]
+                let _ = (handle, link, open);
+            }
+            Err(e) => tracing::warn!(error = %e, %summary, "could not show a desktop notification"),
         }
     });
 }

@@ -33,6 +33,14 @@ export function ServerStatusBadge({ server }: { server: ServerInfo }) {
 export function ServerProblem({ server }: { server: ServerInfo }) {
   const state = serverState(server);
   const why = serverProblem(server);
+  if (state === "failed" && server.transport !== "stdio" && why && /server login/.test(why)) {
+    return (
+      <Text size="sm" c="red.8" data-testid="server-needs-signin">
+        Warden is not signed in to this server, or its sign-in ended, so its tools are unavailable. An admin signs in
+        again below.
+      </Text>
+    );
+  }
   if (state === "failed") {
     return (
       <Text size="sm" c="red.8">

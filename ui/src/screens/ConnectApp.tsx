@@ -51,7 +51,7 @@ export function ConnectApp() {
   const connect = useAction(
     (write: boolean) =>
       call({ call: "client_connect", app: app!, agent: agent.trim(), servers: picked, write }, "client_connected"),
-    { invalidate: [keys.agents] },
+    { invalidate: [keys.agents, keys.roles] },
   );
   const chosen = APPS.find((a) => a.id === app);
   const problem = !app

@@ -1,4 +1,5 @@
 // Servers: every connected server, its tools and their risk.
+import { useCallback } from "react";
 import { Button, Card, Group, Skeleton, Stack, Text, Title } from "@mantine/core";
 import { IconPlus } from "@tabler/icons-react";
 import { Link, useSearchParams } from "react-router";
@@ -8,8 +9,21 @@ import { QuarantinePanel } from "../components/servers/QuarantinePanel";
 import { ServerCard } from "../components/servers/ServerCard";
 
 export function Servers({ admin }: { admin: boolean }) {
-  const [params] = useSearchParams();
+  const [params, setParams] = useSearchParams();
   const focus = params.get("server");
+  const signInNow = params.get("signin") === "1";
+  // Started once; coming back to the page later does not start it again.
+  const signInStarted = useCallback(
+    () =>
+      setParams(
+        (p) => {
+          p.delete("signin");
+          return p;
+        },
+        { replace: true },
+      ),
+    [setParams],
+  );
   const servers = useCall(keys.servers, { call: "server_list" }, "servers");
   const roles = useCall(keys.roles, { call: "role_list" }, "roles", { enabled: admin });
   return (
@@ -55,7 +69,15 @@ export function Servers({ admin }: { admin: boolean }) {
         </Card>
       ) : (
         servers.data.map((s) => (
-          <ServerCard key={s.name} server={s} roles={roles.data} admin={admin} focused={focus === s.name} />
+          <ServerCard
+            key={s.name}
+            server={s}
+            roles={roles.data}
+            admin={admin}
+            focused={focus === s.name}
+            signInNow={signInNow && focus === s.name}
+            onSignInStarted={signInStarted}
+          />
         ))
       )}
     </Stack>

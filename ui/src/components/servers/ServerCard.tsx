@@ -9,6 +9,7 @@ import type { Role, ServerInfo } from "../../types";
 import { ErrorAlert } from "../ErrorAlert";
 import { ServerProblem, ServerStatusBadge, probeWords, serverState } from "../ServerStatus";
 import { ConsentPanel } from "./ConsentPanel";
+import { SignInPanel } from "./SignInPanel";
 import { ToolsTable } from "./ToolsTable";
 
 export function ServerCard({
@@ -16,11 +17,16 @@ export function ServerCard({
   roles,
   admin,
   focused,
+  signInNow = false,
+  onSignInStarted = () => {},
 }: {
   server: ServerInfo;
   roles: Role[] | undefined;
   admin: boolean;
   focused: boolean;
+  /** Start signing in to it again at once (from a notification). */
+  signInNow?: boolean;
+  onSignInStarted?: () => void;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -60,6 +66,7 @@ export function ServerCard({
         </Group>
         <ServerProblem server={server} />
         {state === "blocked" ? <ConsentPanel name={server.name} admin={admin} /> : null}
+        {remote && admin ? <SignInPanel server={server} autoStart={signInNow} onAutoStarted={onSignInStarted} /> : null}
         {probe ? (
           <Group gap="xs">
             <IconWorldCheck size={16} aria-hidden />
