@@ -134,8 +134,14 @@ impl OAuthTokens {
             return Ok(Some(stored.tokens.access_token.expose().clone()));
         }
         let _one_at_a_time = self.refreshing.lock().await;
+        let latest = self.load(server).await?;
+        // A lapse already recorded (by a call that waited before this one)
+        // was already notified.
+        let lapsed_before = latest
+            .as_ref()
+            .is_some_and(|(r, _, _)| r.last_error.is_some());
         // Someone else may have refreshed while this waited.
-        if let Some((_, fresh, _)) = self.load(server).await?
+        if let Some((_, fresh, _)) = &latest
             && fresh.tokens.access_token.expose() != stored.tokens.access_token.expose()
             && !fresh.tokens.expiring(now, 60)
         {
@@ -168,7 +174,7 @@ impl OAuthTokens {
                 );
                 self.note(server, None, Some(why.clone())).await;
                 // Once per lapse, not once per call that finds it lapsed.
-                if row.last_error.is_none() {
+                if !lapsed_before {
                     warden_gateway::notify::notice_to(
                         format!("Sign in to {server} again"),
                         format!(
