@@ -644,24 +644,19 @@ impl Api {
         let store = self.store.clone();
         let (id, r, ar) = (user.id, role.to_string(), agent_roles.clone());
         let (before_role, before_agents, lost) = blocking(move || {
-            let conn = store.connect()?;
-            let before = users::by_id(&conn, id)?.map(|u| u.role).unwrap_or_default();
-            let mut before_agents = warden_store::roles::allowed_for_person(&conn, id)?;
-            before_agents.sort();
-            // A role the groups no longer give is taken from the person's
-            // agents too, not only from the agents they make from now on.
-            let gone: Vec<String> = before_agents
-                .iter()
-                .filter(|r| !ar.contains(r))
-                .cloned()
-                .collect();
-            let lost = warden_store::roles::unassign_from_owned(&conn, id, &gone)?;
-            users::set_role(&conn, id, &r)?;
-            warden_store::roles::set_allowed_for_person(&conn, id, &ar)?;
-            Ok((before, before_agents, lost))
+            // All at once: an agent made in between cannot keep a role.
+            Ok(warden_store::roles::apply_from_groups(
+                &mut store.connect()?,
+                id,
+                &r,
+                &ar,
+            )?)
         })
         .await?;
         if before_role != role || before_agents != agent_roles || !lost.is_empty() {
+            // The running gateway learns first: a failure to log must not
+            // leave it enforcing the old roles.
+            self.reload_gateway()?;
             let lost: Vec<serde_json::Value> = lost
                 .into_iter()
                 .map(|(agent, role)| serde_json::json!({"agent": agent, "role": role}))
@@ -675,7 +670,6 @@ impl Api {
                     "agents_lost": lost}),
             )
             .await?;
-            self.reload_gateway()?;
         }
         Ok(())
     }
@@ -707,70 +701,100 @@ impl Api {
         let install = self.store.install_id()?;
         let mut ended = 0;
         for (hash, user_id) in due {
-            let acct = format!("{install}/sso/session/{hash}");
-            let kc = self.keychain.clone();
-            let a = acct.clone();
-            let rt = tokio::task::spawn_blocking(move || kc.get(&a))
+            // One person's trouble (a keychain or database error) must not
+            // stop the others' sessions from being checked.
+            match self
+                .refresh_one(
+                    &cfg, &meta, &client, &guard, &http, &install, hash, user_id, now,
+                )
                 .await
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-                .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
-            let Some(user) = ({
-                let store = self.store.clone();
-                blocking(move || Ok(users::by_id(&store.connect()?, user_id)?)).await?
-            }) else {
-                continue;
-            };
-            let tokens = warden_auth::oauth::TokenSet {
-                access_token: Sensitive::new(String::new()),
-                refresh_token: rt,
-                expires_at: None,
-                scope: None,
-                resource: String::new(),
-                issuer: meta.issuer.clone(),
-                id_token: None,
-            };
-            match flow::refresh(&http, &guard, &meta.token_endpoint, &client, &tokens).await {
-                Ok(fresh) => {
-                    // A rotated refresh token replaces the old one before
-                    // anything else: the provider may already refuse the old.
-                    if let Some(rt) = fresh.refresh_token.clone() {
-                        let kc = self.keychain.clone();
-                        let a = acct.clone();
-                        let _ = tokio::task::spawn_blocking(move || kc.set(&a, &rt)).await;
-                    }
-                    if let Some(why) = self
-                        .check_refreshed(&cfg, &meta, &user, &fresh, now)
-                        .await?
-                    {
-                        ended += 1;
-                        self.end_provider_session(hash, &user, acct, why).await?;
-                        continue;
-                    }
-                    let store = self.store.clone();
-                    let (h, next) = (hash.clone(), now + cfg.refresh_secs);
-                    blocking(move || {
-                        Ok(users::set_sso_refresh(&store.connect()?, &h, Some(next))?)
-                    })
-                    .await?;
-                }
-                Err(OAuthError::Network(e)) => {
-                    tracing::warn!(error = %e, person = %user.name, "could not reach the identity provider; trying again later");
-                }
+            {
+                Ok(true) => ended += 1,
+                Ok(false) => {}
                 Err(e) => {
-                    ended += 1;
-                    self.end_provider_session(hash, &user, acct, e.to_string())
-                        .await?;
+                    tracing::warn!(error = %e.message, user_id, "could not check a provider session; it is checked again later")
                 }
             }
         }
         Ok(ended)
     }
 
+    /// One provider session that is due: refreshed and checked, or ended.
+    /// Returns whether it ended.
+    #[allow(clippy::too_many_arguments)]
+    async fn refresh_one(
+        &self,
+        cfg: &SsoConfig,
+        meta: &ProviderMetadata,
+        client: &ClientRegistration,
+        guard: &Guard,
+        http: &reqwest::Client,
+        install: &str,
+        hash: String,
+        user_id: i64,
+        now: i64,
+    ) -> ApiResult<bool> {
+        let acct = format!("{install}/sso/session/{hash}");
+        let kc = self.keychain.clone();
+        let a = acct.clone();
+        let rt = tokio::task::spawn_blocking(move || kc.get(&a))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let Some(user) = ({
+            let store = self.store.clone();
+            blocking(move || Ok(users::by_id(&store.connect()?, user_id)?)).await?
+        }) else {
+            return Ok(false);
+        };
+        let tokens = warden_auth::oauth::TokenSet {
+            access_token: Sensitive::new(String::new()),
+            refresh_token: rt,
+            expires_at: None,
+            scope: None,
+            resource: String::new(),
+            issuer: meta.issuer.clone(),
+            id_token: None,
+        };
+        match flow::refresh(http, guard, &meta.token_endpoint, client, &tokens).await {
+            Ok(fresh) => {
+                // A rotated refresh token replaces the old one before
+                // anything else: the provider may already refuse the old.
+                if let Some(rt) = fresh.refresh_token.clone() {
+                    let kc = self.keychain.clone();
+                    let a = acct.clone();
+                    let _ = tokio::task::spawn_blocking(move || kc.set(&a, &rt)).await;
+                }
+                let next = match self.check_refreshed(cfg, meta, &user, &fresh, now).await? {
+                    Refreshed::Refused(why) => {
+                        self.end_provider_session(hash, &user, acct, why).await?;
+                        return Ok(true);
+                    }
+                    Refreshed::Checked => now + cfg.refresh_secs,
+                    // Not checked yet: soon again, not a whole interval later.
+                    Refreshed::Unchecked => now + cfg.refresh_secs.min(30),
+                };
+                let store = self.store.clone();
+                let h = hash.clone();
+                blocking(move || Ok(users::set_sso_refresh(&store.connect()?, &h, Some(next))?))
+                    .await?;
+            }
+            Err(OAuthError::Network(e)) => {
+                tracing::warn!(error = %e, person = %user.name, "could not reach the identity provider; trying again later");
+            }
+            Err(e) => {
+                self.end_provider_session(hash, &user, acct, e.to_string())
+                    .await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// A refresh's new ID token, when the provider sent one: it must pass
     /// the same checks as at sign-in and name the same person; then the
-    /// person's roles follow their groups. Returns why the session must end,
-    /// or None. Keys that cannot be fetched leave the roles as they were
-    /// until the next refresh.
+    /// person's roles follow their groups. Keys that cannot be fetched leave
+    /// it unchecked, and the session is checked again soon.
     async fn check_refreshed(
         &self,
         cfg: &SsoConfig,
@@ -778,15 +802,15 @@ impl Api {
         user: &User,
         fresh: &warden_auth::oauth::TokenSet,
         now: i64,
-    ) -> ApiResult<Option<String>> {
+    ) -> ApiResult<Refreshed> {
         let Some(id) = &fresh.id_token else {
-            return Ok(None);
+            return Ok(Refreshed::Checked);
         };
         let keys = match oidc::fetch_keys(&http(), &guard_for(&cfg.issuer)?, &meta.jwks_uri).await {
             Ok(k) => k,
             Err(e) => {
-                tracing::warn!(error = %e, person = %user.name, "could not fetch the identity provider's keys; roles are checked at the next refresh");
-                return Ok(None);
+                tracing::warn!(error = %e, person = %user.name, "could not fetch the identity provider's keys; the session is checked again soon");
+                return Ok(Refreshed::Unchecked);
             }
         };
         let expect = Expect {
@@ -799,7 +823,7 @@ impl Api {
         let claims = match oidc::validate(id, &keys, &expect) {
             Ok(c) => c,
             Err(e) => {
-                return Ok(Some(format!(
+                return Ok(Refreshed::Refused(format!(
                     "the provider's new ID token was refused: {e}"
                 )));
             }
@@ -808,12 +832,12 @@ impl Api {
         let uid = user.id;
         let bound = blocking(move || Ok(users::sso_subject_of(&store.connect()?, uid)?)).await?;
         if bound.as_deref() != Some(format!("{}|{}", claims.iss, claims.sub).as_str()) {
-            return Ok(Some(
+            return Ok(Refreshed::Refused(
                 "the provider's new ID token names a different person".to_string(),
             ));
         }
         self.apply_groups(cfg, user, &claims).await?;
-        Ok(None)
+        Ok(Refreshed::Checked)
     }
 
     /// The provider refused a session (or answered for someone else): the
@@ -880,6 +904,16 @@ impl Api {
         )
         .await
     }
+}
+
+/// What a refreshed session's new ID token came to.
+enum Refreshed {
+    /// Checked (or none was sent): the session goes on.
+    Checked,
+    /// The provider's keys could not be fetched: check again soon.
+    Unchecked,
+    /// It failed the checks: the session ends, with this reason.
+    Refused(String),
 }
 
 /// A checked answer from the provider.

@@ -181,8 +181,10 @@ pub fn on_notice_open(f: OpenHandler) {
 
 /// A notice with a way to act on it: when the app is running, the notice
 /// carries a button `label`, and it or a click on the notice opens `route`
-/// in the app. Opening a page decides nothing, so a forged click is
-/// harmless. Never blocks.
+/// in the app. Any process of the same user can forge that click; at most
+/// it opens the page and whatever the page starts (a server sign-in in the
+/// browser, which the person still completes there). It decides nothing.
+/// Never blocks.
 pub fn notice_to(summary: String, body: String, link: Option<(String, String)>) {
     let open = NOTICE_OPEN.get().cloned();
     std::thread::spawn(move || {

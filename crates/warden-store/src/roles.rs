@@ -194,42 +194,86 @@ pub fn set_allowed_for_person(conn: &Connection, user_id: i64, roles: &[String])
     Ok(())
 }
 
-/// Takes `roles` away from every agent `owner_id` owns (their groups at the
-/// identity provider no longer give them). Returns the (agent, role) pairs
-/// removed, for the activity log.
-pub fn unassign_from_owned(
-    conn: &Connection,
-    owner_id: i64,
-    roles: &[String],
-) -> Result<Vec<(String, String)>> {
-    let tx = conn.unchecked_transaction()?;
-    let mut removed = Vec::new();
-    {
-        let mut find = tx.prepare_cached(
-            "SELECT a.name, ar.agent_id, ar.role_id FROM agent_roles ar
-             JOIN agents a ON a.id = ar.agent_id JOIN roles r ON r.id = ar.role_id
-             WHERE a.owner_id = ?1 AND r.name = ?2 ORDER BY a.name",
-        )?;
-        for role in roles {
-            let held = find
-                .query_map(params![owner_id, role], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            for (agent, agent_id, role_id) in held {
-                tx.execute(
-                    "DELETE FROM agent_roles WHERE agent_id = ?1 AND role_id = ?2",
-                    params![agent_id, role_id],
-                )?;
-                removed.push((agent, role.clone()));
-            }
+/// What `apply_from_groups` changed: the person's role and their agents'
+/// allowed roles before, and each (agent, role) taken away.
+pub type GroupChange = (String, Vec<String>, Vec<(String, String)>);
+
+/// A person's roles as their groups at the identity provider give them,
+/// applied at once: their own role, the roles their agents may have, and
+/// (unless they are an admin, who may give agents any role) the roles their
+/// existing agents hold, trimmed to those. Returns the role and the agent
+/// roles before, and the (agent, role) pairs removed.
+pub fn apply_from_groups(
+    conn: &mut Connection,
+    user_id: i64,
+    role: &str,
+    agent_roles: &[String],
+) -> Result<GroupChange> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let before: String = tx
+        .query_row("SELECT role FROM users WHERE id = ?1", [user_id], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_default();
+    let mut before_agents = allowed_for_person(&tx, user_id)?;
+    before_agents.sort();
+    let lost = if role == "admin" {
+        Vec::new()
+    } else {
+        keep_only_for_owned(&tx, user_id, agent_roles)?
+    };
+    tx.execute(
+        "UPDATE users SET role = ?1 WHERE id = ?2",
+        params![role, user_id],
+    )?;
+    tx.execute("DELETE FROM user_agent_roles WHERE user_id = ?1", [user_id])?;
+    for r in agent_roles {
+        if let Ok(id) = role_id(&tx, r) {
+            tx.execute(
+                "INSERT OR IGNORE INTO user_agent_roles (user_id, role_id) VALUES (?1, ?2)",
+                params![user_id, id],
+            )?;
         }
     }
     tx.commit()?;
+    Ok((before, before_agents, lost))
+}
+
+/// Takes from every agent `owner_id` owns each role not in `keep`. Returns
+/// the (agent, role) pairs removed.
+fn keep_only_for_owned(
+    conn: &Connection,
+    owner_id: i64,
+    keep: &[String],
+) -> Result<Vec<(String, String)>> {
+    let held = {
+        let mut find = conn.prepare_cached(
+            "SELECT a.name, r.name, ar.agent_id, ar.role_id FROM agent_roles ar
+             JOIN agents a ON a.id = ar.agent_id JOIN roles r ON r.id = ar.role_id
+             WHERE a.owner_id = ?1 ORDER BY a.name, r.name",
+        )?;
+        find.query_map([owner_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let mut removed = Vec::new();
+    for (agent, role, agent_id, role_id) in held {
+        if keep.contains(&role) {
+            continue;
+        }
+        conn.execute(
+            "DELETE FROM agent_roles WHERE agent_id = ?1 AND role_id = ?2",
+            params![agent_id, role_id],
+        )?;
+        removed.push((agent, role));
+    }
     Ok(removed)
 }
 
@@ -284,37 +328,59 @@ mod tests {
     fn roles_leave_only_the_owners_agents() {
         let mut c = Connection::open_in_memory().expect("db");
         crate::migrate::apply(&mut c).expect("migrate");
-        for r in ["dev", "ops"] {
+        for r in ["dev", "ops", "prod"] {
             add(&c, r, "").expect("role");
         }
         let ben = crate::users::insert(&c, "ben", "member", "x").expect("ben");
         let ana = crate::users::insert(&c, "ana", "member", "x").expect("ana");
+        allow_for_person(&c, ben.id, "dev").expect("allowed");
+        allow_for_person(&c, ben.id, "ops").expect("allowed");
         let mut agents = Vec::new();
-        for (name, owner) in [("ben-a", ben.id), ("ben-b", ben.id), ("ana-a", ana.id)] {
+        for (name, owner, roles) in [
+            ("ben-a", ben.id, &["dev", "ops"][..]),
+            // Given while ben was an admin: never on his allowed list.
+            ("ben-b", ben.id, &["dev", "prod"][..]),
+            ("ana-a", ana.id, &["dev", "ops"][..]),
+        ] {
             let a = crate::agent::insert(&c, name, name, 1).expect("agent");
             crate::agent::set_owner(&c, a.id, Some(owner)).expect("owner");
-            assign(&c, a.id, "dev").expect("dev");
-            assign(&c, a.id, "ops").expect("ops");
+            for r in roles {
+                assign(&c, a.id, r).expect("assign");
+            }
             agents.push(a);
         }
-        let removed = unassign_from_owned(&c, ben.id, &["dev".into()]).expect("unassign");
+        let (before, before_agents, lost) =
+            apply_from_groups(&mut c, ben.id, "member", &["ops".into()]).expect("apply");
+        assert_eq!(before, "member");
+        assert_eq!(before_agents, ["dev", "ops"]);
+        let pair = |a: &str, r: &str| (a.to_string(), r.to_string());
         assert_eq!(
-            removed,
+            lost,
             vec![
-                ("ben-a".to_string(), "dev".to_string()),
-                ("ben-b".to_string(), "dev".to_string())
+                pair("ben-a", "dev"),
+                pair("ben-b", "dev"),
+                pair("ben-b", "prod")
             ]
         );
         assert_eq!(roles_of_agent(&c, agents[0].id).expect("roles"), ["ops"]);
-        assert_eq!(roles_of_agent(&c, agents[1].id).expect("roles"), ["ops"]);
+        assert!(roles_of_agent(&c, agents[1].id).expect("roles").is_empty());
         assert_eq!(
             roles_of_agent(&c, agents[2].id).expect("roles"),
             ["dev", "ops"]
         );
-        assert!(
-            unassign_from_owned(&c, ben.id, &["dev".into()])
-                .expect("again")
-                .is_empty()
+        assert_eq!(allowed_for_person(&c, ben.id).expect("allowed"), ["ops"]);
+        // Applying the same again changes nothing; an admin's agents keep theirs.
+        let (_, _, lost) =
+            apply_from_groups(&mut c, ben.id, "member", &["ops".into()]).expect("again");
+        assert!(lost.is_empty());
+        let (_, _, lost) = apply_from_groups(&mut c, ana.id, "admin", &[]).expect("admin");
+        assert!(lost.is_empty());
+        assert_eq!(
+            crate::users::by_id(&c, ana.id)
+                .expect("ana")
+                .expect("ana")
+                .role,
+            "admin"
         );
     }
 }

@@ -76,6 +76,8 @@ export function SignInPanel({
   const [confirmOut, setConfirmOut] = useState(false);
   const started = useRef(false);
   useEffect(() => {
+    // Cleared once the route no longer asks, so a later notification starts it again.
+    if (!autoStart) started.current = false;
     if (autoStart && !started.current && auths.isSuccess) {
       started.current = true;
       onAutoStarted();
