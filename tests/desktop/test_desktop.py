@@ -464,19 +464,29 @@ def idp():
     p.wait(timeout=10)
 
 
-def test_sign_in_with_the_company_identity_provider(app: App, idp: str):
-    first_run(app)
-    # An admin sets up SSO (the CLI reaches the app's gateway over its socket).
+def signed_in_cli(app: App):
+    """The CLI signed in as the app's admin (it reaches the running app's
+    gateway over its socket): returns a function that runs one command."""
     env = dict(os.environ, WARDEN_BROWSER="none")
     cli = [str(WARDEN), "--data-dir", str(app.data)]
     login = sp.run([*cli, "login", "ada", "--password-stdin", "--totp", app.codes.next()],
                    input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=env)
     assert login.returncode == 0, login.stderr
-    sp.run([*cli, "role", "add", "dev"], check=True, capture_output=True, timeout=60, env=env)
-    configured = sp.run([*cli, "sso", "configure", "--issuer", idp, "--client-id", "warden",
-                         "--map", "warden-admins=admin", "--map", "warden-users=dev",
-                         "--mfa-amr", "otp", "--create-people"], capture_output=True, text=True, timeout=60, env=env)
-    assert configured.returncode == 0, configured.stderr
+
+    def run(*args: str) -> None:
+        done = sp.run([*cli, *args], capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+
+    return run
+
+
+def test_sign_in_with_the_company_identity_provider(app: App, idp: str):
+    first_run(app)
+    # An admin sets up SSO from the CLI.
+    cli = signed_in_cli(app)
+    cli("role", "add", "dev")
+    cli("sso", "configure", "--issuer", idp, "--client-id", "warden", "--map", "warden-admins=admin",
+        "--map", "warden-users=dev", "--mfa-amr", "otp", "--create-people")
 
     app.click("user-menu")
     app.click("signout")
@@ -516,14 +526,9 @@ def dunstctl(*args: str) -> str:
 
 def test_a_lapsed_server_sign_in_is_renewed_from_its_notification(app: App, protected_server: str):
     first_run(app)
-    env = dict(os.environ, WARDEN_BROWSER="none")
-    cli = [str(WARDEN), "--data-dir", str(app.data)]
-    login = sp.run([*cli, "login", "ada", "--password-stdin", "--totp", app.codes.next()],
-                   input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=env)
-    assert login.returncode == 0, login.stderr
-    for args in (["server", "add", "notes", "--url", f"{protected_server}/mcp"], ["server", "trust", "notes"]):
-        done = sp.run([*cli, *args], capture_output=True, text=True, timeout=60, env=env)
-        assert done.returncode == 0, done.stderr
+    cli = signed_in_cli(app)
+    cli("server", "add", "notes", "--url", f"{protected_server}/mcp")
+    cli("server", "trust", "notes")
 
     # Sign Warden in to the server from its card.
     app.click("nav-servers")

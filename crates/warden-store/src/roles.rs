@@ -177,23 +177,6 @@ pub fn allow_for_person(conn: &Connection, user_id: i64, role: &str) -> Result<(
     Ok(())
 }
 
-/// Replaces the roles a person may give their agents (groups from the
-/// identity provider decide them); unknown role names are skipped.
-pub fn set_allowed_for_person(conn: &Connection, user_id: i64, roles: &[String]) -> Result<()> {
-    let tx = conn.unchecked_transaction()?;
-    tx.execute("DELETE FROM user_agent_roles WHERE user_id = ?1", [user_id])?;
-    for r in roles {
-        if let Ok(id) = role_id(&tx, r) {
-            tx.execute(
-                "INSERT OR IGNORE INTO user_agent_roles (user_id, role_id) VALUES (?1, ?2)",
-                params![user_id, id],
-            )?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 /// What `apply_from_groups` changed: the person's role and their agents'
 /// allowed roles before, and each (agent, role) taken away.
 pub type GroupChange = (String, Vec<String>, Vec<(String, String)>);
@@ -210,11 +193,8 @@ pub fn apply_from_groups(
     agent_roles: &[String],
 ) -> Result<GroupChange> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let before: String = tx
-        .query_row("SELECT role FROM users WHERE id = ?1", [user_id], |r| {
-            r.get(0)
-        })
-        .optional()?
+    let before = crate::users::by_id(&tx, user_id)?
+        .map(|u| u.role)
         .unwrap_or_default();
     let mut before_agents = allowed_for_person(&tx, user_id)?;
     before_agents.sort();
@@ -223,10 +203,7 @@ pub fn apply_from_groups(
     } else {
         keep_only_for_owned(&tx, user_id, agent_roles)?
     };
-    tx.execute(
-        "UPDATE users SET role = ?1 WHERE id = ?2",
-        params![role, user_id],
-    )?;
+    crate::users::set_role(&tx, user_id, role)?;
     tx.execute("DELETE FROM user_agent_roles WHERE user_id = ?1", [user_id])?;
     for r in agent_roles {
         if let Ok(id) = role_id(&tx, r) {
