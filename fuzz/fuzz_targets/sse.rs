@@ -1,16 +1,18 @@
-//! Server-sent events from remote servers, fed in arbitrary chunks.
+//! Server-sent events from remote servers, fed in arbitrary chunks, through
+//! Warden's bound and dispatch rules on top of the sse-stream decoder.
 #![no_main]
+use bytes::Bytes;
+use futures::StreamExt;
 use libfuzzer_sys::fuzz_target;
-use warden_gateway::sse::Parser;
+
+fn decode(chunks: Vec<Bytes>) {
+    let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, String>));
+    let mut events = warden_gateway::sse::events(body, 64 * 1024);
+    futures::executor::block_on(async { while events.next().await.is_some() {} });
+}
 
 fuzz_target!(|data: &[u8]| {
-    let mut whole = Parser::new(64 * 1024);
-    let _ = whole.feed(data);
+    decode(vec![Bytes::copy_from_slice(data)]);
     // The same bytes in small pieces must not panic either.
-    let mut pieces = Parser::new(64 * 1024);
-    for chunk in data.chunks(7) {
-        if pieces.feed(chunk).is_err() {
-            break;
-        }
-    }
+    decode(data.chunks(7).map(Bytes::copy_from_slice).collect());
 });

@@ -46,7 +46,6 @@ pub(crate) fn oauth_error(e: OAuthError) -> ApiError {
 pub struct OAuthTokens {
     store: Store,
     keychain: Keychain,
-    http: reqwest::Client,
     resolver: Resolver,
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -56,11 +55,6 @@ impl OAuthTokens {
         Arc::new(OAuthTokens {
             store,
             keychain,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
             resolver: system_resolver(),
             refreshing: tokio::sync::Mutex::new(()),
         })
@@ -149,7 +143,6 @@ impl OAuthTokens {
         }
         let guard = Guard::for_server(self.resolver.clone(), url);
         match flow::refresh(
-            &self.http,
             &guard,
             &row.token_endpoint,
             &stored.client,
@@ -349,7 +342,7 @@ impl Api {
                 ),
             ));
         }
-        let found = discovery::discover(&http, &guard, &url, challenge.as_ref())
+        let found = discovery::discover(&guard, &url, challenge.as_ref())
             .await
             .map_err(oauth_error)?;
         let scopes = scopes.or(found.scopes.clone());
@@ -391,7 +384,6 @@ impl Api {
         };
         let metadata_url = self.load_config()?.oauth.client_metadata_url;
         let client = flow::register(
-            &http,
             &guard,
             &found.auth_server,
             &loopback.redirect_uri,
@@ -460,8 +452,7 @@ impl Api {
         let code = flow::wait_for_code(loopback, &authorization, Duration::from_secs(300))
             .await
             .map_err(oauth_error)?;
-        let http = http_client();
-        let tokens = flow::exchange(&http, &guard, &authorization, &code)
+        let tokens = flow::exchange(&guard, &authorization, &code)
             .await
             .map_err(oauth_error)?;
         let row = ServerAuth {
@@ -539,26 +530,23 @@ impl Api {
             && let Ok(u) = url::Url::parse(&row.resource)
         {
             let guard = Guard::for_server(system_resolver(), &u);
-            let http = http_client();
             if let Some(rt) = &stored.tokens.refresh_token {
                 revoked = flow::revoke(
-                    &http,
                     &guard,
                     endpoint,
                     &stored.client,
                     rt.expose(),
-                    "refresh_token",
+                    flow::Revocable::Refresh,
                 )
                 .await
                 .is_ok();
             }
             revoked |= flow::revoke(
-                &http,
                 &guard,
                 endpoint,
                 &stored.client,
                 stored.tokens.access_token.expose(),
-                "access_token",
+                flow::Revocable::Access,
             )
             .await
             .is_ok();

@@ -119,14 +119,6 @@ pub struct SsoStarted {
     pub issuer: String,
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
-}
-
 fn guard_for(issuer: &str) -> ApiResult<Guard> {
     let u = url::Url::parse(issuer).map_err(|e| {
         ApiError::new(
@@ -188,7 +180,7 @@ impl Api {
         client_secret: Option<Sensitive<String>>,
     ) -> ApiResult<Response> {
         let guard = guard_for(&cfg.issuer)?;
-        oidc::discover(&http(), &guard, &cfg.issuer)
+        oidc::discover(&guard, &cfg.issuer)
             .await
             .map_err(oauth_error)?;
         for role in cfg.group_roles.values() {
@@ -239,7 +231,7 @@ impl Api {
     pub(crate) async fn sso_start(&self, step_up: Option<(String, i64)>) -> ApiResult<Response> {
         let cfg = self.sso_required()?;
         let guard = guard_for(&cfg.issuer)?;
-        let meta = oidc::discover(&http(), &guard, &cfg.issuer)
+        let meta = oidc::discover(&guard, &cfg.issuer)
             .await
             .map_err(oauth_error)?;
         let client = self.client(&cfg).await?;
@@ -258,14 +250,20 @@ impl Api {
             }
             extra.push(("prompt", "consent".into()));
         }
-        let authorization = flow::authorize_oidc(
-            &meta,
-            &client,
-            &loopback.redirect_uri,
-            &cfg.scopes,
-            &nonce,
-            &extra,
+        extra.push(("nonce", nonce.clone()));
+        let authorization = flow::start(
             &guard,
+            flow::Start {
+                authorization_endpoint: &meta.authorization_endpoint,
+                token_endpoint: &meta.token_endpoint,
+                issuer: &meta.issuer,
+                iss_supported: meta.authorization_response_iss_parameter_supported,
+                reg: &client,
+                redirect_uri: &loopback.redirect_uri,
+                resource: "",
+                scopes: Some(&cfg.scopes),
+                extra: &extra,
+            },
         )
         .map_err(oauth_error)?;
         let started = SsoStarted {
@@ -325,8 +323,7 @@ impl Api {
         let code = flow::wait_for_code(p.loopback, &p.authorization, Duration::from_secs(300))
             .await
             .map_err(oauth_error)?;
-        let http = http();
-        let tokens = flow::exchange(&http, &guard, &p.authorization, &code)
+        let tokens = flow::exchange(&guard, &p.authorization, &code)
             .await
             .map_err(oauth_error)?;
         let Some(id_token) = tokens.id_token.clone() else {
@@ -340,7 +337,6 @@ impl Api {
         };
         let claims = self
             .validated(
-                &http,
                 &guard,
                 &p.meta,
                 &id_token,
@@ -434,7 +430,6 @@ impl Api {
     #[allow(clippy::too_many_arguments)]
     async fn validated(
         &self,
-        http: &reqwest::Client,
         guard: &Guard,
         meta: &ProviderMetadata,
         id_token: &str,
@@ -450,10 +445,16 @@ impl Api {
             max_age,
             now,
         };
-        let keys = oidc::fetch_keys(http, guard, &meta.jwks_uri)
-            .await
-            .map_err(oauth_error)?;
-        match oidc::validate(id_token, &keys, &expect) {
+        // The keys read with the discovery document, and once more from
+        // the provider when the token names a key they lack (rotation).
+        let mut result = oidc::validate(id_token, &meta.keys, &expect);
+        if matches!(result, Err(oidc::IdTokenError::UnknownKey)) {
+            let keys = oidc::fetch_keys(guard, &meta.jwks_uri)
+                .await
+                .map_err(oauth_error)?;
+            result = oidc::validate(id_token, &keys, &expect);
+        }
+        match result {
             Ok(c) => Ok(c),
             Err(e) => Err(self
                 .refuse_sign_in("?", &e.to_string(), format!("Warden refused the sign-in: {e}. Try again; if it keeps happening, tell your admin"))
@@ -689,8 +690,7 @@ impl Api {
             return Ok(0);
         }
         let guard = guard_for(&cfg.issuer)?;
-        let http = http();
-        let meta = match oidc::discover(&http, &guard, &cfg.issuer).await {
+        let meta = match oidc::discover(&guard, &cfg.issuer).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "could not reach the identity provider; sessions are checked again later");
@@ -705,7 +705,7 @@ impl Api {
             // stop the others' sessions from being checked.
             match self
                 .refresh_one(
-                    &cfg, &meta, &client, &guard, &http, &install, hash, user_id, now,
+                    &cfg, &meta, &client, &guard, &install, hash, user_id, now,
                 )
                 .await
             {
@@ -728,7 +728,6 @@ impl Api {
         meta: &ProviderMetadata,
         client: &ClientRegistration,
         guard: &Guard,
-        http: &reqwest::Client,
         install: &str,
         hash: String,
         user_id: i64,
@@ -756,7 +755,7 @@ impl Api {
             issuer: meta.issuer.clone(),
             id_token: None,
         };
-        match flow::refresh(http, guard, &meta.token_endpoint, client, &tokens).await {
+        match flow::refresh(guard, &meta.token_endpoint, client, &tokens).await {
             Ok(fresh) => {
                 // A rotated refresh token replaces the old one before
                 // anything else: the provider may already refuse the old.
@@ -806,7 +805,7 @@ impl Api {
         let Some(id) = &fresh.id_token else {
             return Ok(Refreshed::Checked);
         };
-        let keys = match oidc::fetch_keys(&http(), &guard_for(&cfg.issuer)?, &meta.jwks_uri).await {
+        let keys = match oidc::fetch_keys(&guard_for(&cfg.issuer)?, &meta.jwks_uri).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(error = %e, person = %user.name, "could not fetch the identity provider's keys; the session is checked again soon");

@@ -1,7 +1,10 @@
-//! Proving who someone is. For now: agent credentials (generated, shown once,
-//! stored only as a hash) and the OS keychain that holds every secret Warden
-//! keeps. There is no plaintext fallback: with no keychain, secret operations
-//! fail with an error that says how to get one.
+//! Proving who someone is: passwords and TOTP, agent credentials (generated,
+//! shown once, stored only as a keyed hash), OAuth sign-ins to remote
+//! servers, single sign-on, and the OS keychain that holds every secret
+//! Warden keeps. There is no plaintext fallback: with no keychain, secret
+//! operations fail with an error that says how to get one. `README.md`
+//! says which crates do the protocols and cryptography, and what is
+//! written here.
 
 mod credential;
 mod keychain;

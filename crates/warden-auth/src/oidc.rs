@@ -1,66 +1,112 @@
-//! Sign-in with an OpenID provider (SSO) as a native app (RFC 8252): the
-//! provider's discovery document, the authorization request with PKCE S256,
-//! `state` and `nonce`, and full validation of the ID token: signature
-//! against the provider's keys (fetched again once when a key is unknown,
-//! for rotation), issuer, audience, expiry, nonce and authentication age,
-//! then proof of MFA from `amr` / `acr`.
+//! Sign-in with an OpenID provider (SSO) as a native app (RFC 8252). The
+//! `openidconnect` crate does the protocol: the provider's discovery
+//! document and keys, and the ID token's full validation (signature
+//! against the provider's published keys with an allowlist of algorithms,
+//! issuer, audience, expiry, nonce, authentication age). Warden adds its
+//! policy on top: `azp` when there are several audiences, the proof of MFA
+//! from `amr` / `acr`, and the claims it maps (name, groups). The
+//! authorization request and the code and refresh exchanges are
+//! [`crate::oauth::flow`]'s, on the `oauth2` crate that `openidconnect`
+//! is built on. Every fetch goes through the SSRF guard.
 
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use chrono::{DateTime, Utc};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGenderClaim,
+    CoreGrantType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalClaims, AdditionalProviderMetadata, ClaimsVerificationError, ClientId, DiscoveryError,
+    IdToken, IdTokenVerifier, IssuerUrl, JsonWebKeySetUrl, Nonce, SignatureVerificationError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::oauth::guard::Guard;
 use crate::oauth::{OAuthError, Result};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What Warden needs of the provider's discovery document, and the keys
+/// published at its `jwks_uri` when it was read.
+#[derive(Debug, Clone)]
 pub struct ProviderMetadata {
     pub issuer: String,
     pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
-    #[serde(default)]
-    pub code_challenge_methods_supported: Option<Vec<String>>,
-    #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
-    #[serde(default)]
     pub revocation_endpoint: Option<String>,
+    pub keys: Keys,
 }
 
-/// Fetches `<issuer>/.well-known/openid-configuration`; the document's
-/// issuer must be the configured one.
-pub async fn discover(
-    http: &reqwest::Client,
-    guard: &Guard,
-    issuer: &str,
-) -> Result<ProviderMetadata> {
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let u = guard.check(&url, "identity provider's configuration")?;
-    let r = http.get(u).send().await.map_err(|e| {
-        OAuthError::Network(format!(
-            "could not reach the identity provider at {issuer}: {e}"
-        ))
-    })?;
-    if !r.status().is_success() {
-        return Err(OAuthError::Refused(format!(
-            "the identity provider at {issuer} has no OpenID configuration (HTTP {}); check the issuer URL",
-            r.status()
-        )));
+/// The provider's signing keys.
+pub type Keys = CoreJsonWebKeySet;
+
+/// Fields of RFC 8414 and RFC 9207 that OpenID discovery does not define.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Rfc8414 {
+    #[serde(default)]
+    code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
+}
+impl AdditionalProviderMetadata for Rfc8414 {}
+
+type Discovered = openidconnect::ProviderMetadata<
+    Rfc8414,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// The async HTTP client `openidconnect` calls: the guard's.
+fn via<'g>(
+    guard: &'g Guard,
+    what: &'static str,
+) -> impl Fn(
+    openidconnect::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse>> + Send + 'g>,
+> + 'g {
+    move |request| Box::pin(guard.send(request, what))
+}
+
+fn discovery_error(e: DiscoveryError<OAuthError>, what: &str) -> OAuthError {
+    match e {
+        DiscoveryError::Request(e) => e,
+        other => OAuthError::Refused(format!("the {what} is not usable: {other}")),
     }
-    let m: ProviderMetadata = r.json().await.map_err(|e| {
-        OAuthError::Refused(format!(
-            "the identity provider's configuration is not valid: {e}"
-        ))
-    })?;
-    if m.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-        return Err(OAuthError::Refused(format!(
-            "the identity provider says its issuer is {:?}, not {issuer:?}; Warden stops here",
-            m.issuer
-        )));
-    }
-    if !m
+}
+
+/// Reads `<issuer>/.well-known/openid-configuration` and the keys it names;
+/// the document's issuer must be the configured one, and it must offer
+/// PKCE with S256.
+pub async fn discover(guard: &Guard, issuer: &str) -> Result<ProviderMetadata> {
+    let issuer_url = IssuerUrl::new(issuer.trim_end_matches('/').to_string())
+        .map_err(|e| OAuthError::Refused(format!("the issuer {issuer:?} is not a URL: {e}")))?;
+    guard.check(issuer_url.as_str(), "identity provider")?;
+    let m = Discovered::discover_async(issuer_url, &via(guard, "identity provider's configuration"))
+        .await
+        .map_err(|e| match e {
+            DiscoveryError::Request(e) => e,
+            DiscoveryError::Validation(why) => OAuthError::Refused(format!(
+                "the identity provider at {issuer} does not describe itself as {issuer}: {why}; check the issuer URL"
+            )),
+            other => OAuthError::Refused(format!(
+                "the identity provider at {issuer} has no usable OpenID configuration ({other}); check the issuer URL"
+            )),
+        })?;
+    let extra = m.additional_metadata();
+    if !extra
         .code_challenge_methods_supported
         .as_ref()
         .is_some_and(|v| v.iter().any(|x| x == "S256"))
@@ -69,22 +115,28 @@ pub async fn discover(
             "the identity provider does not support PKCE with S256; Warden will not sign in with it".into(),
         ));
     }
-    Ok(m)
+    let token_endpoint = m.token_endpoint().ok_or_else(|| {
+        OAuthError::Refused("the identity provider publishes no token endpoint".into())
+    })?;
+    Ok(ProviderMetadata {
+        issuer: m.issuer().to_string(),
+        authorization_endpoint: m.authorization_endpoint().to_string(),
+        token_endpoint: token_endpoint.to_string(),
+        jwks_uri: m.jwks_uri().to_string(),
+        authorization_response_iss_parameter_supported: extra
+            .authorization_response_iss_parameter_supported,
+        revocation_endpoint: extra.revocation_endpoint.clone(),
+        keys: m.jwks().clone(),
+    })
 }
 
-pub async fn fetch_keys(http: &reqwest::Client, guard: &Guard, jwks_uri: &str) -> Result<JwkSet> {
-    let u = guard.check(jwks_uri, "identity provider's keys")?;
-    http.get(u)
-        .send()
+/// Fetches the provider's keys again (they rotate).
+pub async fn fetch_keys(guard: &Guard, jwks_uri: &str) -> Result<Keys> {
+    let url = JsonWebKeySetUrl::new(jwks_uri.to_string())
+        .map_err(|e| OAuthError::Refused(format!("the key set address is not a URL: {e}")))?;
+    Keys::fetch_async(&url, &via(guard, "identity provider's keys"))
         .await
-        .map_err(|e| {
-            OAuthError::Network(format!("could not fetch the identity provider's keys: {e}"))
-        })?
-        .json()
-        .await
-        .map_err(|e| {
-            OAuthError::Refused(format!("the identity provider's keys are not valid: {e}"))
-        })
+        .map_err(|e| discovery_error(e, "identity provider's key set"))
 }
 
 /// The claims Warden reads from an ID token.
@@ -105,9 +157,20 @@ pub struct IdClaims {
     pub acr: Option<String>,
     #[serde(default)]
     pub azp: Option<String>,
+    /// Every claim of the token by name, for the configurable ones (the
+    /// person's name, their groups).
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }
+
+/// Claims beyond the standard ones (groups, a custom name claim): kept
+/// whole, since which ones matter is configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Other(serde_json::Map<String, serde_json::Value>);
+impl AdditionalClaims for Other {}
+
+type Token =
+    IdToken<Other, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
 /// What an ID token must match.
 pub struct Expect<'a> {
@@ -127,7 +190,7 @@ pub enum IdTokenError {
     UnknownKey,
     #[error("the ID token's signature is not valid")]
     BadSignature,
-    #[error("the ID token was issued by {0:?}, not the configured identity provider")]
+    #[error("the ID token was not issued by the configured identity provider ({0})")]
     WrongIssuer(String),
     #[error("the ID token was issued for another application")]
     WrongAudience,
@@ -141,82 +204,102 @@ pub enum IdTokenError {
     Invalid(String),
 }
 
-const ALLOWED: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
+const ALLOWED: &[CoreJwsSigningAlgorithm] = &[
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
 ];
+
+/// A minute of leeway for clocks that differ.
+const LEEWAY_SECS: i64 = 60;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+fn refused(e: ClaimsVerificationError) -> IdTokenError {
+    use ClaimsVerificationError as C;
+    match e {
+        C::Expired(_) => IdTokenError::Expired,
+        C::InvalidAudience(_) => IdTokenError::WrongAudience,
+        C::InvalidIssuer(why) => IdTokenError::WrongIssuer(why),
+        C::InvalidNonce(_) => IdTokenError::WrongNonce,
+        C::InvalidAuthTime(_) => IdTokenError::TooOld,
+        C::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
+            IdTokenError::UnknownKey
+        }
+        C::SignatureVerification(SignatureVerificationError::CryptoError(_)) => {
+            IdTokenError::BadSignature
+        }
+        C::SignatureVerification(other) => IdTokenError::Invalid(other.to_string()),
+        other => IdTokenError::Invalid(other.to_string()),
+    }
+}
 
 /// Validates an ID token against the provider's keys.
 pub fn validate(
     token: &str,
-    keys: &JwkSet,
+    keys: &Keys,
     expect: &Expect<'_>,
 ) -> std::result::Result<IdClaims, IdTokenError> {
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
-    if !ALLOWED.contains(&header.alg) {
-        return Err(IdTokenError::Invalid(format!(
-            "{:?} signatures are not accepted",
-            header.alg
-        )));
-    }
-    let jwk = match &header.kid {
-        Some(kid) => keys.find(kid),
-        None if keys.keys.len() == 1 => keys.keys.first(),
-        None => None,
-    }
-    .ok_or(IdTokenError::UnknownKey)?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
-    let mut v = Validation::new(header.alg);
-    // Checked below, to say which one failed.
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<IdClaims>(token, &key, &v).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::InvalidSignature => IdTokenError::BadSignature,
-        _ => IdTokenError::Invalid(e.to_string()),
-    })?;
-    let c = data.claims;
-    if c.iss != expect.issuer {
-        return Err(IdTokenError::WrongIssuer(c.iss));
-    }
-    let aud: Vec<String> = match c.other.get("aud") {
-        Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect(),
-        _ => vec![],
+    let id: Token = token
+        .parse()
+        .map_err(|e: serde_json::Error| IdTokenError::Invalid(e.to_string()))?;
+    let issuer = IssuerUrl::new(expect.issuer.to_string())
+        .map_err(|e| IdTokenError::Invalid(e.to_string()))?;
+    let (now, max_age) = (expect.now, expect.max_age);
+    let verifier = IdTokenVerifier::new_public_client(
+        ClientId::new(expect.client_id.to_string()),
+        issuer,
+        keys.clone(),
+    )
+    .set_allowed_algs(ALLOWED.iter().cloned())
+    // Other audiences are allowed when `azp` names Warden (checked below).
+    .set_other_audience_verifier_fn(|_| true)
+    .set_time_fn(move || at(now - LEEWAY_SECS))
+    .set_auth_time_verifier_fn(move |auth_time: Option<DateTime<Utc>>| match max_age {
+        None => Ok(()),
+        Some(max) => match auth_time {
+            Some(t) if now - t.timestamp() <= max + LEEWAY_SECS => Ok(()),
+            _ => Err("the sign-in is older than allowed".into()),
+        },
+    });
+    let want = expect.nonce;
+    let nonce_check = move |got: Option<&Nonce>| match want {
+        None => Ok(()),
+        Some(w) if got.is_some_and(|g| g.secret() == w) => Ok(()),
+        Some(_) => Err("the nonce is not this sign-in's".to_string()),
     };
-    if !aud.iter().any(|a| a == expect.client_id) {
+    let c = id.into_claims(&verifier, nonce_check).map_err(refused)?;
+    let audiences = c.audiences();
+    let azp = c.authorized_party().map(|a| a.as_str().to_string());
+    if audiences.len() > 1 && azp.as_deref() != Some(expect.client_id) {
         return Err(IdTokenError::WrongAudience);
     }
-    if aud.len() > 1 && c.azp.as_deref() != Some(expect.client_id) {
-        return Err(IdTokenError::WrongAudience);
-    }
-    // A minute of leeway for clocks that differ.
-    if c.exp + 60 < expect.now {
-        return Err(IdTokenError::Expired);
-    }
-    if let Some(n) = expect.nonce
-        && c.nonce.as_deref() != Some(n)
-    {
-        return Err(IdTokenError::WrongNonce);
-    }
-    if let Some(max) = expect.max_age {
-        match c.auth_time {
-            Some(t) if expect.now - t <= max + 60 => {}
-            _ => return Err(IdTokenError::TooOld),
-        }
-    }
-    Ok(c)
+    let other = match serde_json::to_value(&c) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    Ok(IdClaims {
+        iss: c.issuer().to_string(),
+        sub: c.subject().to_string(),
+        exp: c.expiration().timestamp(),
+        iat: Some(c.issue_time().timestamp()),
+        auth_time: c.auth_time().map(|t| t.timestamp()),
+        nonce: c.nonce().map(|n| n.secret().clone()),
+        amr: c
+            .auth_method_refs()
+            .map(|v| v.iter().map(|a| a.as_str().to_string()).collect()),
+        acr: c.auth_context_ref().map(|a| a.as_str().to_string()),
+        azp,
+        other,
+    })
 }
 
 /// Whether the token proves a second factor: one of the configured `amr`
@@ -273,24 +356,194 @@ mod tests {
 
     #[test]
     fn tokens_that_are_not_jwts_or_use_no_key_are_refused() {
-        let keys = JwkSet { keys: vec![] };
-        let e = Expect {
-            issuer: "i",
-            client_id: "c",
-            nonce: None,
-            max_age: None,
-            now: 0,
-        };
+        use base64::Engine;
+        let p = Provider::new("k1");
+        let e = expect(None, None);
         assert!(matches!(
-            validate("not.a.token", &keys, &e),
+            validate("not.a.token", &p.keys(), &e),
             Err(IdTokenError::Invalid(_))
         ));
+        let unsigned = |alg: &str| {
+            let header = serde_json::json!({"alg": alg, "kid": "k1"});
+            format!(
+                "{}.{}.{}",
+                B64.encode(header.to_string()),
+                B64.encode(good().to_string()),
+                B64.encode(b"sig")
+            )
+        };
         // alg "none" is never accepted.
-        let none = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
-        assert!(validate(none, &keys, &e).is_err());
-        let hs = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2ln";
+        let none = unsigned("none");
+        assert!(validate(none.trim_end_matches("c2ln"), &p.keys(), &e).is_err());
+        assert!(validate(&none, &p.keys(), &e).is_err());
+        // Nor a shared-secret algorithm, which would let anyone who knows
+        // the client ID sign.
         assert!(
-            matches!(validate(hs, &keys, &e), Err(IdTokenError::Invalid(m)) if m.contains("HS256"))
+            matches!(validate(&unsigned("HS256"), &p.keys(), &e), Err(IdTokenError::Invalid(m)) if m.contains("HS256"))
+        );
+    }
+
+    /// A provider of the test's own: an Ed25519 key made for this run, its
+    /// key set as a provider publishes it, and ID tokens it signs.
+    struct Provider {
+        key: ed25519_dalek::SigningKey,
+        kid: &'static str,
+    }
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    impl Provider {
+        fn new(kid: &'static str) -> Provider {
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+            Provider {
+                key: ed25519_dalek::SigningKey::from_bytes(&seed),
+                kid,
+            }
+        }
+
+        fn keys(&self) -> Keys {
+            use base64::Engine;
+            let x = B64.encode(self.key.verifying_key().as_bytes());
+            serde_json::from_value(serde_json::json!({"keys": [
+                {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
+            ]}))
+            .expect("key set")
+        }
+
+        fn sign(&self, claims: serde_json::Value) -> String {
+            use base64::Engine;
+            use ed25519_dalek::Signer;
+            let header = serde_json::json!({"alg": "EdDSA", "kid": self.kid, "typ": "JWT"});
+            let input = format!(
+                "{}.{}",
+                B64.encode(header.to_string()),
+                B64.encode(claims.to_string())
+            );
+            let sig = self.key.sign(input.as_bytes());
+            format!("{input}.{}", B64.encode(sig.to_bytes()))
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn good() -> serde_json::Value {
+        serde_json::json!({
+            "iss": "https://idp.example.com", "sub": "248289761001", "aud": "warden",
+            "exp": NOW + 300, "iat": NOW, "auth_time": NOW - 10, "nonce": "n-1",
+            "amr": ["pwd", "otp"], "acr": "urn:mfa", "preferred_username": "ada",
+            "groups": ["warden-admins", "engineering"]
+        })
+    }
+
+    fn expect(nonce: Option<&str>, max_age: Option<i64>) -> Expect<'_> {
+        Expect {
+            issuer: "https://idp.example.com",
+            client_id: "warden",
+            nonce,
+            max_age,
+            now: NOW,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_from_the_provider_is_read_whole() {
+        let p = Provider::new("k1");
+        let c = validate(&p.sign(good()), &p.keys(), &expect(Some("n-1"), Some(60)))
+            .expect("valid");
+        assert_eq!(c.iss, "https://idp.example.com");
+        assert_eq!(c.sub, "248289761001");
+        assert_eq!(c.exp, NOW + 300);
+        assert_eq!(c.auth_time, Some(NOW - 10));
+        assert_eq!(c.amr.as_deref(), Some(&["pwd".to_string(), "otp".to_string()][..]));
+        assert_eq!(c.acr.as_deref(), Some("urn:mfa"));
+        assert_eq!(c.other["preferred_username"], "ada", "standard claims by name");
+        assert_eq!(c.other["groups"][0], "warden-admins", "custom claims by name");
+        assert!(proves_mfa(&c, &["otp".into()], &[]));
+    }
+
+    #[test]
+    fn each_failed_check_says_which() {
+        let p = Provider::new("k1");
+        let keys = p.keys();
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = good();
+            c[k] = v;
+            p.sign(c)
+        };
+        let e = expect(Some("n-1"), Some(60));
+        assert_eq!(
+            validate(&with("aud", "someone-else".into()), &keys, &e).err(),
+            Some(IdTokenError::WrongAudience)
+        );
+        assert_eq!(
+            validate(&with("aud", serde_json::json!(["warden", "other"])), &keys, &e).err(),
+            Some(IdTokenError::WrongAudience),
+            "several audiences need azp naming Warden"
+        );
+        let mut both = good();
+        both["aud"] = serde_json::json!(["warden", "other"]);
+        both["azp"] = "warden".into();
+        assert!(validate(&p.sign(both), &keys, &e).is_ok());
+        assert!(matches!(
+            validate(&with("iss", "https://evil.example.com".into()), &keys, &e),
+            Err(IdTokenError::WrongIssuer(_))
+        ));
+        assert_eq!(
+            validate(&with("exp", (NOW - 120).into()), &keys, &e).err(),
+            Some(IdTokenError::Expired)
+        );
+        assert!(
+            validate(&with("exp", (NOW - 30).into()), &keys, &e).is_ok(),
+            "a minute of leeway for clocks"
+        );
+        assert_eq!(
+            validate(&with("nonce", "n-2".into()), &keys, &e).err(),
+            Some(IdTokenError::WrongNonce)
+        );
+        assert!(
+            validate(&with("nonce", "n-2".into()), &keys, &expect(None, None)).is_ok(),
+            "a refresh need not repeat the nonce"
+        );
+        assert_eq!(
+            validate(&with("auth_time", (NOW - 600).into()), &keys, &e).err(),
+            Some(IdTokenError::TooOld)
+        );
+        let mut no_auth_time = good();
+        no_auth_time.as_object_mut().expect("object").remove("auth_time");
+        assert_eq!(
+            validate(&p.sign(no_auth_time), &keys, &e).err(),
+            Some(IdTokenError::TooOld),
+            "max_age needs auth_time"
+        );
+    }
+
+    #[test]
+    fn signatures_must_come_from_the_published_key() {
+        let p = Provider::new("k1");
+        let token = p.sign(good());
+        let e = expect(Some("n-1"), None);
+        let rotated = Provider::new("k2");
+        assert_eq!(
+            validate(&token, &rotated.keys(), &e).err(),
+            Some(IdTokenError::UnknownKey),
+            "a key the provider does not publish"
+        );
+        let impostor = Provider::new("k1");
+        assert_eq!(
+            validate(&impostor.sign(good()), &p.keys(), &e).err(),
+            Some(IdTokenError::BadSignature),
+            "the right key id, another key"
+        );
+        let mut tampered: Vec<&str> = token.split('.').collect();
+        use base64::Engine;
+        let mut claims = good();
+        claims["sub"] = "someone-else".into();
+        let forged = B64.encode(claims.to_string());
+        tampered[1] = &forged;
+        assert_eq!(
+            validate(&tampered.join("."), &p.keys(), &e).err(),
+            Some(IdTokenError::BadSignature)
         );
     }
 }

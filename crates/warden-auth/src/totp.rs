@@ -1,58 +1,59 @@
-//! Time-based one-time passwords (RFC 6238 over RFC 4226's HOTP): HMAC-SHA1,
-//! 30-second steps, 6 digits, one step of clock drift either way. A code is
-//! accepted only for a step later than the last one used, so it cannot be
-//! replayed, even within its own 30 seconds.
+//! Time-based one-time passwords (RFC 6238): HMAC-SHA1, 30-second steps,
+//! 6 digits, one step of clock drift either way. The codes, their
+//! constant-time comparison and the `otpauth://` URI come from `totp-rs`;
+//! Warden adds only replay protection: a code is accepted only for a step
+//! later than the last one used, so it cannot be used twice, even within
+//! its own 30 seconds.
 
-use data_encoding::BASE32_NOPAD;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
-use sha1::Sha1;
+use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::Sensitive;
 
 pub const STEP_SECONDS: i64 = 30;
-pub const DIGITS: u32 = 6;
+pub const DIGITS: usize = 6;
 
 /// A new 160-bit secret, as RFC 4226 recommends.
 pub fn generate_secret() -> Sensitive<Vec<u8>> {
-    let mut s = vec![0u8; 20];
-    rand::rng().fill_bytes(&mut s);
-    Sensitive::new(s)
+    match Secret::generate_secret().to_bytes() {
+        Ok(bytes) => Sensitive::new(bytes),
+        // A raw secret always converts to bytes.
+        Err(_) => Sensitive::new(Vec::new()),
+    }
 }
 
 /// The secret as authenticator apps take it (base32, no padding).
 pub fn encode_secret(secret: &[u8]) -> Sensitive<String> {
-    Sensitive::new(BASE32_NOPAD.encode(secret))
+    Sensitive::new(totp(secret, DIGITS, STEP_SECONDS as u64).get_secret_base32())
 }
 
 pub fn decode_secret(text: &str) -> Option<Vec<u8>> {
-    BASE32_NOPAD
-        .decode(text.trim().to_ascii_uppercase().as_bytes())
+    Secret::Encoded(text.trim().to_ascii_uppercase())
+        .to_bytes()
         .ok()
+        .filter(|b| !b.is_empty())
 }
 
-/// HOTP (RFC 4226) for one counter value.
-pub fn hotp(secret: &[u8], counter: u64, digits: u32) -> String {
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(&counter.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = (digest[19] & 0x0f) as usize;
-    let binary = (u32::from(digest[offset] & 0x7f) << 24)
-        | (u32::from(digest[offset + 1]) << 16)
-        | (u32::from(digest[offset + 2]) << 8)
-        | u32::from(digest[offset + 3]);
-    let code = u64::from(binary) % 10u64.pow(digits);
-    format!("{code:0width$}", width = digits as usize)
+/// A code generator for `secret`: no skew of its own, since [`verify`]
+/// tries each allowed step itself to learn which one matched.
+fn totp(secret: &[u8], digits: usize, step: u64) -> TOTP {
+    TOTP::new_unchecked(
+        Algorithm::SHA1,
+        digits,
+        0,
+        step,
+        secret.to_vec(),
+        Some("Warden".into()),
+        String::new(),
+    )
 }
 
 pub fn step_at(unix_seconds: i64) -> i64 {
     unix_seconds.div_euclid(STEP_SECONDS)
 }
 
+/// The code for the step that holds `unix_seconds`.
 pub fn code_at(secret: &[u8], unix_seconds: i64) -> String {
-    hotp(secret, step_at(unix_seconds) as u64, DIGITS)
+    totp(secret, DIGITS, STEP_SECONDS as u64).generate(unix_seconds.max(0) as u64)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -70,16 +71,16 @@ pub fn verify(
     last_step: Option<i64>,
 ) -> Result<i64, Rejected> {
     let code = code.trim();
-    if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Rejected::Wrong);
     }
+    let generator = totp(secret, DIGITS, STEP_SECONDS as u64);
     let now_step = step_at(now);
     for step in [now_step - 1, now_step, now_step + 1] {
         if step < 0 {
             continue;
         }
-        let expected = hotp(secret, step as u64, DIGITS);
-        if constant_time_eq(expected.as_bytes(), code.as_bytes()) {
+        if generator.check(code, (step * STEP_SECONDS) as u64) {
             if last_step.is_some_and(|last| step <= last) {
                 return Err(Rejected::Replayed);
             }
@@ -89,31 +90,13 @@ pub fn verify(
     Err(Rejected::Wrong)
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The `otpauth://` URI authenticator apps scan.
 pub fn otpauth_uri(secret: &[u8], account: &str, issuer: &str) -> Sensitive<String> {
-    let enc = |s: &str| url_escape(s);
-    Sensitive::new(format!(
-        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",
-        enc(issuer),
-        enc(account),
-        BASE32_NOPAD.encode(secret),
-        enc(issuer)
-    ))
-}
-
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    let mut t = totp(secret, DIGITS, STEP_SECONDS as u64);
+    t.issuer = Some(issuer.to_string());
+    // The URI's label is `issuer:account`; a colon in the name would split it.
+    t.account_name = account.replace(':', " ");
+    Sensitive::new(t.get_url())
 }
 
 /// The URI as a QR code (SVG), for the app's enrollment screen.
@@ -130,10 +113,12 @@ pub fn qr_svg(uri: &Sensitive<String>) -> Option<Sensitive<String>> {
 mod tests {
     use super::*;
 
+    const RFC_SECRET: &[u8] = b"12345678901234567890";
+
     /// RFC 6238 appendix B, SHA-1 rows (8 digits, ASCII secret "12345678901234567890").
     #[test]
     fn rfc6238_test_vectors() {
-        let secret = b"12345678901234567890";
+        let t = totp(RFC_SECRET, 8, 30);
         for (time, expected) in [
             (59u64, "94287082"),
             (1111111109, "07081804"),
@@ -142,26 +127,27 @@ mod tests {
             (2000000000, "69279037"),
             (20000000000, "65353130"),
         ] {
-            assert_eq!(hotp(secret, time / 30, 8), expected, "T = {time}");
+            assert_eq!(t.generate(time), expected, "T = {time}");
         }
     }
 
-    /// RFC 4226 appendix D: HOTP values for counters 0..9.
+    /// RFC 4226 appendix D: HOTP values for counters 0..9 (a step of one
+    /// second makes the time the counter).
     #[test]
     fn rfc4226_test_vectors() {
-        let secret = b"12345678901234567890";
+        let t = totp(RFC_SECRET, 6, 1);
         let expected = [
             "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583",
             "399871", "520489",
         ];
         for (counter, code) in expected.iter().enumerate() {
-            assert_eq!(hotp(secret, counter as u64, 6), *code);
+            assert_eq!(t.generate(counter as u64), *code, "counter {counter}");
         }
     }
 
     #[test]
     fn accepts_one_step_of_drift_and_refuses_replays() {
-        let secret = b"12345678901234567890";
+        let secret = RFC_SECRET;
         let now = 1_700_000_000;
         let code = code_at(secret, now);
         let step = verify(secret, &code, now, None).expect("current code");
@@ -197,16 +183,26 @@ mod tests {
     #[test]
     fn secrets_round_trip_and_uri_names_the_account() {
         let s = generate_secret();
+        assert_eq!(s.expose().len(), 20, "160 bits");
         let text = encode_secret(s.expose());
         assert_eq!(
             decode_secret(text.expose()).as_deref(),
             Some(&s.expose()[..])
         );
+        assert_eq!(
+            decode_secret(&text.expose().to_ascii_lowercase()).as_deref(),
+            Some(&s.expose()[..]),
+            "typed in lower case"
+        );
+        assert_eq!(decode_secret("not base32!"), None);
         let uri = otpauth_uri(s.expose(), "ada lovelace", "Warden");
         assert!(
             uri.expose()
-                .starts_with("otpauth://totp/Warden:ada%20lovelace?secret=")
+                .starts_with("otpauth://totp/Warden:ada%20lovelace?secret="),
+            "{}",
+            uri.expose()
         );
+        assert!(uri.expose().contains("issuer=Warden"));
         assert!(qr_svg(&uri).is_some_and(|svg| svg.expose().contains("<svg")));
     }
 }

@@ -63,14 +63,13 @@ fn union(a: Option<&str>, b: Option<&str>) -> Option<String> {
 
 impl Session {
     async fn sign_in(&mut self, challenge: Option<&Challenge>) -> Result<()> {
-        let d = discovery::discover(&self.http, &self.guard, &self.url, challenge).await?;
+        let d = discovery::discover(&self.guard, &self.url, challenge).await?;
         let scopes = match challenge.and_then(|c| c.scope.as_deref()) {
             Some(s) => union(self.scopes.as_deref(), Some(s)),
             None => d.scopes.clone(),
         };
         let loopback = Loopback::bind(None).await?;
         let client = flow::register(
-            &self.http,
             &self.guard,
             &d.auth_server,
             &loopback.redirect_uri,
@@ -89,7 +88,7 @@ impl Session {
         )?;
         let wait = flow::wait_for_code(loopback, &a, Duration::from_secs(30));
         let (code, _) = tokio::join!(wait, browse(&a.url));
-        let tokens = flow::exchange(&self.http, &self.guard, &a, &code?).await?;
+        let tokens = flow::exchange(&self.guard, &a, &code?).await?;
         self.scopes = scopes;
         self.client = Some(client);
         self.token = Some(tokens);

@@ -189,16 +189,10 @@ fn modern_headers(env: &Envelope) -> Vec<(&'static str, String)> {
 }
 
 async fn forward_events(resp: reqwest::Response, out: &mpsc::UnboundedSender<String>) {
-    let mut parser = warden_gateway::sse::Parser::new(64 * 1024 * 1024);
-    let mut body = resp.bytes_stream();
-    while let Some(Ok(chunk)) = body.next().await {
-        let Ok(events) = parser.feed(&chunk) else {
-            return;
-        };
-        for ev in events {
-            if !ev.data.trim().is_empty() {
-                let _ = out.send(ev.data);
-            }
+    let mut events = warden_gateway::sse::events(resp.bytes_stream(), 64 * 1024 * 1024);
+    while let Some(Ok(ev)) = events.next().await {
+        if !ev.data.trim().is_empty() {
+            let _ = out.send(ev.data);
         }
     }
 }

@@ -245,7 +245,6 @@ pub struct Gateway {
 }
 
 const PAGE_SIZE: usize = 1000;
-const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Gateway {
     /// Starts every configured server and loads the agents. Must run inside a
@@ -1386,14 +1385,7 @@ impl Gateway {
     }
 
     fn discover(&self, scope: Option<&str>) -> serde_json::Value {
-        let mut result = self.server_description(scope);
-        let mut versions = vec![upstream::MODERN_VERSION.to_string()];
-        versions.extend(upstream::LEGACY_VERSIONS.iter().map(|v| v.to_string()));
-        result["supportedVersions"] = serde_json::json!(versions);
-        result["resultType"] = serde_json::json!("complete");
-        result["ttlMs"] = serde_json::json!(0);
-        result["cacheScope"] = serde_json::json!("private");
-        result
+        crate::handshake::discover_result(self.server_description(scope))
     }
 
     /// Capabilities, identity and instructions: Warden's own on the
@@ -1409,17 +1401,7 @@ impl Gateway {
             }
             return d;
         }
-        serde_json::json!({
-            "capabilities": {
-                "tools": {"listChanged": true},
-                "resources": {"listChanged": true, "subscribe": true},
-                "prompts": {"listChanged": true},
-                "logging": {},
-                "completions": {}
-            },
-            "serverInfo": {"name": "warden", "title": "Warden MCP gateway", "version": SERVER_VERSION},
-            "instructions": "Tools, resources and prompts of several MCP servers, named <server>__<name>."
-        })
+        crate::handshake::own_description()
     }
 
     async fn list(

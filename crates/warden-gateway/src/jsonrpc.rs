@@ -269,8 +269,14 @@ pub fn error_response(id: Option<&RawValue>, error: &RawValue) -> String {
     )
 }
 
+/// A JSON-RPC error object, as the MCP SDK's `ErrorData`.
 pub fn error_object(code: i64, message: &str) -> Box<RawValue> {
-    to_raw(&serde_json::json!({"code": code, "message": message}))
+    let code = i32::try_from(code).unwrap_or(INTERNAL_ERROR as i32);
+    to_raw(&rmcp::model::ErrorData::new(
+        rmcp::model::ErrorCode(code),
+        message.to_string(),
+        None,
+    ))
 }
 
 pub fn error(id: Option<&RawValue>, code: i64, message: &str) -> String {

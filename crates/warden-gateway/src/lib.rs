@@ -5,6 +5,7 @@
 pub mod approvals;
 pub mod config;
 pub mod gateway;
+pub mod handshake;
 pub mod jsonrpc;
 pub mod listener;
 pub mod names;

@@ -1,116 +1,111 @@
-//! A small Server-Sent Events parser (the WHATWG event-stream format), fed
-//! bytes as they arrive. Lines may end in LF, CRLF or CR; `data:` lines of one
-//! event are joined with LF; an event is dispatched at a blank line.
+//! Server-sent events as Warden reads them: from remote servers' streams,
+//! and in `warden connect` from Warden's own. The event-stream format
+//! (WHATWG) is decoded by `sse-stream`; Warden adds two things on top:
+//!
+//! - a bound: the bytes read since the last complete event may not exceed
+//!   `max_event`, so a server that never ends an event cannot grow Warden;
+//! - the browser's dispatch rules the crate leaves to its callers: the last
+//!   event id carries over to later events, and a block without data (only
+//!   an id or a retry) updates the id but is not an event.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Event {
+    /// The last event id seen on the stream, this event's or an earlier one's.
     pub id: Option<String>,
     pub event: Option<String>,
     pub data: String,
 }
 
-#[derive(Default)]
-pub struct Parser {
-    buf: Vec<u8>,
-    data: Option<String>,
-    id: Option<String>,
-    event: Option<String>,
-    last_was_cr: bool,
-    max_event: usize,
+/// Why a stream of events ended early.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("an event exceeded {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Body(String),
 }
 
-impl Parser {
-    /// A parser that refuses events larger than `max_event` bytes.
-    pub fn new(max_event: usize) -> Parser {
-        Parser {
-            max_event,
-            ..Default::default()
-        }
-    }
-
-    /// Feeds bytes; returns the events completed by them, or an error when an
-    /// event grows past the limit.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Event>, String> {
-        let mut out = Vec::new();
-        for &b in bytes {
-            if self.last_was_cr {
-                self.last_was_cr = false;
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            match b {
-                b'\n' | b'\r' => {
-                    self.last_was_cr = b == b'\r';
-                    let line = std::mem::take(&mut self.buf);
-                    if let Some(ev) = self.line(&line) {
-                        out.push(ev);
-                    }
-                }
-                _ => {
-                    self.buf.push(b);
-                    let size = self.buf.len() + self.data.as_ref().map_or(0, String::len);
-                    if size > self.max_event {
-                        return Err(format!("an event exceeded {} bytes", self.max_event));
-                    }
-                }
+/// A stream of events decoded from `body`; it ends with an error when an
+/// event grows past `max_event` bytes, the body fails, or the stream is not
+/// valid UTF-8 where it must be.
+pub fn events<S, E>(
+    body: S,
+    max_event: usize,
+) -> Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let unread = Arc::new(AtomicUsize::new(0));
+    let counted = unread.clone();
+    let bounded = body.map(move |chunk| match chunk {
+        Ok(bytes) => {
+            let total = counted.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+            if total > max_event {
+                Err(Ended::TooLarge(max_event))
+            } else {
+                Ok(bytes)
             }
         }
-        Ok(out)
-    }
-
-    fn line(&mut self, line: &[u8]) -> Option<Event> {
-        if line.is_empty() {
-            let data = self.data.take()?;
-            return Some(Event {
-                id: self.id.clone(),
-                event: self.event.take(),
-                data,
-            });
-        }
-        if line[0] == b':' {
-            return None;
-        }
-        let text = String::from_utf8_lossy(line);
-        let (field, value) = match text.find(':') {
-            Some(i) => {
-                let v = &text[i + 1..];
-                (&text[..i], v.strip_prefix(' ').unwrap_or(v))
+        Err(e) => Err(Ended::Body(e.to_string())),
+    });
+    let mut last_id: Option<String> = None;
+    let decoded = sse_stream::SseByteStream::new(bounded).filter_map(move |block| {
+        let out = match block {
+            Err(e) => Some(Err(e.to_string())),
+            Ok(block) => {
+                unread.store(0, Ordering::Relaxed);
+                if block.id.is_some() {
+                    last_id = block.id;
+                }
+                block.data.map(|data| {
+                    Ok(Event {
+                        id: last_id.clone(),
+                        event: block.event,
+                        data,
+                    })
+                })
             }
-            None => (&text[..], ""),
         };
-        match field {
-            "data" => match &mut self.data {
-                Some(d) => {
-                    d.push('\n');
-                    d.push_str(value);
-                }
-                None => self.data = Some(value.to_string()),
-            },
-            "id" if !value.contains('\0') => self.id = Some(value.to_string()),
-            "event" => self.event = Some(value.to_string()),
-            _ => {}
-        }
-        None
-    }
+        std::future::ready(out)
+    });
+    Box::pin(decoded)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_events_split_across_chunks_and_line_endings() {
-        let mut p = Parser::new(1 << 20);
-        let mut evs = p
-            .feed(b"id: 7\r\nevent: message\r\ndata: {\"a\":")
-            .expect("feed");
-        assert!(evs.is_empty());
-        evs.extend(
-            p.feed(b"1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n")
-                .expect("feed"),
-        );
-        assert_eq!(evs.len(), 2);
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, String>> + use<> {
+        let parts: Vec<Result<Bytes, String>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        futures::stream::iter(parts)
+    }
+
+    async fn all(parts: &[&'static [u8]], max: usize) -> Vec<Result<Event, String>> {
+        events(chunks(parts), max).collect().await
+    }
+
+    #[tokio::test]
+    async fn parses_events_split_across_chunks_and_line_endings() {
+        let evs = all(
+            &[
+                b"id: 7\r\nevent: message\r\ndata: {\"a\":",
+                b"1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\nid: 8\n\n",
+                b"retry: 10\rdata: z\r\r",
+            ],
+            1 << 20,
+        )
+        .await;
+        let evs: Vec<Event> = evs.into_iter().map(|e| e.expect("event")).collect();
+        assert_eq!(evs.len(), 3, "{evs:?}");
         assert_eq!(evs[0].data, "{\"a\":1}");
         assert_eq!(evs[0].id.as_deref(), Some("7"));
         assert_eq!(evs[0].event.as_deref(), Some("message"));
@@ -120,11 +115,35 @@ mod tests {
             Some("7"),
             "the last event id carries over"
         );
+        assert_eq!(evs[2].data, "z");
+        assert_eq!(
+            evs[2].id.as_deref(),
+            Some("8"),
+            "a block with only an id is no event, but moves the id"
+        );
     }
 
-    #[test]
-    fn refuses_oversized_events() {
-        let mut p = Parser::new(16);
-        assert!(p.feed(&[b'a'; 64]).is_err());
+    #[tokio::test]
+    async fn refuses_oversized_events_but_not_long_streams() {
+        let evs = all(&[&[b'a'; 64]], 16).await;
+        assert!(
+            matches!(evs.last(), Some(Err(e)) if e.contains("16 bytes")),
+            "{evs:?}"
+        );
+        // Many small events add up to more than the bound: still fine.
+        let evs = all(&[b"data: 1234\n\n"; 10], 16).await;
+        assert_eq!(evs.len(), 10);
+        assert!(evs.iter().all(|e| e.is_ok()), "{evs:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_ends_the_stream_with_its_error() {
+        let parts: Vec<Result<Bytes, String>> = vec![
+            Ok(Bytes::from_static(b"data: 1\n\n")),
+            Err("connection reset".into()),
+        ];
+        let evs: Vec<_> = events(futures::stream::iter(parts), 1024).collect().await;
+        assert_eq!(evs.len(), 2);
+        assert!(matches!(&evs[1], Err(e) if e.contains("connection reset")));
     }
 }

@@ -78,14 +78,6 @@ pub struct Peer {
     pub info: serde_json::Value,
 }
 
-fn client_capabilities() -> serde_json::Value {
-    serde_json::json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}})
-}
-
-fn client_info() -> serde_json::Value {
-    serde_json::json!({"name": "warden", "version": env!("CARGO_PKG_VERSION")})
-}
-
 impl Peer {
     async fn send(
         &self,
@@ -117,9 +109,9 @@ impl Peer {
             Era::Modern(v) => {
                 meta.set_str(META_VERSION, v);
                 if !meta.0.contains_key(META_CAPS) {
-                    meta.set_raw(META_CAPS, jsonrpc::to_raw(&client_capabilities()));
+                    meta.set_raw(META_CAPS, jsonrpc::to_raw(&crate::handshake::client_capabilities()));
                 }
-                meta.set_raw(META_INFO, jsonrpc::to_raw(&client_info()));
+                meta.set_raw(META_INFO, jsonrpc::to_raw(&crate::handshake::client_info()));
             }
             Era::Legacy(_) => {
                 meta.0
@@ -899,8 +891,8 @@ async fn initialize(peer: &mut Peer) -> Result<(), PeerError> {
     peer.era = Era::Legacy(LEGACY_VERSION.into());
     let mut params = Params::default();
     params.set_str("protocolVersion", LEGACY_VERSION);
-    params.set_raw("capabilities", jsonrpc::to_raw(&client_capabilities()));
-    params.set_raw("clientInfo", jsonrpc::to_raw(&client_info()));
+    params.set_raw("capabilities", jsonrpc::to_raw(&crate::handshake::client_capabilities()));
+    params.set_raw("clientInfo", jsonrpc::to_raw(&crate::handshake::client_info()));
     let reply = peer
         .call("initialize", params, None, HANDSHAKE_TIMEOUT, None)
         .await?;

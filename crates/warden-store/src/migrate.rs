@@ -1,4 +1,9 @@
 //! Embedded migrations, applied in name order and never edited once landed.
+//!
+//! Kept by hand rather than on `rusqlite_migration`: that crate counts
+//! applied migrations in `PRAGMA user_version`, while every existing
+//! database records them by name in `schema_migrations`; moving would need
+//! a one-time translation that is more code than this runner.
 
 use rusqlite::Connection;
 

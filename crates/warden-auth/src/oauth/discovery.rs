@@ -150,32 +150,6 @@ pub struct Discovered {
     pub resource_scopes: Option<Vec<String>>,
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    guard: &Guard,
-    url: &str,
-    what: &str,
-) -> Result<Option<T>> {
-    let u = guard.check(url, what)?;
-    let r = http
-        .get(u)
-        .header("accept", "application/json")
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .map_err(|e| OAuthError::Network(format!("could not fetch the {what} at {url}: {e}")))?;
-    if !r.status().is_success() {
-        return Ok(None);
-    }
-    let body = r
-        .bytes()
-        .await
-        .map_err(|e| OAuthError::Network(format!("could not read the {what}: {e}")))?;
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| OAuthError::Refused(format!("the {what} at {url} is not valid: {e}")))
-}
-
 fn origin(u: &Url) -> String {
     u.origin().ascii_serialization()
 }
@@ -198,7 +172,6 @@ pub fn resource_matches(resource: &str, server: &Url) -> bool {
 /// `resource_metadata`, else the path-aware then the root well-known URI.
 /// `None` when the server publishes none (a 2025-03-26 server).
 pub async fn protected_resource(
-    http: &reqwest::Client,
     guard: &Guard,
     server: &Url,
     challenge: Option<&Challenge>,
@@ -221,7 +194,9 @@ pub async fn protected_resource(
     }
     for c in candidates {
         if let Some(prm) =
-            get_json::<ProtectedResource>(http, guard, &c, "protected resource metadata").await?
+            guard
+                .get_json::<ProtectedResource>(&c, "protected resource metadata")
+                .await?
         {
             if !resource_matches(&prm.resource, server) {
                 return Err(OAuthError::Refused(format!(
@@ -260,14 +235,15 @@ fn same_issuer(a: &str, b: &str) -> bool {
 /// The authorization server's metadata. Its `issuer` must be the one asked
 /// for, and it must support PKCE with S256.
 pub async fn auth_server(
-    http: &reqwest::Client,
     guard: &Guard,
     issuer: &str,
 ) -> Result<Option<AuthServer>> {
     let issuer_url = guard.check(issuer, "authorization server")?;
     for u in metadata_urls(&issuer_url) {
         if let Some(m) =
-            get_json::<AuthServer>(http, guard, &u, "authorization server metadata").await?
+            guard
+                .get_json::<AuthServer>(&u, "authorization server metadata")
+                .await?
         {
             if !same_issuer(&m.issuer, issuer) {
                 return Err(OAuthError::Refused(format!(
@@ -299,18 +275,17 @@ pub fn check_pkce(m: &AuthServer) -> Result<()> {
 /// Runs discovery for a server whose request was answered 401 with
 /// `challenge` (or `None` to start cold).
 pub async fn discover(
-    http: &reqwest::Client,
     guard: &Guard,
     server: &Url,
     challenge: Option<&Challenge>,
 ) -> Result<Discovered> {
-    let prm = protected_resource(http, guard, server, challenge).await?;
+    let prm = protected_resource(guard, server, challenge).await?;
     let (resource, auth_server, resource_scopes) = match prm {
         Some(prm) => {
             let issuer = prm.authorization_servers.first().cloned().ok_or_else(|| {
                 OAuthError::Refused("the server's metadata names no authorization server".into())
             })?;
-            let m = auth_server(http, guard, &issuer).await?.ok_or_else(|| {
+            let m = auth_server(guard, &issuer).await?.ok_or_else(|| {
                 OAuthError::Refused(format!(
                     "the authorization server {issuer} publishes no metadata"
                 ))
@@ -322,7 +297,7 @@ pub async fn discover(
             // (2025-03-26): the authorization server is the server's
             // origin, with default endpoints when it has no metadata.
             let o = origin(server);
-            let m = match auth_server(http, guard, &o).await? {
+            let m = match auth_server(guard, &o).await? {
                 Some(m) => m,
                 None => AuthServer {
                     issuer: o.clone(),

@@ -1,22 +1,42 @@
 //! Signing in: client registration, the authorization request with PKCE
 //! S256 and a single-use `state`, the loopback redirect on 127.0.0.1, the
 //! `iss` check, the code exchange, refresh and revocation.
+//!
+//! The OAuth exchanges themselves (the authorization URL, PKCE, the token,
+//! refresh and revocation requests, client authentication and the token
+//! answer's parsing) are the `oauth2` crate's; every request it makes goes
+//! through [`Guard::send`]. Warden adds what MCP asks on top: the `resource`
+//! indicator (RFC 8707) on every request, the `iss` check of the answer
+//! (RFC 9207), dynamic registration (RFC 7591), which the crate does not do,
+//! and the one-time redirect listener.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, RevocationUrl, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use url::Url;
 
 use super::discovery::AuthServer;
 use super::guard::Guard;
 use super::{ClientRegistration, OAuthError, Result, TokenSet};
 use crate::Sensitive;
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The redirect listener: 127.0.0.1 on an ephemeral port (RFC 8252 §7.3).
 pub struct Loopback {
@@ -49,16 +69,11 @@ fn io(e: std::io::Error) -> OAuthError {
     ))
 }
 
-fn net(what: &str) -> impl Fn(reqwest::Error) -> OAuthError + '_ {
-    move |e| OAuthError::Network(format!("could not reach the {what}: {e}"))
-}
-
 /// Obtains a client registration in the specification's order: one an
 /// admin entered, a client ID metadata document (when Warden has one at an
 /// https URL and the server supports them), dynamic registration, else the
 /// person is asked for a client ID.
 pub async fn register(
-    http: &reqwest::Client,
     guard: &Guard,
     m: &AuthServer,
     redirect_uri: &str,
@@ -98,7 +113,6 @@ pub async fn register(
             m.issuer
         )));
     };
-    let url = guard.check(endpoint, "registration endpoint")?;
     let mut body = serde_json::json!({
         "client_name": "Warden",
         "redirect_uris": [redirect_uri],
@@ -110,14 +124,14 @@ pub async fn register(
     if let Some(s) = scopes {
         body["scope"] = serde_json::json!(s);
     }
-    let r = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(net("registration endpoint"))?;
-    let status = r.status();
-    let text = r.text().await.map_err(net("registration endpoint"))?;
+    let request = http::Request::post(endpoint.as_str())
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(body.to_string().into_bytes())
+        .map_err(|e| OAuthError::Refused(format!("the registration endpoint is not usable: {e}")))?;
+    let answer = guard.send(request, "registration endpoint").await?;
+    let status = answer.status();
+    let text = String::from_utf8_lossy(answer.body());
     if !status.is_success() {
         return Err(OAuthError::Refused(format!(
             "the authorization server refused to register Warden ({status}): {}",
@@ -158,8 +172,8 @@ fn short(s: &str) -> String {
 pub struct Authorization {
     /// The URL to open in the system browser.
     pub url: String,
-    state: Sensitive<String>,
-    verifier: Sensitive<String>,
+    state: CsrfToken,
+    verifier: PkceCodeVerifier,
     pub redirect_uri: String,
     pub issuer: String,
     iss_supported: bool,
@@ -168,131 +182,177 @@ pub struct Authorization {
     pub client: ClientRegistration,
 }
 
-fn random(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-    B64.encode(b)
+/// What a token endpoint may send beside the tokens: an OpenID provider's
+/// ID token, which single sign-on checks with `openidconnect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+impl ExtraTokenFields for IdTokenField {}
+
+type Tokens = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+/// An `oauth2` client for one registration, with its token endpoint set;
+/// `A` and `R` say whether the authorization and revocation URLs are.
+type Client<A = EndpointNotSet, R = EndpointNotSet> = oauth2::Client<
+    BasicErrorResponse,
+    Tokens,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    A,
+    EndpointNotSet,
+    EndpointNotSet,
+    R,
+    EndpointSet,
+>;
+
+fn bad_url(what: &'static str) -> impl Fn(url::ParseError) -> OAuthError {
+    move |e| OAuthError::Refused(format!("the {what} is not a URL: {e}"))
+}
+
+/// The client's authentication at the token and revocation endpoints:
+/// HTTP Basic, the secret in the form, or just the client ID (public client).
+fn client(reg: &ClientRegistration, token_endpoint: &str, guard: &Guard) -> Result<Client> {
+    let token_url = guard.check(token_endpoint, "token endpoint")?;
+    let mut c = oauth2::Client::new(ClientId::new(reg.client_id.clone()))
+        .set_token_uri(TokenUrl::from_url(token_url));
+    if let Some(secret) = &reg.client_secret {
+        c = c
+            .set_client_secret(ClientSecret::new(secret.expose().clone()))
+            .set_auth_type(match reg.auth_method.as_str() {
+                "client_secret_post" => AuthType::RequestBody,
+                _ => AuthType::BasicAuth,
+            });
+    }
+    Ok(c)
+}
+
+fn scopes(scopes: Option<&str>) -> impl Iterator<Item = Scope> + '_ {
+    scopes
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|s| Scope::new(s.to_string()))
 }
 
 /// Builds the authorization request: PKCE S256, a fresh `state`, the
 /// `resource`, the scopes.
 pub fn authorize(
     m: &AuthServer,
-    client: &ClientRegistration,
+    reg: &ClientRegistration,
     resource: &str,
-    scopes: Option<&str>,
+    scope: Option<&str>,
     redirect_uri: &str,
     guard: &Guard,
 ) -> Result<Authorization> {
     super::discovery::check_pkce(m)?;
-    let mut url = guard.check(&m.authorization_endpoint, "authorization endpoint")?;
-    let verifier = random(32);
-    let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
-    let state = random(24);
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &client.client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("state", &state)
-            .append_pair("resource", resource);
-        if let Some(s) = scopes {
-            q.append_pair("scope", s);
-        }
-    }
-    Ok(Authorization {
-        url: url.to_string(),
-        state: Sensitive::new(state),
-        verifier: Sensitive::new(verifier),
-        redirect_uri: redirect_uri.to_string(),
-        issuer: m.issuer.clone(),
-        iss_supported: m.authorization_response_iss_parameter_supported,
-        resource: resource.to_string(),
-        token_endpoint: m.token_endpoint.clone(),
-        client: client.clone(),
-    })
+    start(
+        guard,
+        Start {
+            authorization_endpoint: &m.authorization_endpoint,
+            token_endpoint: &m.token_endpoint,
+            issuer: &m.issuer,
+            iss_supported: m.authorization_response_iss_parameter_supported,
+            reg,
+            redirect_uri,
+            resource,
+            scopes: scope,
+            extra: &[],
+        },
+    )
 }
 
-/// The authorization request of an OpenID sign-in: PKCE S256, `state`,
-/// `nonce`, and any extra parameters (`max_age`, `acr_values`, `prompt`).
-#[allow(clippy::too_many_arguments)]
-pub fn authorize_oidc(
-    m: &crate::oidc::ProviderMetadata,
-    client: &ClientRegistration,
-    redirect_uri: &str,
-    scopes: &str,
-    nonce: &str,
-    extra: &[(&str, String)],
-    guard: &Guard,
-) -> Result<Authorization> {
-    let mut url = guard.check(&m.authorization_endpoint, "authorization endpoint")?;
-    let verifier = random(32);
-    let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
-    let state = random(24);
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &client.client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", scopes)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("state", &state)
-            .append_pair("nonce", nonce);
-        for (k, v) in extra {
-            q.append_pair(k, v);
-        }
+/// What an authorization request is made of, for MCP servers and for
+/// single sign-on alike.
+pub struct Start<'a> {
+    pub authorization_endpoint: &'a str,
+    pub token_endpoint: &'a str,
+    pub issuer: &'a str,
+    pub iss_supported: bool,
+    pub reg: &'a ClientRegistration,
+    pub redirect_uri: &'a str,
+    /// The resource indicator; empty for single sign-on.
+    pub resource: &'a str,
+    pub scopes: Option<&'a str>,
+    /// More parameters (`nonce`, `max_age`, `acr_values`, `prompt`).
+    pub extra: &'a [(&'a str, String)],
+}
+
+/// The authorization request with PKCE S256 and a fresh 192-bit `state`.
+pub fn start(guard: &Guard, s: Start<'_>) -> Result<Authorization> {
+    let auth_url = guard.check(s.authorization_endpoint, "authorization endpoint")?;
+    let redirect = RedirectUrl::new(s.redirect_uri.to_string()).map_err(bad_url("redirect URI"))?;
+    let c = client(s.reg, s.token_endpoint, guard)?
+        .set_auth_uri(AuthUrl::from_url(auth_url))
+        .set_redirect_uri(redirect);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = c
+        .authorize_url(|| CsrfToken::new_random_len(24))
+        .set_pkce_challenge(challenge)
+        .add_scopes(scopes(s.scopes));
+    if !s.resource.is_empty() {
+        request = request.add_extra_param("resource", s.resource);
     }
+    for (k, v) in s.extra {
+        request = request.add_extra_param(*k, v.as_str());
+    }
+    let (url, state) = request.url();
     Ok(Authorization {
         url: url.to_string(),
-        state: Sensitive::new(state),
-        verifier: Sensitive::new(verifier),
-        redirect_uri: redirect_uri.to_string(),
-        issuer: m.issuer.clone(),
-        iss_supported: m.authorization_response_iss_parameter_supported,
-        resource: String::new(),
-        token_endpoint: m.token_endpoint.clone(),
-        client: client.clone(),
+        state,
+        verifier,
+        redirect_uri: s.redirect_uri.to_string(),
+        issuer: s.issuer.to_string(),
+        iss_supported: s.iss_supported,
+        resource: s.resource.to_string(),
+        token_endpoint: s.token_endpoint.to_string(),
+        client: s.reg.clone(),
     })
 }
 
 /// A fresh random value (nonce) for a sign-in.
 pub fn nonce() -> String {
-    random(24)
-}
-
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    CsrfToken::new_random_len(24).into_secret()
 }
 
 const PAGE_OK: &str = "<!doctype html><meta charset=utf-8><title>Warden</title><p>Signed in. You can close this window and go back to Warden.</p>";
 const PAGE_BAD: &str = "<!doctype html><meta charset=utf-8><title>Warden</title><p>This sign-in link is not the one Warden started, so it was ignored. Start the sign-in again from Warden.</p>";
 
-async fn respond(stream: &mut tokio::net::TcpStream, status: &str, body: &str) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(body.as_bytes()).await;
-    let _ = stream.shutdown().await;
+/// What the callback checks an answer against.
+pub struct Expected {
+    state: String,
+    issuer: String,
+    iss_supported: bool,
 }
 
-/// What the browser brought back, checked against the request.
-fn check_callback(a: &Authorization, query: &str) -> std::result::Result<Result<String>, ()> {
-    let params: std::collections::HashMap<String, String> =
-        url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
+impl Expected {
+    pub fn new(state: &str, issuer: &str, iss_supported: bool) -> Expected {
+        Expected {
+            state: state.to_string(),
+            issuer: issuer.to_string(),
+            iss_supported,
+        }
+    }
+
+    fn of(a: &Authorization) -> Expected {
+        Expected {
+            state: a.state.secret().clone(),
+            issuer: a.issuer.clone(),
+            iss_supported: a.iss_supported,
+        }
+    }
+}
+
+/// What the browser brought back, checked against the request. `Err(())`
+/// for an answer to some other sign-in (wrong or missing state).
+pub fn check_callback(a: &Expected, query: &str) -> std::result::Result<Result<String>, ()> {
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     // Anything without this sign-in's state is not an answer to it.
     match params.get("state") {
-        Some(s) if constant_eq(s, a.state.expose()) => {}
+        Some(s) if bool::from(s.as_bytes().ct_eq(a.state.as_bytes())) => {}
         _ => return Err(()),
     }
     match params.get("iss") {
@@ -326,6 +386,49 @@ fn check_callback(a: &Authorization, query: &str) -> std::result::Result<Result<
     }
 }
 
+/// The listener's one route: the first answer with this sign-in's state
+/// is handed over, and the listener closes.
+#[derive(Clone)]
+struct Callback {
+    expected: Arc<Expected>,
+    answer: Arc<Mutex<Option<oneshot::Sender<Result<String>>>>>,
+}
+
+fn page(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONNECTION, "close"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn callback(State(cb): State<Callback>, RawQuery(query): RawQuery) -> Response {
+    let Ok(result) = check_callback(&cb.expected, query.as_deref().unwrap_or("")) else {
+        return page(StatusCode::BAD_REQUEST, PAGE_BAD.into());
+    };
+    let Some(tx) = cb.answer.lock().ok().and_then(|mut a| a.take()) else {
+        // A second answer with the right state: the first one won.
+        return page(StatusCode::BAD_REQUEST, PAGE_BAD.into());
+    };
+    let reply = match &result {
+        Ok(_) => page(StatusCode::OK, PAGE_OK.into()),
+        Err(e) => page(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "<!doctype html><meta charset=utf-8><title>Warden</title><p>The sign-in failed: {}</p>",
+                html_escape(&e.to_string())
+            ),
+        ),
+    };
+    let _ = tx.send(result);
+    reply
+}
+
 /// Waits for the browser to come back to the loopback listener with this
 /// sign-in's answer. The state is single use: the listener closes after it.
 pub async fn wait_for_code(
@@ -333,64 +436,32 @@ pub async fn wait_for_code(
     a: &Authorization,
     timeout: Duration,
 ) -> Result<String> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let accepted = tokio::time::timeout_at(deadline, loopback.listener.accept())
-            .await
-            .map_err(|_| OAuthError::TimedOut(timeout.as_secs()))?;
-        let Ok((mut stream, peer)) = accepted else {
-            continue;
-        };
-        if !peer.ip().is_loopback() {
-            continue;
-        }
-        let mut buf = vec![0u8; 8192];
-        let mut len = 0;
-        let read = tokio::time::timeout(Duration::from_secs(5), async {
-            while len < buf.len() {
-                let n = stream.read(&mut buf[len..]).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                len += n;
-                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-        })
-        .await;
-        if read.is_err() {
-            continue;
-        }
-        let head = String::from_utf8_lossy(&buf[..len]);
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("GET "))
-            .and_then(|l| l.split(' ').next())
-            .unwrap_or("");
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        if path != "/callback" {
-            respond(&mut stream, "404 Not Found", "").await;
-            continue;
-        }
-        match check_callback(a, query) {
-            Err(()) => {
-                respond(&mut stream, "400 Bad Request", PAGE_BAD).await;
-            }
-            Ok(Ok(code)) => {
-                respond(&mut stream, "200 OK", PAGE_OK).await;
-                return Ok(code);
-            }
-            Ok(Err(e)) => {
-                let page = format!(
-                    "<!doctype html><meta charset=utf-8><title>Warden</title><p>The sign-in failed: {}</p>",
-                    html_escape(&e.to_string())
-                );
-                respond(&mut stream, "400 Bad Request", &page).await;
-                return Err(e);
-            }
-        }
+    let (tx, rx) = oneshot::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = axum::Router::new()
+        .route("/callback", axum::routing::get(callback))
+        .with_state(Callback {
+            expected: Arc::new(Expected::of(a)),
+            answer: Arc::new(Mutex::new(Some(tx))),
+        });
+    let server = tokio::spawn(
+        axum::serve(loopback.listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    let answer = tokio::time::timeout(timeout, rx).await;
+    let _ = stop.send(());
+    // The listener is closed once the server has stopped; the answering
+    // connection gets its page first.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    match answer {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(OAuthError::Network(
+            "the sign-in listener stopped before the browser answered".into(),
+        )),
+        Err(_) => Err(OAuthError::TimedOut(timeout.as_secs())),
     }
 }
 
@@ -400,85 +471,39 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: String,
-    expires_in: Option<i64>,
-    refresh_token: Option<String>,
-    scope: Option<String>,
-    id_token: Option<String>,
+/// The async HTTP client `oauth2` calls: every request through the guard.
+fn via<'g>(
+    guard: &'g Guard,
+    what: &'static str,
+) -> impl Fn(
+    oauth2::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse>> + Send + 'g>,
+> + 'g {
+    move |request| Box::pin(guard.send(request, what))
 }
 
-fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The client's authentication at the token and revocation endpoints:
-/// HTTP Basic, the secret in the form, or just the client ID (public client).
-fn authenticate(
-    req: reqwest::RequestBuilder,
-    client: &ClientRegistration,
-    form: &mut Vec<(&str, String)>,
-) -> reqwest::RequestBuilder {
-    match (client.auth_method.as_str(), &client.client_secret) {
-        ("client_secret_basic", Some(secret)) => {
-            let pair = format!(
-                "{}:{}",
-                form_encode(&client.client_id),
-                form_encode(secret.expose())
-            );
-            let basic = base64::engine::general_purpose::STANDARD.encode(pair);
-            return req.header("authorization", format!("Basic {basic}"));
+/// Words for a failed token or revocation request.
+fn refused<T: oauth2::ErrorResponse>(e: RequestTokenError<OAuthError, T>, what: &str) -> OAuthError {
+    match e {
+        RequestTokenError::Request(e) => e,
+        RequestTokenError::ServerResponse(r) => {
+            // The standard error answer's fields, without its Display's extras.
+            let v = serde_json::to_value(&r).unwrap_or_default();
+            let why = v["error_description"]
+                .as_str()
+                .or(v["error"].as_str())
+                .unwrap_or("no reason given")
+                .to_string();
+            OAuthError::Denied(format!("the authorization server refused {what}: {why}"))
         }
-        ("client_secret_post", Some(secret)) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.expose().clone()));
-        }
-        _ => form.push(("client_id", client.client_id.clone())),
+        RequestTokenError::Parse(e, _) => OAuthError::Refused(format!(
+            "the authorization server's answer to {what} is not valid: {e}"
+        )),
+        RequestTokenError::Other(why) => OAuthError::Denied(format!(
+            "the authorization server refused {what}: {why}"
+        )),
     }
-    req
-}
-
-async fn token_request(
-    http: &reqwest::Client,
-    guard: &Guard,
-    token_endpoint: &str,
-    client: &ClientRegistration,
-    mut form: Vec<(&str, String)>,
-) -> Result<TokenResponse> {
-    let url = guard.check(token_endpoint, "token endpoint")?;
-    let req = http.post(url).header("accept", "application/json");
-    let req = authenticate(req, client, &mut form);
-    let r = req
-        .form(&form)
-        .send()
-        .await
-        .map_err(net("token endpoint"))?;
-    let status = r.status();
-    let text = r.text().await.map_err(net("token endpoint"))?;
-    if !status.is_success() {
-        #[derive(Deserialize)]
-        struct TokenError {
-            error: String,
-            error_description: Option<String>,
-        }
-        let why = serde_json::from_str::<TokenError>(&text)
-            .map(|e| e.error_description.unwrap_or(e.error))
-            .unwrap_or_else(|_| format!("HTTP {status}"));
-        return Err(OAuthError::Denied(format!(
-            "the authorization server refused to issue a token: {why}"
-        )));
-    }
-    let t: TokenResponse = serde_json::from_str(&text)
-        .map_err(|_| OAuthError::Refused("the token answer is not valid JSON".into()))?;
-    if !t.token_type.eq_ignore_ascii_case("bearer") {
-        return Err(OAuthError::Refused(format!(
-            "the authorization server issued a {:?} token; Warden uses bearer tokens only",
-            t.token_type
-        )));
-    }
-    Ok(t)
 }
 
 fn now() -> i64 {
@@ -488,46 +513,55 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Exchanges the authorization code for tokens.
-pub async fn exchange(
-    http: &reqwest::Client,
-    guard: &Guard,
-    a: &Authorization,
-    code: &str,
-) -> Result<TokenSet> {
-    let t = token_request(
-        http,
-        guard,
-        &a.token_endpoint,
-        &a.client,
-        vec![
-            ("grant_type", "authorization_code".into()),
-            ("code", code.to_string()),
-            ("redirect_uri", a.redirect_uri.clone()),
-            ("code_verifier", a.verifier.expose().clone()),
-        ]
-        .into_iter()
-        .chain((!a.resource.is_empty()).then(|| ("resource", a.resource.clone())))
-        .collect(),
-    )
-    .await?;
+/// The tokens of a token answer; only bearer tokens are used.
+fn token_set(t: Tokens, resource: &str, issuer: &str, old: Option<&TokenSet>) -> Result<TokenSet> {
+    if *t.token_type() != BasicTokenType::Bearer {
+        return Err(OAuthError::Refused(format!(
+            "the authorization server issued a {:?} token; Warden uses bearer tokens only",
+            t.token_type().as_ref()
+        )));
+    }
+    let scope = t
+        .scopes()
+        .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" "));
     Ok(TokenSet {
-        access_token: Sensitive::new(t.access_token),
-        refresh_token: t.refresh_token.map(Sensitive::new),
-        expires_at: t.expires_in.map(|s| now() + s),
-        scope: t.scope,
-        resource: a.resource.clone(),
-        issuer: a.issuer.clone(),
-        id_token: t.id_token,
+        access_token: Sensitive::new(t.access_token().secret().clone()),
+        refresh_token: t
+            .refresh_token()
+            .map(|r| Sensitive::new(r.secret().clone()))
+            .or_else(|| old.and_then(|o| o.refresh_token.clone())),
+        expires_at: t
+            .expires_in()
+            .map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+        scope: scope.or_else(|| old.and_then(|o| o.scope.clone())),
+        resource: resource.to_string(),
+        issuer: issuer.to_string(),
+        id_token: t.extra_fields().id_token.clone(),
     })
+}
+
+/// Exchanges the authorization code for tokens.
+pub async fn exchange(guard: &Guard, a: &Authorization, code: &str) -> Result<TokenSet> {
+    let redirect = RedirectUrl::new(a.redirect_uri.clone()).map_err(bad_url("redirect URI"))?;
+    let c = client(&a.client, &a.token_endpoint, guard)?.set_redirect_uri(redirect);
+    let mut request = c
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .set_pkce_verifier(PkceCodeVerifier::new(a.verifier.secret().clone()));
+    if !a.resource.is_empty() {
+        request = request.add_extra_param("resource", a.resource.clone());
+    }
+    let t = request
+        .request_async(&via(guard, "token endpoint"))
+        .await
+        .map_err(|e| refused(e, "to issue a token"))?;
+    token_set(t, &a.resource, &a.issuer, None)
 }
 
 /// Refreshes an access token; a rotated refresh token replaces the old one.
 pub async fn refresh(
-    http: &reqwest::Client,
     guard: &Guard,
     token_endpoint: &str,
-    client: &ClientRegistration,
+    reg: &ClientRegistration,
     tokens: &TokenSet,
 ) -> Result<TokenSet> {
     let Some(rt) = &tokens.refresh_token else {
@@ -535,62 +569,49 @@ pub async fn refresh(
             "the server gave no refresh token, so the sign-in cannot be renewed without you".into(),
         ));
     };
-    let t = token_request(
-        http,
-        guard,
-        token_endpoint,
-        client,
-        vec![
-            ("grant_type", "refresh_token".into()),
-            ("refresh_token", rt.expose().clone()),
-        ]
-        .into_iter()
-        .chain((!tokens.resource.is_empty()).then(|| ("resource", tokens.resource.clone())))
-        .collect(),
-    )
-    .await?;
-    Ok(TokenSet {
-        access_token: Sensitive::new(t.access_token),
-        refresh_token: t
-            .refresh_token
-            .map(Sensitive::new)
-            .or_else(|| tokens.refresh_token.clone()),
-        expires_at: t.expires_in.map(|s| now() + s),
-        scope: t.scope.or_else(|| tokens.scope.clone()),
-        resource: tokens.resource.clone(),
-        issuer: tokens.issuer.clone(),
-        id_token: t.id_token,
-    })
+    let c = client(reg, token_endpoint, guard)?;
+    let rt = RefreshToken::new(rt.expose().clone());
+    let mut request = c.exchange_refresh_token(&rt);
+    if !tokens.resource.is_empty() {
+        request = request.add_extra_param("resource", tokens.resource.clone());
+    }
+    let t = request
+        .request_async(&via(guard, "token endpoint"))
+        .await
+        .map_err(|e| refused(e, "to issue a token"))?;
+    token_set(t, &tokens.resource, &tokens.issuer, Some(tokens))
+}
+
+/// Which token [`revoke`] revokes.
+#[derive(Debug, Clone, Copy)]
+pub enum Revocable {
+    Access,
+    Refresh,
 }
 
 /// Revokes a token at the server (RFC 7009).
 pub async fn revoke(
-    http: &reqwest::Client,
     guard: &Guard,
     endpoint: &str,
-    client: &ClientRegistration,
+    reg: &ClientRegistration,
     token: &str,
-    hint: &str,
+    kind: Revocable,
 ) -> Result<()> {
     let url = guard.check(endpoint, "revocation endpoint")?;
-    let mut form = vec![
-        ("token", token.to_string()),
-        ("token_type_hint", hint.to_string()),
-    ];
-    let req = http.post(url);
-    let req = authenticate(req, client, &mut form);
-    let r = req
-        .form(&form)
-        .send()
+    let token = match kind {
+        Revocable::Access => {
+            StandardRevocableToken::AccessToken(oauth2::AccessToken::new(token.to_string()))
+        }
+        Revocable::Refresh => StandardRevocableToken::RefreshToken(RefreshToken::new(token.to_string())),
+    };
+    // The token endpoint is not used here; any checked URL will do.
+    let c: Client<EndpointNotSet, EndpointSet> = client(reg, endpoint, guard)?
+        .set_revocation_url(RevocationUrl::from_url(url));
+    c.revoke_token(token)
+        .map_err(|e| OAuthError::Refused(format!("the token cannot be revoked: {e}")))?
+        .request_async(&via(guard, "revocation endpoint"))
         .await
-        .map_err(net("revocation endpoint"))?;
-    if !r.status().is_success() {
-        return Err(OAuthError::Denied(format!(
-            "the server did not revoke the token (HTTP {})",
-            r.status()
-        )));
-    }
-    Ok(())
+        .map_err(|e| refused(e, "to revoke the token"))
 }
 
 /// Opens `url` in the system browser: never a webview, never through a
@@ -621,31 +642,32 @@ pub fn open_browser(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
-    fn auth(iss_supported: bool) -> Authorization {
-        Authorization {
-            url: String::new(),
-            state: Sensitive::new("s123".into()),
-            verifier: Sensitive::new("v".into()),
-            redirect_uri: "http://127.0.0.1:1/callback".into(),
+    fn expected(iss_supported: bool) -> Expected {
+        Expected {
+            state: "s123".into(),
             issuer: "https://as.example.com".into(),
             iss_supported,
-            resource: "https://mcp.example.com/mcp".into(),
-            token_endpoint: "https://as.example.com/token".into(),
-            client: ClientRegistration {
-                client_id: "c".into(),
-                client_secret: None,
-                auth_method: "none".into(),
-                kind: "dynamic".into(),
-                redirect_uri: None,
-            },
+        }
+    }
+
+    fn registration() -> ClientRegistration {
+        ClientRegistration {
+            client_id: "c".into(),
+            client_secret: None,
+            auth_method: "none".into(),
+            kind: "dynamic".into(),
+            redirect_uri: None,
         }
     }
 
     #[test]
     fn callbacks_are_checked_for_state_and_iss() {
-        let a = auth(true);
+        let a = expected(true);
         assert!(
             check_callback(&a, "code=x&state=wrong").is_err(),
             "another state is ignored"
@@ -660,7 +682,7 @@ mod tests {
             matches!(missing, Ok(Err(OAuthError::Refused(_)))),
             "promised iss missing"
         );
-        let not_promised = check_callback(&auth(false), "code=abc&state=s123");
+        let not_promised = check_callback(&expected(false), "code=abc&state=s123");
         assert!(matches!(not_promised, Ok(Ok(_))));
         let denied = check_callback(
             &a,
@@ -669,40 +691,8 @@ mod tests {
         assert!(matches!(denied, Ok(Err(OAuthError::Denied(_)))));
     }
 
-    #[tokio::test]
-    async fn the_loopback_takes_one_answer_with_its_state_then_closes() {
-        let lb = Loopback::bind(None).await.expect("bind");
-        let redirect = lb.redirect_uri.clone();
-        let a = auth(false);
-        let waiting =
-            tokio::spawn(async move { wait_for_code(lb, &a, Duration::from_secs(10)).await });
-        let http = reqwest::Client::new();
-        let forged = http
-            .get(format!("{redirect}?code=evil&state=guess"))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(forged.status(), 400, "another state is turned away");
-        let ok = http
-            .get(format!("{redirect}?code=good&state=s123"))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(ok.status(), 200);
-        assert_eq!(waiting.await.expect("join").expect("code"), "good");
-        let replay = http
-            .get(format!("{redirect}?code=good&state=s123"))
-            .send()
-            .await;
-        assert!(
-            replay.is_err(),
-            "the state is single use: the listener is gone"
-        );
-    }
-
-    #[test]
-    fn the_authorization_request_carries_pkce_state_and_resource() {
-        let m = AuthServer {
+    fn server() -> AuthServer {
+        AuthServer {
             issuer: "https://as.example.com".into(),
             authorization_endpoint: "http://127.0.0.1:9/authorize".into(),
             token_endpoint: "http://127.0.0.1:9/token".into(),
@@ -713,11 +703,67 @@ mod tests {
             token_endpoint_auth_methods_supported: None,
             authorization_response_iss_parameter_supported: false,
             client_id_metadata_document_supported: false,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn the_loopback_takes_one_answer_with_its_state_then_closes() {
+        let lb = Loopback::bind(None).await.expect("bind");
+        let redirect = lb.redirect_uri.clone();
+        let guard = Guard::new(super::super::guard::system_resolver(), false);
+        let a = authorize(&server(), &registration(), "r", None, &redirect, &guard)
+            .expect("authorize");
+        let state = a.state.secret().clone();
+        let waiting =
+            tokio::spawn(async move { wait_for_code(lb, &a, Duration::from_secs(10)).await });
+        let http = reqwest::Client::new();
+        let forged = http
+            .get(format!("{redirect}?code=evil&state=guess"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(forged.status(), 400, "another state is turned away");
+        let elsewhere = http
+            .get(redirect.replace("/callback", "/other"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(elsewhere.status(), 404, "one route only");
+        let ok = http
+            .get(format!("{redirect}?code=good&state={state}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(ok.status(), 200);
+        assert_eq!(waiting.await.expect("join").expect("code"), "good");
+        let replay = http
+            .get(format!("{redirect}?code=good&state={state}"))
+            .send()
+            .await;
+        assert!(
+            replay.is_err(),
+            "the state is single use: the listener is gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn nobody_answering_times_out() {
+        let lb = Loopback::bind(None).await.expect("bind");
+        let guard = Guard::new(super::super::guard::system_resolver(), false);
+        let redirect = lb.redirect_uri.clone();
+        let a = authorize(&server(), &registration(), "r", None, &redirect, &guard)
+            .expect("authorize");
+        let r = wait_for_code(lb, &a, Duration::from_millis(200)).await;
+        assert!(matches!(r, Err(OAuthError::TimedOut(_))), "{r:?}");
+    }
+
+    #[test]
+    fn the_authorization_request_carries_pkce_state_and_resource() {
+        let m = server();
         let guard = Guard::new(super::super::guard::system_resolver(), false);
         let a = authorize(
             &m,
-            &auth(false).client,
+            &registration(),
             "https://mcp.example.com/mcp",
             Some("a b"),
             "http://127.0.0.1:5/callback",
@@ -725,22 +771,27 @@ mod tests {
         )
         .expect("authorize");
         let u = Url::parse(&a.url).expect("url");
-        let q: std::collections::HashMap<_, _> = u.query_pairs().into_owned().collect();
+        let q: HashMap<_, _> = u.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "c");
+        assert_eq!(q["redirect_uri"], "http://127.0.0.1:5/callback");
         assert_eq!(q["code_challenge_method"], "S256");
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         assert_eq!(
             q["code_challenge"],
-            B64.encode(Sha256::digest(a.verifier.expose().as_bytes()))
+            b64.encode(Sha256::digest(a.verifier.secret().as_bytes()))
         );
         assert_eq!(q["resource"], "https://mcp.example.com/mcp");
         assert_eq!(q["scope"], "a b");
-        assert_eq!(q["state"].len(), 32);
+        assert_eq!(q["state"].len(), 32, "192 bits of state");
+        assert_eq!(&q["state"], a.state.secret());
         let mut plain = m.clone();
         plain.code_challenge_methods_supported = Some(vec!["plain".into()]);
         assert!(
-            authorize(&plain, &auth(false).client, "r", None, "x", &guard).is_err(),
+            authorize(&plain, &registration(), "r", None, "x", &guard).is_err(),
             "no S256, no sign-in"
         );
         plain.code_challenge_methods_supported = None;
-        assert!(authorize(&plain, &auth(false).client, "r", None, "x", &guard).is_err());
+        assert!(authorize(&plain, &registration(), "r", None, "x", &guard).is_err());
     }
 }

@@ -1,12 +1,21 @@
-//! Which URLs the OAuth client may fetch. Remote servers and their
-//! authorization servers must use https (loopback exempt). A discovery,
-//! metadata or token URL whose host resolves to a private, link-local,
-//! shared or cloud-metadata address is refused unless the admin configured
-//! the server itself on such a network. Resolution is injectable, so tests
-//! can point a name at 169.254.169.254 without a packet leaving loopback.
+//! Which URLs the OAuth client may fetch, and the HTTP client that fetches
+//! them. Remote servers and their authorization servers must use https
+//! (loopback exempt). A discovery, metadata or token URL whose host
+//! resolves to a private, link-local, shared or cloud-metadata address is
+//! refused unless the admin configured the server itself on such a
+//! network. Resolution is injectable, so tests can point a name at
+//! 169.254.169.254 without a packet leaving loopback.
+//!
+//! [`Guard::send`] is the only way the OAuth and OpenID code reaches the
+//! network (the `oauth2` and `openidconnect` crates call it as their async
+//! HTTP client): it checks the URL, then connects to exactly the addresses
+//! the check approved, so a name that resolves differently the second time
+//! (DNS rebinding) cannot move the request elsewhere. Redirects are not
+//! followed and answers are capped in size.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use url::Url;
 
@@ -98,6 +107,12 @@ impl Guard {
 
     /// Checks a URL before it is fetched. `what` names it in the error.
     pub fn check(&self, raw: &str, what: &str) -> Result<Url> {
+        self.resolve(raw, what).map(|(url, _)| url)
+    }
+
+    /// Checks a URL and returns the addresses that passed, the only ones a
+    /// request to it may connect to.
+    fn resolve(&self, raw: &str, what: &str) -> Result<(Url, Vec<IpAddr>)> {
         let url = Url::parse(raw)
             .map_err(|e| OAuthError::Refused(format!("the {what} {raw:?} is not a URL: {e}")))?;
         let host = url
@@ -137,9 +152,84 @@ impl Guard {
                 "the {what} {url} points at a private network address while the server is public; Warden refuses that to protect your network"
             )));
         }
-        Ok(url)
+        Ok((url, ips))
+    }
+
+    /// Sends `request` if its URL passes the check, to the addresses the
+    /// check approved and no others. `what` names the URL in errors.
+    pub async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+        what: &str,
+    ) -> Result<http::Response<Vec<u8>>> {
+        let (url, ips) = self.resolve(&request.uri().to_string(), what)?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(domain) = url.domain() {
+            let port = url.port_or_known_default().unwrap_or(443);
+            let pinned: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+            builder = builder.resolve_to_addrs(domain, &pinned);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| OAuthError::Network(format!("could not start a request to the {what}: {e}")))?;
+        let (parts, body) = request.into_parts();
+        let mut answer = client
+            .request(parts.method, url.clone())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| OAuthError::Network(format!("could not reach the {what} at {url}: {e}")))?;
+        let mut response = http::Response::builder().status(answer.status());
+        if let Some(headers) = response.headers_mut() {
+            *headers = std::mem::take(answer.headers_mut());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = answer
+            .chunk()
+            .await
+            .map_err(|e| OAuthError::Network(format!("could not read the {what}: {e}")))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(OAuthError::Refused(format!(
+                    "the {what} at {url} sent more than {} KiB; Warden stopped reading",
+                    MAX_ANSWER / 1024
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        response
+            .body(body)
+            .map_err(|e| OAuthError::Network(format!("the {what} sent an unusable answer: {e}")))
+    }
+
+    /// GETs a JSON document; `None` when the answer is not a success.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
+        let request = http::Request::get(url)
+            .header("accept", "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(Vec::new())
+            .map_err(|e| OAuthError::Refused(format!("the {what} {url:?} is not a URL: {e}")))?;
+        let answer = self.send(request, what).await?;
+        if !answer.status().is_success() {
+            return Ok(None);
+        }
+        serde_json::from_slice(answer.body())
+            .map(Some)
+            .map_err(|e| OAuthError::Refused(format!("the {what} at {url} is not valid: {e}")))
     }
 }
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer read: metadata, keys and tokens are a few KiB.
+const MAX_ANSWER: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,12 @@
 //!   `state` and `resource` (RFC 8707), the loopback redirect (RFC 8252), the
 //!   `iss` check (RFC 9207), the code exchange, refresh and revocation.
 //! - [`guard`]: which URLs Warden will fetch at all (https, no private or
-//!   metadata addresses unless the server itself lives there).
+//!   metadata addresses unless the server itself lives there), and the HTTP
+//!   client that fetches them, for Warden and for the `oauth2` and
+//!   `openidconnect` crates alike.
+//!
+//! The exchanges themselves are the `oauth2` crate's; `../README.md` says
+//! what is written here and why.
 
 pub mod discovery;
 pub mod flow;

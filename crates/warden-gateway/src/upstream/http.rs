@@ -227,24 +227,17 @@ impl HttpLink {
     }
 
     async fn read_stream(&self, resp: reqwest::Response, related: Option<u64>) -> Option<String> {
-        let mut parser = sse::Parser::new(MAX_EVENT);
-        let mut body = resp.bytes_stream();
+        let mut events = sse::events(resp.bytes_stream(), MAX_EVENT);
         let mut last_id = None;
-        while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else { break };
-            let Ok(events) = parser.feed(&chunk) else {
-                break;
-            };
-            for ev in events {
-                if ev.id.is_some() {
-                    last_id = ev.id.clone();
-                }
-                if ev.data.trim().is_empty() {
-                    continue;
-                }
-                if let Ok(env) = Envelope::parse(ev.data.as_bytes()) {
-                    self.mux.dispatch(env, related);
-                }
+        while let Some(Ok(ev)) = events.next().await {
+            if ev.id.is_some() {
+                last_id = ev.id.clone();
+            }
+            if ev.data.trim().is_empty() {
+                continue;
+            }
+            if let Ok(env) = Envelope::parse(ev.data.as_bytes()) {
+                self.mux.dispatch(env, related);
             }
         }
         last_id

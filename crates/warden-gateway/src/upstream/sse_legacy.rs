@@ -51,18 +51,15 @@ impl SseLink {
                 detail: String::new(),
             });
         }
-        let mut body = resp.bytes_stream();
-        let mut parser = sse::Parser::new(MAX_EVENT);
+        let mut events = sse::events(resp.bytes_stream(), MAX_EVENT);
         let mut pending = Vec::new();
         let endpoint = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| PeerError::Transport(e.to_string()))?;
-                for ev in parser.feed(&chunk).map_err(PeerError::Protocol)? {
-                    if ev.event.as_deref() == Some("endpoint") {
-                        return Ok(ev.data);
-                    }
-                    pending.push(ev);
+            while let Some(ev) = events.next().await {
+                let ev = ev.map_err(PeerError::Protocol)?;
+                if ev.event.as_deref() == Some("endpoint") {
+                    return Ok(ev.data);
                 }
+                pending.push(ev);
             }
             Err(PeerError::Protocol(
                 "the event stream ended before naming its endpoint".into(),
@@ -100,10 +97,9 @@ impl SseLink {
             loop {
                 tokio::select! {
                     _ = closed.cancelled() => break,
-                    chunk = body.next() => {
-                        let Some(Ok(chunk)) = chunk else { break };
-                        let Ok(events) = parser.feed(&chunk) else { break };
-                        events.into_iter().for_each(dispatch);
+                    ev = events.next() => {
+                        let Some(Ok(ev)) = ev else { break };
+                        dispatch(ev);
                     }
                 }
             }
