@@ -142,14 +142,7 @@ impl OAuthTokens {
             return Ok(Some(fresh.tokens.access_token.expose().clone()));
         }
         let guard = Guard::for_server(self.resolver.clone(), url);
-        match flow::refresh(
-            &guard,
-            &row.token_endpoint,
-            &stored.client,
-            &stored.tokens,
-        )
-        .await
-        {
+        match flow::refresh(&guard, &row.token_endpoint, &stored.client, &stored.tokens).await {
             Ok(tokens) => {
                 let access = tokens.access_token.expose().clone();
                 let stored = Stored {

@@ -704,9 +704,7 @@ impl Api {
             // One person's trouble (a keychain or database error) must not
             // stop the others' sessions from being checked.
             match self
-                .refresh_one(
-                    &cfg, &meta, &client, &guard, &install, hash, user_id, now,
-                )
+                .refresh_one(&cfg, &meta, &client, &guard, &install, hash, user_id, now)
                 .await
             {
                 Ok(true) => ended += 1,

@@ -17,8 +17,9 @@ use openidconnect::core::{
     CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalClaims, AdditionalProviderMetadata, ClaimsVerificationError, ClientId, DiscoveryError,
-    IdToken, IdTokenVerifier, IssuerUrl, JsonWebKeySetUrl, Nonce, SignatureVerificationError,
+    AdditionalClaims, AdditionalProviderMetadata, ClaimsVerificationError, ClientId,
+    DiscoveryError, IdToken, IdTokenVerifier, IssuerUrl, JsonWebKeySetUrl, Nonce,
+    SignatureVerificationError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,18 +69,6 @@ type Discovered = openidconnect::ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-/// The async HTTP client `openidconnect` calls: the guard's.
-fn via<'g>(
-    guard: &'g Guard,
-    what: &'static str,
-) -> impl Fn(
-    openidconnect::HttpRequest,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse>> + Send + 'g>,
-> + 'g {
-    move |request| Box::pin(guard.send(request, what))
-}
-
 fn discovery_error(e: DiscoveryError<OAuthError>, what: &str) -> OAuthError {
     match e {
         DiscoveryError::Request(e) => e,
@@ -94,7 +83,7 @@ pub async fn discover(guard: &Guard, issuer: &str) -> Result<ProviderMetadata> {
     let issuer_url = IssuerUrl::new(issuer.trim_end_matches('/').to_string())
         .map_err(|e| OAuthError::Refused(format!("the issuer {issuer:?} is not a URL: {e}")))?;
     guard.check(issuer_url.as_str(), "identity provider")?;
-    let m = Discovered::discover_async(issuer_url, &via(guard, "identity provider's configuration"))
+    let m = Discovered::discover_async(issuer_url, &guard.client("identity provider's configuration"))
         .await
         .map_err(|e| match e {
             DiscoveryError::Request(e) => e,
@@ -134,7 +123,7 @@ pub async fn discover(guard: &Guard, issuer: &str) -> Result<ProviderMetadata> {
 pub async fn fetch_keys(guard: &Guard, jwks_uri: &str) -> Result<Keys> {
     let url = JsonWebKeySetUrl::new(jwks_uri.to_string())
         .map_err(|e| OAuthError::Refused(format!("the key set address is not a URL: {e}")))?;
-    Keys::fetch_async(&url, &via(guard, "identity provider's keys"))
+    Keys::fetch_async(&url, &guard.client("identity provider's keys"))
         .await
         .map_err(|e| discovery_error(e, "identity provider's key set"))
 }
@@ -449,16 +438,25 @@ mod tests {
     #[test]
     fn a_signed_token_from_the_provider_is_read_whole() {
         let p = Provider::new("k1");
-        let c = validate(&p.sign(good()), &p.keys(), &expect(Some("n-1"), Some(60)))
-            .expect("valid");
+        let c =
+            validate(&p.sign(good()), &p.keys(), &expect(Some("n-1"), Some(60))).expect("valid");
         assert_eq!(c.iss, "https://idp.example.com");
         assert_eq!(c.sub, "248289761001");
         assert_eq!(c.exp, NOW + 300);
         assert_eq!(c.auth_time, Some(NOW - 10));
-        assert_eq!(c.amr.as_deref(), Some(&["pwd".to_string(), "otp".to_string()][..]));
+        assert_eq!(
+            c.amr.as_deref(),
+            Some(&["pwd".to_string(), "otp".to_string()][..])
+        );
         assert_eq!(c.acr.as_deref(), Some("urn:mfa"));
-        assert_eq!(c.other["preferred_username"], "ada", "standard claims by name");
-        assert_eq!(c.other["groups"][0], "warden-admins", "custom claims by name");
+        assert_eq!(
+            c.other["preferred_username"], "ada",
+            "standard claims by name"
+        );
+        assert_eq!(
+            c.other["groups"][0], "warden-admins",
+            "custom claims by name"
+        );
         assert!(proves_mfa(&c, &["otp".into()], &[]));
     }
 
@@ -477,7 +475,12 @@ mod tests {
             Some(IdTokenError::WrongAudience)
         );
         assert_eq!(
-            validate(&with("aud", serde_json::json!(["warden", "other"])), &keys, &e).err(),
+            validate(
+                &with("aud", serde_json::json!(["warden", "other"])),
+                &keys,
+                &e
+            )
+            .err(),
             Some(IdTokenError::WrongAudience),
             "several audiences need azp naming Warden"
         );
@@ -510,7 +513,10 @@ mod tests {
             Some(IdTokenError::TooOld)
         );
         let mut no_auth_time = good();
-        no_auth_time.as_object_mut().expect("object").remove("auth_time");
+        no_auth_time
+            .as_object_mut()
+            .expect("object")
+            .remove("auth_time");
         assert_eq!(
             validate(&p.sign(no_auth_time), &keys, &e).err(),
             Some(IdTokenError::TooOld),

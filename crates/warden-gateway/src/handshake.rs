@@ -8,7 +8,10 @@
 
 use std::sync::LazyLock;
 
-use rmcp::model::{ClientCapabilities, Implementation, InitializeResult, ServerCapabilities};
+use rmcp::model::{
+    ClientCapabilities, Implementation, InitializeResult, PromptsCapability, ResourcesCapability,
+    RootsCapabilities, ServerCapabilities, ToolsCapability,
+};
 
 use crate::upstream::{LEGACY_VERSIONS, MODERN_VERSION};
 
@@ -19,17 +22,21 @@ const INSTRUCTIONS: &str =
 /// endpoint: the fields an `initialize` and a `server/discover` answer share.
 pub fn own_description() -> serde_json::Value {
     static OWN: LazyLock<serde_json::Value> = LazyLock::new(|| {
-        let capabilities = ServerCapabilities::builder()
-            .enable_tools()
-            .enable_tool_list_changed()
-            .enable_resources()
-            .enable_resources_list_changed()
-            .enable_resources_subscribe()
-            .enable_prompts()
-            .enable_prompts_list_changed()
-            .enable_logging()
-            .enable_completions()
-            .build();
+        // The SDK's builders come with its server runtime; the structs alone
+        // are built field by field.
+        let mut tools = ToolsCapability::default();
+        tools.list_changed = Some(true);
+        let mut resources = ResourcesCapability::default();
+        resources.list_changed = Some(true);
+        resources.subscribe = Some(true);
+        let mut prompts = PromptsCapability::default();
+        prompts.list_changed = Some(true);
+        let mut capabilities = ServerCapabilities::default();
+        capabilities.tools = Some(tools);
+        capabilities.resources = Some(resources);
+        capabilities.prompts = Some(prompts);
+        capabilities.logging = Some(Default::default());
+        capabilities.completions = Some(Default::default());
         let mut result = InitializeResult::new(capabilities);
         result.server_info = Implementation::new("warden", env!("CARGO_PKG_VERSION"));
         result.server_info.title = Some("Warden MCP gateway".into());
@@ -59,12 +66,13 @@ pub fn discover_result(mut description: serde_json::Value) -> serde_json::Value 
 /// What Warden can do as a client: relay roots, sampling and elicitation
 /// from its own clients.
 pub fn client_capabilities() -> ClientCapabilities {
-    ClientCapabilities::builder()
-        .enable_roots()
-        .enable_roots_list_changed()
-        .enable_sampling()
-        .enable_elicitation()
-        .build()
+    let mut roots = RootsCapabilities::default();
+    roots.list_changed = Some(true);
+    let mut c = ClientCapabilities::default();
+    c.roots = Some(roots);
+    c.sampling = Some(Default::default());
+    c.elicitation = Some(Default::default());
+    c
 }
 
 pub fn client_info() -> Implementation {

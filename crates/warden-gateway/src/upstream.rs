@@ -109,7 +109,10 @@ impl Peer {
             Era::Modern(v) => {
                 meta.set_str(META_VERSION, v);
                 if !meta.0.contains_key(META_CAPS) {
-                    meta.set_raw(META_CAPS, jsonrpc::to_raw(&crate::handshake::client_capabilities()));
+                    meta.set_raw(
+                        META_CAPS,
+                        jsonrpc::to_raw(&crate::handshake::client_capabilities()),
+                    );
                 }
                 meta.set_raw(META_INFO, jsonrpc::to_raw(&crate::handshake::client_info()));
             }
@@ -891,8 +894,14 @@ async fn initialize(peer: &mut Peer) -> Result<(), PeerError> {
     peer.era = Era::Legacy(LEGACY_VERSION.into());
     let mut params = Params::default();
     params.set_str("protocolVersion", LEGACY_VERSION);
-    params.set_raw("capabilities", jsonrpc::to_raw(&crate::handshake::client_capabilities()));
-    params.set_raw("clientInfo", jsonrpc::to_raw(&crate::handshake::client_info()));
+    params.set_raw(
+        "capabilities",
+        jsonrpc::to_raw(&crate::handshake::client_capabilities()),
+    );
+    params.set_raw(
+        "clientInfo",
+        jsonrpc::to_raw(&crate::handshake::client_info()),
+    );
     let reply = peer
         .call("initialize", params, None, HANDSHAKE_TIMEOUT, None)
         .await?;

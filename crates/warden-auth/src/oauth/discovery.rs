@@ -193,10 +193,9 @@ pub async fn protected_resource(
         ));
     }
     for c in candidates {
-        if let Some(prm) =
-            guard
-                .get_json::<ProtectedResource>(&c, "protected resource metadata")
-                .await?
+        if let Some(prm) = guard
+            .get_json::<ProtectedResource>(&c, "protected resource metadata")
+            .await?
         {
             if !resource_matches(&prm.resource, server) {
                 return Err(OAuthError::Refused(format!(
@@ -234,16 +233,12 @@ fn same_issuer(a: &str, b: &str) -> bool {
 
 /// The authorization server's metadata. Its `issuer` must be the one asked
 /// for, and it must support PKCE with S256.
-pub async fn auth_server(
-    guard: &Guard,
-    issuer: &str,
-) -> Result<Option<AuthServer>> {
+pub async fn auth_server(guard: &Guard, issuer: &str) -> Result<Option<AuthServer>> {
     let issuer_url = guard.check(issuer, "authorization server")?;
     for u in metadata_urls(&issuer_url) {
-        if let Some(m) =
-            guard
-                .get_json::<AuthServer>(&u, "authorization server metadata")
-                .await?
+        if let Some(m) = guard
+            .get_json::<AuthServer>(&u, "authorization server metadata")
+            .await?
         {
             if !same_issuer(&m.issuer, issuer) {
                 return Err(OAuthError::Refused(format!(

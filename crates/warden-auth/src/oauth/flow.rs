@@ -128,7 +128,9 @@ pub async fn register(
         .header("content-type", "application/json")
         .header("accept", "application/json")
         .body(body.to_string().into_bytes())
-        .map_err(|e| OAuthError::Refused(format!("the registration endpoint is not usable: {e}")))?;
+        .map_err(|e| {
+            OAuthError::Refused(format!("the registration endpoint is not usable: {e}"))
+        })?;
     let answer = guard.send(request, "registration endpoint").await?;
     let status = answer.status();
     let text = String::from_utf8_lossy(answer.body());
@@ -471,20 +473,11 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The async HTTP client `oauth2` calls: every request through the guard.
-fn via<'g>(
-    guard: &'g Guard,
-    what: &'static str,
-) -> impl Fn(
-    oauth2::HttpRequest,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse>> + Send + 'g>,
-> + 'g {
-    move |request| Box::pin(guard.send(request, what))
-}
-
-/// Words for a failed token or revocation request.
-fn refused<T: oauth2::ErrorResponse>(e: RequestTokenError<OAuthError, T>, what: &str) -> OAuthError {
+/// Words for a failed token or revocation request; `what` is what was asked.
+fn refused<T: oauth2::ErrorResponse>(
+    e: RequestTokenError<OAuthError, T>,
+    what: &str,
+) -> OAuthError {
     match e {
         RequestTokenError::Request(e) => e,
         RequestTokenError::ServerResponse(r) => {
@@ -495,14 +488,14 @@ fn refused<T: oauth2::ErrorResponse>(e: RequestTokenError<OAuthError, T>, what: 
                 .or(v["error"].as_str())
                 .unwrap_or("no reason given")
                 .to_string();
-            OAuthError::Denied(format!("the authorization server refused {what}: {why}"))
+            OAuthError::Denied(format!("the authorization server refused to {what}: {why}"))
         }
         RequestTokenError::Parse(e, _) => OAuthError::Refused(format!(
-            "the authorization server's answer to {what} is not valid: {e}"
+            "the authorization server's answer when asked to {what} is not valid: {e}"
         )),
-        RequestTokenError::Other(why) => OAuthError::Denied(format!(
-            "the authorization server refused {what}: {why}"
-        )),
+        RequestTokenError::Other(why) => {
+            OAuthError::Denied(format!("the authorization server refused to {what}: {why}"))
+        }
     }
 }
 
@@ -551,9 +544,9 @@ pub async fn exchange(guard: &Guard, a: &Authorization, code: &str) -> Result<To
         request = request.add_extra_param("resource", a.resource.clone());
     }
     let t = request
-        .request_async(&via(guard, "token endpoint"))
+        .request_async(&guard.client("token endpoint"))
         .await
-        .map_err(|e| refused(e, "to issue a token"))?;
+        .map_err(|e| refused(e, "issue a token"))?;
     token_set(t, &a.resource, &a.issuer, None)
 }
 
@@ -576,9 +569,9 @@ pub async fn refresh(
         request = request.add_extra_param("resource", tokens.resource.clone());
     }
     let t = request
-        .request_async(&via(guard, "token endpoint"))
+        .request_async(&guard.client("token endpoint"))
         .await
-        .map_err(|e| refused(e, "to issue a token"))?;
+        .map_err(|e| refused(e, "issue a token"))?;
     token_set(t, &tokens.resource, &tokens.issuer, Some(tokens))
 }
 
@@ -602,16 +595,18 @@ pub async fn revoke(
         Revocable::Access => {
             StandardRevocableToken::AccessToken(oauth2::AccessToken::new(token.to_string()))
         }
-        Revocable::Refresh => StandardRevocableToken::RefreshToken(RefreshToken::new(token.to_string())),
+        Revocable::Refresh => {
+            StandardRevocableToken::RefreshToken(RefreshToken::new(token.to_string()))
+        }
     };
     // The token endpoint is not used here; any checked URL will do.
-    let c: Client<EndpointNotSet, EndpointSet> = client(reg, endpoint, guard)?
-        .set_revocation_url(RevocationUrl::from_url(url));
+    let c: Client<EndpointNotSet, EndpointSet> =
+        client(reg, endpoint, guard)?.set_revocation_url(RevocationUrl::from_url(url));
     c.revoke_token(token)
         .map_err(|e| OAuthError::Refused(format!("the token cannot be revoked: {e}")))?
-        .request_async(&via(guard, "revocation endpoint"))
+        .request_async(&guard.client("revocation endpoint"))
         .await
-        .map_err(|e| refused(e, "to revoke the token"))
+        .map_err(|e| refused(e, "revoke the token"))
 }
 
 /// Opens `url` in the system browser: never a webview, never through a
@@ -711,8 +706,8 @@ mod tests {
         let lb = Loopback::bind(None).await.expect("bind");
         let redirect = lb.redirect_uri.clone();
         let guard = Guard::new(super::super::guard::system_resolver(), false);
-        let a = authorize(&server(), &registration(), "r", None, &redirect, &guard)
-            .expect("authorize");
+        let a =
+            authorize(&server(), &registration(), "r", None, &redirect, &guard).expect("authorize");
         let state = a.state.secret().clone();
         let waiting =
             tokio::spawn(async move { wait_for_code(lb, &a, Duration::from_secs(10)).await });
@@ -751,8 +746,8 @@ mod tests {
         let lb = Loopback::bind(None).await.expect("bind");
         let guard = Guard::new(super::super::guard::system_resolver(), false);
         let redirect = lb.redirect_uri.clone();
-        let a = authorize(&server(), &registration(), "r", None, &redirect, &guard)
-            .expect("authorize");
+        let a =
+            authorize(&server(), &registration(), "r", None, &redirect, &guard).expect("authorize");
         let r = wait_for_code(lb, &a, Duration::from_millis(200)).await;
         assert!(matches!(r, Err(OAuthError::TimedOut(_))), "{r:?}");
     }

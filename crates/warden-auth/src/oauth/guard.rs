@@ -171,9 +171,9 @@ impl Guard {
             let pinned: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
             builder = builder.resolve_to_addrs(domain, &pinned);
         }
-        let client = builder
-            .build()
-            .map_err(|e| OAuthError::Network(format!("could not start a request to the {what}: {e}")))?;
+        let client = builder.build().map_err(|e| {
+            OAuthError::Network(format!("could not start a request to the {what}: {e}"))
+        })?;
         let (parts, body) = request.into_parts();
         let mut answer = client
             .request(parts.method, url.clone())
@@ -181,7 +181,9 @@ impl Guard {
             .body(body)
             .send()
             .await
-            .map_err(|e| OAuthError::Network(format!("could not reach the {what} at {url}: {e}")))?;
+            .map_err(|e| {
+                OAuthError::Network(format!("could not reach the {what} at {url}: {e}"))
+            })?;
         let mut response = http::Response::builder().status(answer.status());
         if let Some(headers) = response.headers_mut() {
             *headers = std::mem::take(answer.headers_mut());
@@ -223,6 +225,35 @@ impl Guard {
         serde_json::from_slice(answer.body())
             .map(Some)
             .map_err(|e| OAuthError::Refused(format!("the {what} at {url} is not valid: {e}")))
+    }
+}
+
+/// The guard as the `oauth2` and `openidconnect` crates' async HTTP client
+/// (the two share the trait); `what` names the endpoint in errors.
+pub struct Client {
+    guard: Guard,
+    what: &'static str,
+}
+
+impl Guard {
+    pub fn client(&self, what: &'static str) -> Client {
+        Client {
+            guard: self.clone(),
+            what,
+        }
+    }
+}
+
+type Answer<'c> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<http::Response<Vec<u8>>>> + Send + 'c>,
+>;
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Client {
+    type Error = OAuthError;
+    type Future = Answer<'c>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.guard.send(request, self.what))
     }
 }
 
