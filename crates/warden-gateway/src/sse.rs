@@ -131,7 +131,7 @@ mod tests {
             "{evs:?}"
         );
         // Many small events add up to more than the bound: still fine.
-        let evs = all(&[b"data: 1234\n\n"; 10], 16).await;
+        let evs = all(&[&b"data: 1234\n\n"[..]; 10], 16).await;
         assert_eq!(evs.len(), 10);
         assert!(evs.iter().all(|e| e.is_ok()), "{evs:?}");
     }

@@ -346,26 +346,27 @@ impl Expected {
     }
 }
 
-/// What the browser brought back, checked against the request. `Err(())`
-/// for an answer to some other sign-in (wrong or missing state).
-pub fn check_callback(a: &Expected, query: &str) -> std::result::Result<Result<String>, ()> {
+/// What the browser brought back, checked against the request: the code,
+/// or why the sign-in failed. `None` for an answer to some other sign-in
+/// (wrong or missing state), which is ignored.
+pub fn check_callback(a: &Expected, query: &str) -> Option<Result<String>> {
     let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
     // Anything without this sign-in's state is not an answer to it.
     match params.get("state") {
         Some(s) if bool::from(s.as_bytes().ct_eq(a.state.as_bytes())) => {}
-        _ => return Err(()),
+        _ => return None,
     }
     match params.get("iss") {
         Some(iss) if iss != &a.issuer => {
-            return Ok(Err(OAuthError::Refused(format!(
+            return Some(Err(OAuthError::Refused(format!(
                 "the sign-in answer came from {iss:?}, not the authorization server Warden asked ({}); it was refused",
                 a.issuer
             ))));
         }
         None if a.iss_supported => {
-            return Ok(Err(OAuthError::Refused(
+            return Some(Err(OAuthError::Refused(
                 "the authorization server promised to say who answered (iss) and did not; the answer was refused".into(),
             )));
         }
@@ -376,13 +377,13 @@ pub fn check_callback(a: &Expected, query: &str) -> std::result::Result<Result<S
             .get("error_description")
             .cloned()
             .unwrap_or_else(|| e.clone());
-        return Ok(Err(OAuthError::Denied(format!(
+        return Some(Err(OAuthError::Denied(format!(
             "the sign-in was not completed: {why}"
         ))));
     }
     match params.get("code") {
-        Some(c) if !c.is_empty() => Ok(Ok(c.clone())),
-        _ => Ok(Err(OAuthError::Refused(
+        Some(c) if !c.is_empty() => Some(Ok(c.clone())),
+        _ => Some(Err(OAuthError::Refused(
             "the sign-in answer carried no authorization code".into(),
         ))),
     }
@@ -410,7 +411,7 @@ fn page(status: StatusCode, body: String) -> Response {
 }
 
 async fn callback(State(cb): State<Callback>, RawQuery(query): RawQuery) -> Response {
-    let Ok(result) = check_callback(&cb.expected, query.as_deref().unwrap_or("")) else {
+    let Some(result) = check_callback(&cb.expected, query.as_deref().unwrap_or("")) else {
         return page(StatusCode::BAD_REQUEST, PAGE_BAD.into());
     };
     let Some(tx) = cb.answer.lock().ok().and_then(|mut a| a.take()) else {
@@ -664,26 +665,26 @@ mod tests {
     fn callbacks_are_checked_for_state_and_iss() {
         let a = expected(true);
         assert!(
-            check_callback(&a, "code=x&state=wrong").is_err(),
+            check_callback(&a, "code=x&state=wrong").is_none(),
             "another state is ignored"
         );
-        assert!(check_callback(&a, "code=x").is_err());
+        assert!(check_callback(&a, "code=x").is_none());
         let ok = check_callback(&a, "code=abc&state=s123&iss=https%3A%2F%2Fas.example.com");
-        assert!(matches!(ok, Ok(Ok(c)) if c == "abc"));
+        assert!(matches!(ok, Some(Ok(c)) if c == "abc"));
         let wrong = check_callback(&a, "code=abc&state=s123&iss=https%3A%2F%2Fevil.example.com");
-        assert!(matches!(wrong, Ok(Err(OAuthError::Refused(_)))));
+        assert!(matches!(wrong, Some(Err(OAuthError::Refused(_)))));
         let missing = check_callback(&a, "code=abc&state=s123");
         assert!(
-            matches!(missing, Ok(Err(OAuthError::Refused(_)))),
+            matches!(missing, Some(Err(OAuthError::Refused(_)))),
             "promised iss missing"
         );
         let not_promised = check_callback(&expected(false), "code=abc&state=s123");
-        assert!(matches!(not_promised, Ok(Ok(_))));
+        assert!(matches!(not_promised, Some(Ok(_))));
         let denied = check_callback(
             &a,
             "error=access_denied&state=s123&iss=https%3A%2F%2Fas.example.com",
         );
-        assert!(matches!(denied, Ok(Err(OAuthError::Denied(_)))));
+        assert!(matches!(denied, Some(Err(OAuthError::Denied(_)))));
     }
 
     fn server() -> AuthServer {
