@@ -445,16 +445,10 @@ impl Api {
             max_age,
             now,
         };
-        // The keys read with the discovery document, and once more from
-        // the provider when the token names a key they lack (rotation).
-        let mut result = oidc::validate(id_token, &meta.keys, &expect);
-        if matches!(result, Err(oidc::IdTokenError::UnknownKey)) {
-            let keys = oidc::fetch_keys(guard, &meta.jwks_uri)
-                .await
-                .map_err(oauth_error)?;
-            result = oidc::validate(id_token, &keys, &expect);
-        }
-        match result {
+        match oidc::validate_with(guard, meta, id_token, &expect)
+            .await
+            .map_err(oauth_error)?
+        {
             Ok(c) => Ok(c),
             Err(e) => Err(self
                 .refuse_sign_in("?", &e.to_string(), format!("Warden refused the sign-in: {e}. Try again; if it keeps happening, tell your admin"))
@@ -803,13 +797,6 @@ impl Api {
         let Some(id) = &fresh.id_token else {
             return Ok(Refreshed::Checked);
         };
-        let keys = match oidc::fetch_keys(&guard_for(&cfg.issuer)?, &meta.jwks_uri).await {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!(error = %e, person = %user.name, "could not fetch the identity provider's keys; the session is checked again soon");
-                return Ok(Refreshed::Unchecked);
-            }
-        };
         let expect = Expect {
             issuer: &meta.issuer,
             client_id: &cfg.client_id,
@@ -817,9 +804,14 @@ impl Api {
             max_age: None,
             now,
         };
-        let claims = match oidc::validate(id, &keys, &expect) {
-            Ok(c) => c,
+        let verdict = oidc::validate_with(&guard_for(&cfg.issuer)?, meta, id, &expect).await;
+        let claims = match verdict {
             Err(e) => {
+                tracing::warn!(error = %e, person = %user.name, "could not fetch the identity provider's keys; the session is checked again soon");
+                return Ok(Refreshed::Unchecked);
+            }
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
                 return Ok(Refreshed::Refused(format!(
                     "the provider's new ID token was refused: {e}"
                 )));

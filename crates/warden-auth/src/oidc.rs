@@ -179,7 +179,7 @@ pub enum IdTokenError {
     UnknownKey,
     #[error("the ID token's signature is not valid")]
     BadSignature,
-    #[error("the ID token was not issued by the configured identity provider ({0})")]
+    #[error("the ID token was issued by {0:?}, not the configured identity provider")]
     WrongIssuer(String),
     #[error("the ID token was issued for another application")]
     WrongAudience,
@@ -231,6 +231,15 @@ fn refused(e: ClaimsVerificationError) -> IdTokenError {
     }
 }
 
+/// Who the token says issued it, unverified: only to say so when it is
+/// refused for it.
+fn claimed_issuer(id: &Token) -> String {
+    let unverified = IdTokenVerifier::<CoreJsonWebKey>::new_insecure_without_verification();
+    id.claims(&unverified, |_: Option<&Nonce>| Ok(()))
+        .map(|c| c.issuer().to_string())
+        .unwrap_or_default()
+}
+
 /// Validates an ID token against the provider's keys.
 pub fn validate(
     token: &str,
@@ -265,7 +274,15 @@ pub fn validate(
         Some(w) if got.is_some_and(|g| g.secret() == w) => Ok(()),
         Some(_) => Err("the nonce is not this sign-in's".to_string()),
     };
-    let c = id.into_claims(&verifier, nonce_check).map_err(refused)?;
+    let c = match id.claims(&verifier, nonce_check) {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(match refused(e) {
+                IdTokenError::WrongIssuer(_) => IdTokenError::WrongIssuer(claimed_issuer(&id)),
+                other => other,
+            });
+        }
+    };
     let audiences = c.audiences();
     let azp = c.authorized_party().map(|a| a.as_str().to_string());
     if audiences.len() > 1 && azp.as_deref() != Some(expect.client_id) {
@@ -289,6 +306,24 @@ pub fn validate(
         azp,
         other,
     })
+}
+
+/// Validates an ID token against the keys read with the provider's
+/// discovery document, fetching them once more when the token names a key
+/// they lack (the provider rotated its keys). `Err` only when the keys
+/// could not be fetched; the token's own verdict is the inner result.
+pub async fn validate_with(
+    guard: &Guard,
+    provider: &ProviderMetadata,
+    token: &str,
+    expect: &Expect<'_>,
+) -> Result<std::result::Result<IdClaims, IdTokenError>> {
+    let verdict = validate(token, &provider.keys, expect);
+    if !matches!(verdict, Err(IdTokenError::UnknownKey)) {
+        return Ok(verdict);
+    }
+    let keys = fetch_keys(guard, &provider.jwks_uri).await?;
+    Ok(validate(token, &keys, expect))
 }
 
 /// Whether the token proves a second factor: one of the configured `amr`
@@ -490,7 +525,7 @@ mod tests {
         assert!(validate(&p.sign(both), &keys, &e).is_ok());
         assert!(matches!(
             validate(&with("iss", "https://evil.example.com".into()), &keys, &e),
-            Err(IdTokenError::WrongIssuer(_))
+            Err(IdTokenError::WrongIssuer(i)) if i == "https://evil.example.com"
         ));
         assert_eq!(
             validate(&with("exp", (NOW - 120).into()), &keys, &e).err(),

@@ -137,6 +137,25 @@ pub struct AuthServer {
     pub client_id_metadata_document_supported: bool,
 }
 
+impl AuthServer {
+    /// The default endpoints of a 2025-03-26 server without metadata: the
+    /// authorization server is the server's origin.
+    pub fn at_origin(o: &str) -> AuthServer {
+        AuthServer {
+            issuer: o.to_string(),
+            authorization_endpoint: format!("{o}/authorize"),
+            token_endpoint: format!("{o}/token"),
+            registration_endpoint: Some(format!("{o}/register")),
+            revocation_endpoint: None,
+            scopes_supported: None,
+            code_challenge_methods_supported: Some(vec!["S256".into()]),
+            token_endpoint_auth_methods_supported: None,
+            authorization_response_iss_parameter_supported: false,
+            client_id_metadata_document_supported: false,
+        }
+    }
+}
+
 /// Everything discovery found for one server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Discovered {
@@ -294,18 +313,7 @@ pub async fn discover(
             let o = origin(server);
             let m = match auth_server(guard, &o).await? {
                 Some(m) => m,
-                None => AuthServer {
-                    issuer: o.clone(),
-                    authorization_endpoint: format!("{o}/authorize"),
-                    token_endpoint: format!("{o}/token"),
-                    registration_endpoint: Some(format!("{o}/register")),
-                    revocation_endpoint: None,
-                    scopes_supported: None,
-                    code_challenge_methods_supported: Some(vec!["S256".into()]),
-                    token_endpoint_auth_methods_supported: None,
-                    authorization_response_iss_parameter_supported: false,
-                    client_id_metadata_document_supported: false,
-                },
+                None => AuthServer::at_origin(&o),
             };
             (server.to_string(), m, None)
         }

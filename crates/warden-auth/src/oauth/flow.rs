@@ -690,15 +690,7 @@ mod tests {
     fn server() -> AuthServer {
         AuthServer {
             issuer: "https://as.example.com".into(),
-            authorization_endpoint: "http://127.0.0.1:9/authorize".into(),
-            token_endpoint: "http://127.0.0.1:9/token".into(),
-            registration_endpoint: None,
-            revocation_endpoint: None,
-            scopes_supported: None,
-            code_challenge_methods_supported: Some(vec!["S256".into()]),
-            token_endpoint_auth_methods_supported: None,
-            authorization_response_iss_parameter_supported: false,
-            client_id_metadata_document_supported: false,
+            ..AuthServer::at_origin("http://127.0.0.1:9")
         }
     }
 
