@@ -288,7 +288,7 @@ pub fn validate(
     if audiences.len() > 1 && azp.as_deref() != Some(expect.client_id) {
         return Err(IdTokenError::WrongAudience);
     }
-    let other = match serde_json::to_value(&c) {
+    let other = match serde_json::to_value(c) {
         Ok(serde_json::Value::Object(m)) => m,
         _ => serde_json::Map::new(),
     };
