@@ -518,31 +518,27 @@ impl Api {
                 format!("Warden is not signed in to {name}"),
             ));
         };
+        // Revoked where the server can (RFC 7009); why not, when it cannot,
+        // goes into the log row.
         let mut revoked = false;
+        let mut not_revoked: Option<String> = None;
         if let Some(endpoint) = &row.revocation_endpoint
             && let Ok(u) = url::Url::parse(&row.resource)
         {
             let guard = Guard::for_server(system_resolver(), &u);
-            if let Some(rt) = &stored.tokens.refresh_token {
-                revoked = flow::revoke(
-                    &guard,
-                    endpoint,
-                    &stored.client,
-                    rt.expose(),
-                    flow::Revocable::Refresh,
-                )
-                .await
-                .is_ok();
+            let refresh = stored.tokens.refresh_token.as_ref();
+            let tokens = refresh
+                .map(|rt| (rt, flow::Revocable::Refresh))
+                .into_iter()
+                .chain([(&stored.tokens.access_token, flow::Revocable::Access)]);
+            for (token, kind) in tokens {
+                match flow::revoke(&guard, endpoint, &stored.client, token.expose(), kind).await {
+                    Ok(()) => revoked = true,
+                    Err(e) => not_revoked = Some(e.to_string()),
+                }
             }
-            revoked |= flow::revoke(
-                &guard,
-                endpoint,
-                &stored.client,
-                stored.tokens.access_token.expose(),
-                flow::Revocable::Access,
-            )
-            .await
-            .is_ok();
+        } else {
+            not_revoked = Some("the server publishes no revocation endpoint".into());
         }
         let kc = self.keychain.clone();
         tokio::task::spawn_blocking(move || kc.delete(&acct))
@@ -556,7 +552,7 @@ impl Api {
             "server.signed_out",
             Some(&name),
             None,
-            Some(serde_json::json!({"revoked": revoked}).to_string()),
+            Some(serde_json::json!({"revoked": revoked, "not_revoked": not_revoked}).to_string()),
         )
         .await?;
         if let Some(gw) = &self.gateway {

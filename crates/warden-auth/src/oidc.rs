@@ -80,12 +80,19 @@ fn discovery_error(e: DiscoveryError<OAuthError>, what: &str) -> OAuthError {
 /// the document's issuer must be the configured one, and it must offer
 /// PKCE with S256.
 pub async fn discover(guard: &Guard, issuer: &str) -> Result<ProviderMetadata> {
-    let issuer_url = IssuerUrl::new(issuer.trim_end_matches('/').to_string())
-        .map_err(|e| OAuthError::Refused(format!("the issuer {issuer:?} is not a URL: {e}")))?;
-    guard.check(issuer_url.as_str(), "identity provider")?;
-    let m = Discovered::discover_async(issuer_url, &guard.client("identity provider's configuration"))
-        .await
-        .map_err(|e| match e {
+    guard.check(issuer, "identity provider")?;
+    // The document must name the issuer exactly; an admin may have typed it
+    // with or without the trailing slash the provider uses (Auth0 and
+    // Entra ID use one), so the other spelling is tried too.
+    let mut found = read_configuration(guard, issuer).await;
+    if matches!(found, Err(DiscoveryError::Validation(_))) {
+        let other = match issuer.strip_suffix('/') {
+            Some(bare) => bare.to_string(),
+            None => format!("{issuer}/"),
+        };
+        found = read_configuration(guard, &other).await;
+    }
+    let m = found.map_err(|e| match e {
             DiscoveryError::Request(e) => e,
             DiscoveryError::Validation(why) => OAuthError::Refused(format!(
                 "the identity provider at {issuer} does not describe itself as {issuer}: {why}; check the issuer URL"
@@ -117,6 +124,18 @@ pub async fn discover(guard: &Guard, issuer: &str) -> Result<ProviderMetadata> {
         revocation_endpoint: extra.revocation_endpoint.clone(),
         keys: m.jwks().clone(),
     })
+}
+
+async fn read_configuration(
+    guard: &Guard,
+    issuer: &str,
+) -> std::result::Result<Discovered, DiscoveryError<OAuthError>> {
+    let issuer_url = IssuerUrl::new(issuer.to_string()).map_err(DiscoveryError::UrlParse)?;
+    Discovered::discover_async(
+        issuer_url,
+        &guard.client("identity provider's configuration"),
+    )
+    .await
 }
 
 /// Fetches the provider's keys again (they rotate).
@@ -179,7 +198,9 @@ pub enum IdTokenError {
     UnknownKey,
     #[error("the ID token's signature is not valid")]
     BadSignature,
-    #[error("the ID token was issued by {0:?}, not the configured identity provider")]
+    /// The issuer the refused token names (not verified: the issuer is
+    /// checked before the signature).
+    #[error("the ID token says it was issued by {0:?}, not the configured identity provider")]
     WrongIssuer(String),
     #[error("the ID token was issued for another application")]
     WrongAudience,

@@ -14,11 +14,9 @@ pub const DIGITS: usize = 6;
 
 /// A new 160-bit secret, as RFC 4226 recommends.
 pub fn generate_secret() -> Sensitive<Vec<u8>> {
-    match Secret::generate_secret().to_bytes() {
-        Ok(bytes) => Sensitive::new(bytes),
-        // A raw secret always converts to bytes.
-        Err(_) => Sensitive::new(Vec::new()),
-    }
+    let mut s = vec![0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut s);
+    Sensitive::new(s)
 }
 
 /// The secret as authenticator apps take it (base32, no padding).

@@ -124,6 +124,7 @@ pub async fn register(
     if let Some(s) = scopes {
         body["scope"] = serde_json::json!(s);
     }
+    let endpoint = Url::parse(endpoint).map_err(bad_url("registration endpoint"))?;
     let request = http::Request::post(endpoint.as_str())
         .header("content-type", "application/json")
         .header("accept", "application/json")
@@ -220,13 +221,17 @@ fn client(reg: &ClientRegistration, token_endpoint: &str, guard: &Guard) -> Resu
     let token_url = guard.check(token_endpoint, "token endpoint")?;
     let mut c = oauth2::Client::new(ClientId::new(reg.client_id.clone()))
         .set_token_uri(TokenUrl::from_url(token_url));
-    if let Some(secret) = &reg.client_secret {
+    // The secret is sent only by the two methods that send one; any other
+    // registration authenticates with its client ID alone.
+    let auth = match reg.auth_method.as_str() {
+        "client_secret_basic" => Some(AuthType::BasicAuth),
+        "client_secret_post" => Some(AuthType::RequestBody),
+        _ => None,
+    };
+    if let (Some(secret), Some(auth)) = (&reg.client_secret, auth) {
         c = c
             .set_client_secret(ClientSecret::new(secret.expose().clone()))
-            .set_auth_type(match reg.auth_method.as_str() {
-                "client_secret_post" => AuthType::RequestBody,
-                _ => AuthType::BasicAuth,
-            });
+            .set_auth_type(auth);
     }
     Ok(c)
 }
@@ -458,7 +463,14 @@ pub async fn wait_for_code(
     let _ = stop.send(());
     // The listener is closed once the server has stopped; the answering
     // connection gets its page first.
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    // A connection that never finishes its request must not keep it alive.
+    let abort = server.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
     match answer {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err(OAuthError::Network(
@@ -491,8 +503,10 @@ fn refused<T: oauth2::ErrorResponse>(
                 .to_string();
             OAuthError::Denied(format!("the authorization server refused to {what}: {why}"))
         }
+        // Only where it is wrong: serde's message can quote the value.
         RequestTokenError::Parse(e, _) => OAuthError::Refused(format!(
-            "the authorization server's answer when asked to {what} is not valid: {e}"
+            "the authorization server's answer when asked to {what} is not valid (at {})",
+            e.path()
         )),
         RequestTokenError::Other(why) => {
             OAuthError::Denied(format!("the authorization server refused to {what}: {why}"))
@@ -526,7 +540,7 @@ fn token_set(t: Tokens, resource: &str, issuer: &str, old: Option<&TokenSet>) ->
             .or_else(|| old.and_then(|o| o.refresh_token.clone())),
         expires_at: t
             .expires_in()
-            .map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+            .map(|d| now().saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
         scope: scope.or_else(|| old.and_then(|o| o.scope.clone())),
         resource: resource.to_string(),
         issuer: issuer.to_string(),
@@ -603,8 +617,15 @@ pub async fn revoke(
     // The token endpoint is not used here; any checked URL will do.
     let c: Client<EndpointNotSet, EndpointSet> =
         client(reg, endpoint, guard)?.set_revocation_url(RevocationUrl::from_url(url));
+    // RFC 7009 §2: revocation only over https, which the crate enforces; the
+    // guard allows plain http only for a server on this machine.
     c.revoke_token(token)
-        .map_err(|e| OAuthError::Refused(format!("the token cannot be revoked: {e}")))?
+        .map_err(|_| {
+            OAuthError::Refused(
+                "the server's revocation endpoint uses plain http, and tokens are revoked over https only (RFC 7009); Warden forgot them here"
+                    .into(),
+            )
+        })?
         .request_async(&guard.client("revocation endpoint"))
         .await
         .map_err(|e| refused(e, "revoke the token"))

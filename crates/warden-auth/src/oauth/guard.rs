@@ -11,7 +11,9 @@
 //! HTTP client): it checks the URL, then connects to exactly the addresses
 //! the check approved, so a name that resolves differently the second time
 //! (DNS rebinding) cannot move the request elsewhere. Redirects are not
-//! followed and answers are capped in size.
+//! followed and answers are capped in size. Behind a proxy configured in
+//! the environment (`HTTPS_PROXY`), the proxy makes the connection and
+//! resolves the name itself; the check of the name still applies.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -213,7 +215,9 @@ impl Guard {
         url: &str,
         what: &str,
     ) -> Result<Option<T>> {
-        let request = http::Request::get(url)
+        let parsed = Url::parse(url)
+            .map_err(|e| OAuthError::Refused(format!("the {what} {url:?} is not a URL: {e}")))?;
+        let request = http::Request::get(parsed.as_str())
             .header("accept", "application/json")
             .header("mcp-protocol-version", "2025-11-25")
             .body(Vec::new())
