@@ -20,17 +20,30 @@ from test_gateway import free_port
 IDP = ROOT / "tests" / "servers" / "oidc_idp.mjs"
 
 
-@pytest.fixture
-def idp():
+def start_idp(*extra: str):
     port = free_port()
-    p = sp.Popen(["node", str(IDP), str(port)], env=node_env(), cwd=ROOT / "tests", stdout=sp.PIPE, stderr=sp.STDOUT, text=True)
+    p = sp.Popen(["node", str(IDP), str(port), *extra], env=node_env(), cwd=ROOT / "tests", stdout=sp.PIPE, stderr=sp.STDOUT, text=True)
     for _ in range(50):
         line = p.stdout.readline()
         if line.startswith("listening"):
             break
     else:
         raise AssertionError("the OpenID provider did not start")
-    yield f"http://127.0.0.1:{port}"
+    return p, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def idp():
+    p, url = start_idp()
+    yield url
+    p.terminate()
+    p.wait(timeout=10)
+
+
+@pytest.fixture
+def idp_with_slash():
+    p, url = start_idp("slash")
+    yield url
     p.terminate()
     p.wait(timeout=10)
 
@@ -105,6 +118,14 @@ def test_mfa_people_sign_in_with_mapped_roles_and_password_only_is_refused(warde
     signed = [r for r in rows if r["kind"] == "auth.sign_in" and json.loads(r["detail"]).get("how") == "sso"]
     assert {r["on_behalf_of"] for r in signed} == {"ana", "ben"}
     assert any(r["kind"] == "person.roles_from_groups" and r["on_behalf_of"] == "ana" for r in rows)
+
+
+def test_an_issuer_that_ends_in_a_slash_is_found_either_way(warden, idp_with_slash):
+    # OpenID discovery compares the issuer exactly; the admin may type it
+    # without the slash the provider's issuer ends in.
+    configure(warden, idp_with_slash)
+    ana = sso_login(warden, idp_with_slash, "ana")
+    assert ana.returncode == 0 and whoami(warden) == "ana (admin)", ana.stdout + ana.stderr
 
 
 @pytest.mark.parametrize("mode,message", [

@@ -17,7 +17,9 @@ import * as jose from 'jose';
 import http from 'node:http';
 
 const port = Number(process.argv[2]);
-const issuer = `http://127.0.0.1:${port}`;
+// With a third argument `slash`, the issuer ends in a slash, as some
+// providers' do (Auth0, Entra ID v1).
+const issuer = `http://127.0.0.1:${port}${process.argv[3] === 'slash' ? '/' : ''}`;
 const people = {
   ana: { amr: ['pwd', 'otp'], acr: 'mfa', groups: ['warden-admins'], email: 'ana@example.com' },
   ben: { amr: ['pwd', 'otp'], acr: 'mfa', groups: ['warden-users'], email: 'ben@example.com' },
