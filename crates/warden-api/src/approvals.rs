@@ -131,10 +131,22 @@ impl Api {
         let creds = blocking(move || Ok(users::credentials(&store.connect()?, &name)?))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "your account was removed"))?;
-        if creds.locked_until_s.is_some_and(|u| u > now) {
+        // Counted before it is checked (see people.rs).
+        let store = self.store.clone();
+        let id = creds.user.id;
+        let gate = blocking(move || {
+            Ok(users::begin_attempt(&mut store.connect()?, id, now, |n| {
+                warden_auth::lockout_until(n, now)
+            })?)
+        })
+        .await?;
+        if let Err(until) = gate {
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
-                "too many wrong codes: wait a few minutes, then try again",
+                format!(
+                    "too many wrong codes: wait {} seconds, then try again",
+                    until - now
+                ),
             ));
         }
         let account = format!("{}/totp/{}", self.store.install_id()?, creds.user.id);
@@ -144,15 +156,28 @@ impl Api {
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
             .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
             .and_then(|s| totp::decode_secret(s.expose()));
-        let verdict = secret.map(|s| totp::verify(&s, code, now, creds.totp_last_step));
-        let id = creds.user.id;
+        let verdict = match secret.map(|s| totp::verify(&s, code, now, creds.totp_last_step)) {
+            // Taken once, however many requests carry the code.
+            Some(Ok(step)) => {
+                let store = self.store.clone();
+                let claimed =
+                    blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, step)?))
+                        .await?;
+                Some(if claimed {
+                    Ok(step)
+                } else {
+                    Err(totp::Rejected::Replayed)
+                })
+            }
+            other => other,
+        };
         let store = self.store.clone();
         match verdict {
-            Some(Ok(step)) => {
+            Some(Ok(_)) => {
                 let hash = token.map(|t| warden_auth::hash_token("session", t.expose()));
                 blocking(move || {
                     let conn = store.connect()?;
-                    users::record_success(&conn, id, Some(step))?;
+                    users::record_success(&conn, id)?;
                     if let Some(h) = hash {
                         users::mark_mfa(&conn, &h, now)?;
                     }
@@ -169,17 +194,7 @@ impl Api {
                 Ok(())
             }
             other => {
-                let failures = creds.failed_attempts + 1;
-                let until = warden_auth::lockout_until(failures, now);
-                blocking(move || {
-                    Ok(users::record_failure(
-                        &store.connect()?,
-                        id,
-                        failures,
-                        until,
-                    )?)
-                })
-                .await?;
+                // Already counted by begin_attempt.
                 let why = if matches!(other, Some(Err(totp::Rejected::Replayed))) {
                     "that code was already used; wait for the next one"
                 } else {

@@ -143,7 +143,17 @@ impl Api {
                     .await;
             return Err(fail("unknown name").await);
         };
-        if let Some(until) = creds.locked_until_s.filter(|u| *u > now) {
+        // Counted before it is checked, so concurrent attempts cannot all
+        // be checked before the first failure is written.
+        let store = self.store.clone();
+        let id = creds.user.id;
+        let gate = blocking(move || {
+            Ok(users::begin_attempt(&mut store.connect()?, id, now, |n| {
+                warden_auth::lockout_until(n, now)
+            })?)
+        })
+        .await?;
+        if let Err(until) = gate {
             let _ = self
                 .record_sign_in(name, false, "locked after failed attempts")
                 .await;
@@ -159,7 +169,6 @@ impl Api {
         let pw_ok = tokio::task::spawn_blocking(move || password::verify(&stored, &pw))
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let mut step = None;
         let second_ok = match (&code, &recovery) {
             (Some(code), _) => {
                 let account = self.totp_account(creds.user.id)?;
@@ -169,11 +178,27 @@ impl Api {
                     .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
                     .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
                     .and_then(|s| totp::decode_secret(s.expose()));
-                match secret.map(|s| totp::verify(&s, code, now, creds.totp_last_step)) {
-                    Some(Ok(s)) => {
-                        step = Some(s);
-                        true
+                let verdict = match secret
+                    .map(|s| totp::verify(&s, code, now, creds.totp_last_step))
+                {
+                    // The step is taken only with the right password, and
+                    // only once, however many requests carry the code.
+                    Some(Ok(s)) if pw_ok => {
+                        let store = self.store.clone();
+                        let id = creds.user.id;
+                        let claimed =
+                            blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, s)?))
+                                .await?;
+                        Some(if claimed {
+                            Ok(s)
+                        } else {
+                            Err(totp::Rejected::Replayed)
+                        })
                     }
+                    other => other,
+                };
+                match verdict {
+                    Some(Ok(_)) => true,
                     Some(Err(totp::Rejected::Replayed)) => {
                         let _ = self
                             .record_sign_in(name, false, "a TOTP code was used again")
@@ -200,19 +225,7 @@ impl Api {
         };
         let disabled = creds.user.status != "active";
         if !pw_ok || !second_ok || disabled {
-            let failures = creds.failed_attempts + 1;
-            let until = warden_auth::lockout_until(failures, now);
-            let store = self.store.clone();
-            let id = creds.user.id;
-            blocking(move || {
-                Ok(users::record_failure(
-                    &store.connect()?,
-                    id,
-                    failures,
-                    until,
-                )?)
-            })
-            .await?;
+            // Already counted by begin_attempt.
             let why = if disabled {
                 "the account is disabled"
             } else if !pw_ok {
@@ -229,7 +242,7 @@ impl Api {
         let expires_s = now + ABSOLUTE_S;
         blocking(move || {
             let conn = store.connect()?;
-            users::record_success(&conn, id, step)?;
+            users::record_success(&conn, id)?;
             users::create_session(&conn, &hash, id, now, expires_s)?;
             Ok(())
         })

@@ -554,7 +554,7 @@ impl Api {
         );
         blocking(move || {
             let conn = store.connect()?;
-            users::record_success(&conn, id, None)?;
+            users::record_success(&conn, id)?;
             users::create_session(&conn, &h, id, now, now + ABSOLUTE_S)?;
             users::set_sso_refresh(&conn, &h, next)?;
             Ok(())

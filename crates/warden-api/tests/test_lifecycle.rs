@@ -113,6 +113,73 @@ async fn a_totp_code_signs_in_once_and_failures_slow_sign_in_down() {
         .expect("after the delay the right code works");
 }
 
+/// Sign-ins from many processes at once: each wrong one counts, so no more
+/// are checked than the lockout allows (before, every one of 40 concurrent
+/// wrong codes was checked and the count lost most of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_codes_all_count_toward_the_lockout() {
+    let s = setup().await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let api = s.api.clone();
+        let password = s.password.clone();
+        attempts.spawn(async move {
+            let req = Request::Login {
+                name: "ada".into(),
+                password: Sensitive::new(password),
+                totp: Some("000000".into()),
+                recovery: None,
+            };
+            api.call(None, req).await.expect_err("a wrong code").message
+        });
+    }
+    let mut checked = 0;
+    let mut locked = 0;
+    while let Some(answer) = attempts.join_next().await {
+        let message = answer.expect("join");
+        if message.contains("wait") {
+            locked += 1;
+        } else {
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked,
+        warden_auth::FREE_ATTEMPTS as usize,
+        "only the free attempts are checked; {locked} were turned away"
+    );
+    let refused = s.login(&s.code()).await.expect_err("locked");
+    assert!(refused.message.contains("wait"), "{}", refused.message);
+}
+
+/// The same code sent by several processes at the same moment signs in
+/// once (before, each read the last used step before any wrote it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_sent_concurrently_signs_in_once() {
+    let s = setup().await;
+    let code = s.code();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let api = s.api.clone();
+        let password = s.password.clone();
+        let code = code.clone();
+        attempts.spawn(async move {
+            let req = Request::Login {
+                name: "ada".into(),
+                password: Sensitive::new(password),
+                totp: Some(code),
+                recovery: None,
+            };
+            api.call(None, req).await.is_ok()
+        });
+    }
+    let mut signed_in = 0;
+    while let Some(ok) = attempts.join_next().await {
+        signed_in += usize::from(ok.expect("join"));
+    }
+    assert_eq!(signed_in, 1, "one code, one sign-in");
+}
+
 #[tokio::test]
 async fn sessions_end_when_idle_or_too_old() {
     let s = setup().await;

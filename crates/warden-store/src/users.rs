@@ -108,24 +108,56 @@ pub fn credentials(conn: &Connection, name: &str) -> Result<Option<Credentials>>
         .optional()?)
 }
 
-pub fn record_failure(
-    conn: &Connection,
+/// Counts one attempt at a person's password or code before it is checked,
+/// in one IMMEDIATE transaction: refused while a lockout runs (the answer is
+/// its end), otherwise counted, with the lockout the new count earns set at
+/// once. Concurrent attempts are serialised here, so no more of them are
+/// checked than the count allows, and none of them is lost. `lockout` maps
+/// a failure count to the end of its lockout; a success resets the count
+/// ([`record_success`]).
+pub fn begin_attempt(
+    conn: &mut Connection,
     id: i64,
-    attempts: i64,
-    locked_until_s: Option<i64>,
-) -> Result<()> {
-    conn.execute(
-        "UPDATE users SET failed_attempts = ?1, locked_until_s = ?2 WHERE id = ?3",
-        params![attempts, locked_until_s, id],
+    now_s: i64,
+    lockout: impl Fn(i64) -> Option<i64>,
+) -> Result<std::result::Result<(), i64>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (count, locked_until): (i64, Option<i64>) = tx.query_row(
+        "SELECT failed_attempts, locked_until_s FROM users WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    Ok(())
+    if let Some(until) = locked_until.filter(|u| *u > now_s) {
+        return Ok(Err(until));
+    }
+    let count = count + 1;
+    tx.execute(
+        "UPDATE users SET failed_attempts = ?1, locked_until_s = ?2 WHERE id = ?3",
+        params![count, lockout(count), id],
+    )?;
+    tx.commit()?;
+    Ok(Ok(()))
 }
 
-pub fn record_success(conn: &Connection, id: i64, totp_step: Option<i64>) -> Result<()> {
+/// Takes a TOTP step as used, only if it is later than the last one used;
+/// `false` when it is not (the code was used already, perhaps at the same
+/// moment by another request).
+pub fn claim_totp_step(conn: &Connection, id: i64, step: i64) -> Result<bool> {
+    let changed = conn.execute(
+        "UPDATE users SET totp_last_step = ?1
+         WHERE id = ?2 AND (totp_last_step IS NULL OR totp_last_step < ?1)",
+        params![step, id],
+    )?;
+    Ok(changed == 1)
+}
+
+/// A successful sign-in or step-up: the failure count and any lockout are
+/// cleared. The TOTP step was taken already ([`claim_totp_step`]).
+pub fn record_success(conn: &Connection, id: i64) -> Result<()> {
     conn.execute(
         "UPDATE users SET failed_attempts = 0, locked_until_s = NULL, totp_enrolled = 1,
-         totp_last_step = coalesce(?1, totp_last_step), last_login_us = ?2 WHERE id = ?3",
-        params![totp_step, now_us(), id],
+         last_login_us = ?1 WHERE id = ?2",
+        params![now_us(), id],
     )?;
     Ok(())
 }
