@@ -621,7 +621,8 @@ impl Api {
         let p = path.clone();
         let file = blocking(move || {
             std::fs::create_dir_all(&folder).map_err(crate::export::io_error)?;
-            create_private(&p, 0o600).map_err(crate::export::io_error)
+            warden_store::private::create_file(&p, warden_store::private::Existing::Refuse)
+                .map_err(crate::export::io_error)
         })
         .await?;
         let rows = match self

@@ -17,7 +17,7 @@ pub fn init(
             .or_else(|_| EnvFilter::try_new(configured.unwrap_or("info")))
             .unwrap_or_else(|_| EnvFilter::new("info"))
     };
-    let _ = std::fs::create_dir_all(data_dir.join("logs"));
+    let _ = warden_store::private::create_dir(&data_dir.join("logs"));
     let file = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("warden")

@@ -47,7 +47,8 @@ impl Paths {
                 )
             }
         };
-        std::fs::create_dir_all(&data_dir).map_err(|e| {
+        // This user's only (0700): other OS users get nothing inside it.
+        warden_store::private::create_dir(&data_dir).map_err(|e| {
             unavailable(
                 &format!("could not create the data folder {}", data_dir.display()),
                 e,

@@ -477,8 +477,12 @@ async fn run(cli: Cli) -> Result<()> {
                 warden_api::ExportFormat::Jsonl
             };
             let filter = filter.filter(None)?;
-            let file = std::fs::File::create(&output)
-                .with_context(|| format!("could not create {}", output.display()))?;
+            // Everyone's activity, for an admin: readable by this user only.
+            let file = warden_store::private::create_file(
+                &output,
+                warden_store::private::Existing::Replace,
+            )
+            .with_context(|| format!("could not create {}", output.display()))?;
             let session = people::stored_session(&paths).await?;
             let api = paths.open_api(None)?;
             let progress = Box::new(|done: u64, total: u64| {

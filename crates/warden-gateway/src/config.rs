@@ -311,13 +311,26 @@ impl Config {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Config(format!("could not create {}: {e}", dir.display())))?;
-        let tmp: PathBuf = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text)
-            .map_err(|e| Error::Config(format!("could not write {}: {e}", tmp.display())))?;
-        set_private(&tmp);
-        std::fs::rename(&tmp, path)
-            .map_err(|e| Error::Config(format!("could not replace {}: {e}", path.display())))?;
-        Ok(())
+        // A temporary file of this write's own, created private: another
+        // process saving at the same moment has its own.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let tmp: PathBuf = path.with_extension(format!("toml.{}-{nanos}.tmp", std::process::id()));
+        let written =
+            warden_store::private::create_file(&tmp, warden_store::private::Existing::Refuse)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+                .map_err(|e| Error::Config(format!("could not write {}: {e}", tmp.display())))
+                .and_then(|()| {
+                    std::fs::rename(&tmp, path).map_err(|e| {
+                        Error::Config(format!("could not replace {}: {e}", path.display()))
+                    })
+                });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr> {
@@ -327,14 +340,6 @@ impl Config {
             .map_err(|_| Error::Config(format!("bad listen address {:?}", self.gateway.listen)))
     }
 }
-
-#[cfg(unix)]
-fn set_private(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-}
-#[cfg(not(unix))]
-fn set_private(_path: &Path) {}
 
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()

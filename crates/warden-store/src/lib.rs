@@ -11,6 +11,7 @@ mod activity;
 mod agents;
 pub mod audit;
 mod migrate;
+pub mod private;
 pub mod roles;
 pub mod server_auth;
 pub mod tools;
@@ -40,6 +41,11 @@ pub enum Error {
     Open {
         path: PathBuf,
         source: rusqlite::Error,
+    },
+    #[error("the database at {path} could not be created: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -71,6 +77,18 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies migrations.
     pub fn open(path: &Path) -> Result<Store> {
+        // Created private before SQLite opens it; its write-ahead log and
+        // shared-memory files take the database file's mode.
+        private::create_file(path, private::Existing::Keep).map_err(|source| Error::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        #[cfg(unix)]
+        for side in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(side);
+            let _ = private::narrow(Path::new(&p), 0o600);
+        }
         let mut conn = open_connection(path)?;
         migrate::apply(&mut conn)?;
         let activity = ActivityLog::start(open_connection(path)?)?;
