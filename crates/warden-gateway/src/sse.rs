@@ -3,7 +3,10 @@
 //! (WHATWG) is decoded by `sse-stream`; Warden adds two things on top:
 //!
 //! - a bound: the bytes read since the last complete event may not exceed
-//!   `max_event`, so a server that never ends an event cannot grow Warden;
+//!   `max_event`, so a server that never ends an event cannot grow Warden
+//!   (bytes of the chunk an event ends in are not counted again, so one
+//!   event can take up to about twice the bound; invalid UTF-8 in a field
+//!   ends the stream);
 //! - the browser's dispatch rules the crate leaves to its callers: the last
 //!   event id carries over to later events, and a block without data (only
 //!   an id or a retry) updates the id but is not an event.
