@@ -131,16 +131,7 @@ impl Api {
         let creds = blocking(move || Ok(users::credentials(&store.connect()?, &name)?))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "your account was removed"))?;
-        // Counted before it is checked (see people.rs).
-        let store = self.store.clone();
-        let id = creds.user.id;
-        let gate = blocking(move || {
-            Ok(users::begin_attempt(&mut store.connect()?, id, now, |n| {
-                warden_auth::lockout_until(n, now)
-            })?)
-        })
-        .await?;
-        if let Err(until) = gate {
+        if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 format!(
@@ -149,28 +140,8 @@ impl Api {
                 ),
             ));
         }
-        let account = format!("{}/totp/{}", self.store.install_id()?, creds.user.id);
-        let kc = self.keychain.clone();
-        let secret = tokio::task::spawn_blocking(move || kc.get(&account))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
-            .and_then(|s| totp::decode_secret(s.expose()));
-        let verdict = match secret.map(|s| totp::verify(&s, code, now, creds.totp_last_step)) {
-            // Taken once, however many requests carry the code.
-            Some(Ok(step)) => {
-                let store = self.store.clone();
-                let claimed =
-                    blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, step)?))
-                        .await?;
-                Some(if claimed {
-                    Ok(step)
-                } else {
-                    Err(totp::Rejected::Replayed)
-                })
-            }
-            other => other,
-        };
+        let id = creds.user.id;
+        let verdict = self.check_totp(&creds, code, now, true).await?;
         let store = self.store.clone();
         match verdict {
             Some(Ok(_)) => {

@@ -55,6 +55,60 @@ impl Api {
         Ok(format!("{}/totp/{user_id}", self.store.install_id()?))
     }
 
+    /// Counts an attempt at a person's password or code before it is
+    /// checked, so concurrent attempts cannot all be checked before the
+    /// first failure is written. `Err(until)` while a lockout runs.
+    pub(crate) async fn begin_attempt(&self, user_id: i64, now: i64) -> ApiResult<Result<(), i64>> {
+        let store = self.store.clone();
+        blocking(move || {
+            Ok(users::begin_attempt(
+                &mut store.connect()?,
+                user_id,
+                now,
+                |n| warden_auth::lockout_until(n, now),
+            )?)
+        })
+        .await
+    }
+
+    /// Checks a TOTP code against the person's secret and, when it is
+    /// right and `take` says so, takes its step: once, however many
+    /// requests carry the code. `None` when the person has no secret.
+    pub(crate) async fn check_totp(
+        &self,
+        creds: &users::Credentials,
+        code: &str,
+        now: i64,
+        take: bool,
+    ) -> ApiResult<Option<Result<i64, totp::Rejected>>> {
+        let account = self.totp_account(creds.user.id)?;
+        let kc = self.keychain.clone();
+        let secret = tokio::task::spawn_blocking(move || kc.get(&account))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
+            .and_then(|s| totp::decode_secret(s.expose()));
+        let Some(verdict) = secret.map(|s| totp::verify(&s, code, now, creds.totp_last_step))
+        else {
+            return Ok(None);
+        };
+        let Ok(step) = verdict else {
+            return Ok(Some(verdict));
+        };
+        if !take {
+            return Ok(Some(verdict));
+        }
+        let store = self.store.clone();
+        let id = creds.user.id;
+        let claimed =
+            blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, step)?)).await?;
+        Ok(Some(if claimed {
+            Ok(step)
+        } else {
+            Err(totp::Rejected::Replayed)
+        }))
+    }
+
     /// Creates a person with a password, a fresh TOTP secret (kept in the
     /// keychain) and ten recovery codes (kept as hashes).
     pub(crate) async fn enroll(
@@ -143,17 +197,7 @@ impl Api {
                     .await;
             return Err(fail("unknown name").await);
         };
-        // Counted before it is checked, so concurrent attempts cannot all
-        // be checked before the first failure is written.
-        let store = self.store.clone();
-        let id = creds.user.id;
-        let gate = blocking(move || {
-            Ok(users::begin_attempt(&mut store.connect()?, id, now, |n| {
-                warden_auth::lockout_until(n, now)
-            })?)
-        })
-        .await?;
-        if let Err(until) = gate {
+        if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
             let _ = self
                 .record_sign_in(name, false, "locked after failed attempts")
                 .await;
@@ -170,33 +214,10 @@ impl Api {
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let second_ok = match (&code, &recovery) {
+            // Checked either way, so the time taken does not tell whether
+            // the password was right; used up only with the right one.
             (Some(code), _) => {
-                let account = self.totp_account(creds.user.id)?;
-                let kc = self.keychain.clone();
-                let secret = tokio::task::spawn_blocking(move || kc.get(&account))
-                    .await
-                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-                    .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
-                    .and_then(|s| totp::decode_secret(s.expose()));
-                let verdict = match secret
-                    .map(|s| totp::verify(&s, code, now, creds.totp_last_step))
-                {
-                    // The step is taken only with the right password, and
-                    // only once, however many requests carry the code.
-                    Some(Ok(s)) if pw_ok => {
-                        let store = self.store.clone();
-                        let id = creds.user.id;
-                        let claimed =
-                            blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, s)?))
-                                .await?;
-                        Some(if claimed {
-                            Ok(s)
-                        } else {
-                            Err(totp::Rejected::Replayed)
-                        })
-                    }
-                    other => other,
-                };
+                let verdict = self.check_totp(&creds, code, now, pw_ok).await?;
                 match verdict {
                     Some(Ok(_)) => true,
                     Some(Err(totp::Rejected::Replayed)) => {
