@@ -135,7 +135,7 @@ impl Store {
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(|source| Error::Open {
+    let mut conn = Connection::open(path).map_err(|source| Error::Open {
         path: path.to_path_buf(),
         source,
     })?;
@@ -143,5 +143,10 @@ fn open_connection(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every transaction here reads before it writes. A deferred one that
+    // another connection commits under cannot upgrade to a writer, and SQLite
+    // answers "database is locked" at once instead of waiting out the busy
+    // timeout; taking the write lock at BEGIN makes it wait its turn.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     Ok(conn)
 }
