@@ -295,9 +295,105 @@ def sso_login_with(warden, idp: str, who: str, *args: str) -> sp.CompletedProces
     return sp.CompletedProcess(p.args, p.returncode, out, err)
 
 
+def sso_link(warden, idp: str, who: str) -> sp.CompletedProcess:
+    """`warden sso link` for whoever is signed in, signing in at the
+    provider as WHO."""
+    p = sp.Popen([str(WARDEN), "--data-dir", str(warden.data_dir), "sso", "link", "--no-browser"],
+                 env=dict(os.environ, WARDEN_BROWSER="none"), stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    url = None
+    while url is None:
+        line = p.stdout.readline()
+        if not line and p.poll() is not None:
+            return sp.CompletedProcess(p.args, p.returncode, "", p.stderr.read())
+        if line.startswith("http"):
+            url = line.strip()
+    follow_provider(idp, url, who)
+    out, err = p.communicate(timeout=60)
+    return sp.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def test_a_provider_account_that_only_carries_a_persons_name_never_signs_in_as_them(warden, idp):
+    # The admin `ana` and the member `ben` are local accounts. Provider
+    # accounts whose preferred_username is "ana" or "ben" used to be linked to
+    # them by that name alone, ana's groups then rewriting her role.
+    configure(warden, idp)
+    warden.add_person("ana", "--admin")
+    ben = warden.add_person("ben")
+    for who in ("ana", "ben"):
+        out = sso_login(warden, idp, who)
+        assert out.returncode != 0 and "not linked" in out.stderr, out.stdout + out.stderr
+        assert whoami(warden) == "admin (admin)", "a refused sign-in keeps the session there was"
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    refused = {r["on_behalf_of"]: json.loads(r["detail"]) for r in rows if r["kind"] == "auth.sign_in_failed"}
+    assert refused["ana"]["why"] == refused["ben"]["why"] == "not linked", refused
+    assert not [r for r in rows if r["kind"] == "auth.sign_in" and json.loads(r["detail"]).get("how") == "sso"]
+    users = {u["name"]: u for u in json.loads(warden.cli("user", "list", "--json").stdout)}
+    assert users["ana"]["role"] == "admin", "no provider group touched the unlinked admin"
+
+    # The admin links ben to exactly the identity the refusal recorded.
+    subject = refused["ben"]["subject"]
+    assert subject.endswith("|ben"), subject
+    warden.cli("user", "sso-link", "ben", "--subject", subject)
+    ok = sso_login(warden, idp, "ben")
+    assert ok.returncode == 0 and whoami(warden) == "ben (member)", ok.stderr
+    # That identity is now ben's and nobody else's.
+    warden.admin.login()
+    again = warden.cli("user", "sso-link", "ana", "--subject", subject, check=False)
+    assert again.returncode != 0 and "already linked to the Warden account ben" in again.stderr
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    links = [json.loads(r["detail"]) for r in rows if r["kind"] == "person.sso_linked"]
+    assert [(d["target"], d["after"]["by"]) for d in links] == [("ben", "admin")], links
+    del ben
+
+
+def test_a_person_links_their_own_provider_account_while_signed_in(warden, idp):
+    configure(warden, idp)
+    ben = warden.add_person("ben")
+    # Not signed in as ben: nothing to link.
+    ben.login()
+    assert whoami(warden) == "ben (member)"
+    linked = sso_link(warden, idp, "ben")
+    assert linked.returncode == 0, linked.stdout + linked.stderr
+    ok = sso_login(warden, idp, "ben")
+    assert ok.returncode == 0 and whoami(warden) == "ben (member)", ok.stderr
+    # A second link, to another provider account, is refused.
+    ben.login()
+    other = sso_link(warden, idp, "ana")
+    assert other.returncode != 0 and "already linked" in other.stderr, other.stderr
+    warden.admin.login()
+    rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
+    links = [json.loads(r["detail"]) for r in rows if r["kind"] == "person.sso_linked"]
+    assert [l["after"]["by"] for l in links] == ["self"], links
+
+
+def test_linking_needs_a_fresh_second_factor(warden, idp):
+    # A session found lying around, whose code is long past, cannot tie a
+    # Warden account to a provider account someone else holds.
+    import sqlite3
+    configure(warden, idp)
+    ben = warden.add_person("ben")
+    with sqlite3.connect(warden.data_dir / "warden.db") as db:
+        db.execute("UPDATE sessions SET mfa_at_s = mfa_at_s - 3600")
+    stale = sso_link(warden, idp, "ana")
+    assert stale.returncode != 0 and "confirm it is you" in stale.stderr, stale.stderr
+    bind = warden.cli("user", "sso-link", "ben", "--subject", "ana", check=False)
+    assert bind.returncode != 0 and "confirm it is you" in bind.stderr, bind.stderr
+    out = sso_login(warden, idp, "ana")
+    assert out.returncode == 0 and whoami(warden) == "ana (admin)", "ana is a new person, made by the provider"
+    out = sso_login(warden, idp, "ben")
+    assert out.returncode != 0 and "not linked" in out.stderr
+    del ben
+
+
 def test_a_warden_code_can_stand_in_for_mfa_when_the_admin_allows_it(warden, idp):
     configure(warden, idp, "--totp-fallback")
     pat = warden.add_person("pat")
+    # Until pat's Warden account is linked, a code does not help.
+    unlinked = sso_login_with(warden, idp, "pat", "--totp", pat.next_code())
+    assert unlinked.returncode != 0 and "linked" in unlinked.stderr, unlinked.stderr
+    pat.login()
+    linked = sso_link(warden, idp, "pat")
+    assert linked.returncode == 0, linked.stdout + linked.stderr
     bare = sso_login_with(warden, idp, "pat")
     assert bare.returncode != 0 and "--totp" in bare.stderr, bare.stderr
     wrong = sso_login_with(warden, idp, "pat", "--totp", "000000")

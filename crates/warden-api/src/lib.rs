@@ -95,6 +95,13 @@ pub enum Request {
         name: String,
         role: String,
     },
+    /// Links a person to one provider account (`ISSUER|SUBJECT`, or just
+    /// the subject at the configured provider), or with `None` unlinks.
+    UserSsoBind {
+        name: String,
+        #[serde(default)]
+        subject: Option<String>,
+    },
     ServerAdd {
         name: String,
         spec: ServerSpec,
@@ -218,6 +225,12 @@ pub enum Request {
     /// A fresh provider sign-in with MFA, to approve a critical call.
     SsoStepUpStart,
     SsoStepUpFinish {
+        flow: String,
+    },
+    /// Links the signed-in person to the provider account they sign in
+    /// with next (needs a fresh second factor in this session).
+    SsoLinkStart,
+    SsoLinkFinish {
         flow: String,
     },
     /// A fresh authenticator code: opens sensitive changes for 5 minutes.
@@ -409,8 +422,10 @@ pub struct AgentCreated {
     pub keychain: Result<(), String>,
 }
 
-/// Changes that need a recent second factor in this session, in words.
-fn sensitive(req: &Request) -> Option<&'static str> {
+/// Changes that need a recent second factor in this session, in words:
+/// every change that can grant power, so a process that finds a signed-in
+/// session (or a person's stale one) cannot use it to widen anything.
+fn sensitive(actor: &User, req: &Request) -> Option<&'static str> {
     match req {
         // With a code the request proves it itself.
         Request::ApprovalDecide { choice, totp, .. }
@@ -419,13 +434,33 @@ fn sensitive(req: &Request) -> Option<&'static str> {
             Some("approve an agent's call")
         }
         Request::ToolDecide { accept: true, .. } => Some("accept a changed tool"),
+        Request::ToolDecide { accept: false, .. } => Some("reject a changed tool"),
         Request::ServerTrust { trusted: true, .. } => Some("trust a server"),
         Request::ToolRisk { .. } => Some("change a tool's risk"),
         Request::SsoConfigure { .. } => Some("set up single sign-on"),
         Request::Grant { explicit: true, .. } => Some("let high-risk tools run without asking"),
+        Request::Grant { effect, .. } if effect == "allow" => Some("allow tools for a role"),
         Request::ServerAdd { spec, .. } if spec.command.is_some() => {
             Some("approve a local server's command")
         }
+        Request::ServerRemove { .. } => Some("remove a server"),
+        Request::UserAdd { .. } => Some("add a person"),
+        Request::UserEnable { .. } => Some("enable a person"),
+        Request::UserAllowRole { .. } => Some("let a person give a role"),
+        Request::UserSsoBind { .. } => Some("link a person to a provider account"),
+        Request::SsoLinkStart | Request::SsoLinkFinish { .. } => {
+            Some("link your account to a provider account")
+        }
+        Request::AgentAdd { roles, owner, .. }
+            if !roles.is_empty() || owner.as_deref().is_some_and(|o| o != actor.name) =>
+        {
+            Some("create an agent with roles")
+        }
+        Request::AgentRotate { .. } => Some("give an agent a new credential"),
+        Request::AuditPrune { .. } => Some("remove old activity"),
+        Request::SecretSet { .. } => Some("set a secret"),
+        Request::SecretRemove { .. } => Some("remove a secret"),
+        Request::ClientConnect { .. } => Some("connect an AI app"),
         _ => None,
     }
 }
@@ -590,13 +625,13 @@ impl Api {
                 self.sign_in(&name, password, totp, recovery).await?,
             )),
             Request::Status => self.status(session).await,
-            Request::SsoLoginStart => self.sso_start(None).await,
+            Request::SsoLoginStart => self.sso_start(sso::Purpose::SignIn).await,
             Request::SsoLoginFinish { flow, totp } => {
-                let (outcome, step_up) = self.sso_finish(&flow, totp.as_deref()).await?;
-                if step_up.is_some() {
+                let (outcome, purpose) = self.sso_finish(&flow, totp.as_deref()).await?;
+                if purpose != sso::Purpose::SignIn {
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
-                        "that was a step-up, not a sign-in",
+                        "that provider sign-in was not for opening a session; start the sign-in again",
                     ));
                 }
                 Ok(Response::SignedIn(self.sso_sign_in(outcome).await?))
@@ -634,8 +669,22 @@ impl Api {
         token: &Sensitive<String>,
         req: Request,
     ) -> ApiResult<Response> {
-        if let Some(what) = sensitive(&req) {
-            self.require_recent_mfa(token, what).await?;
+        if let Some(what) = sensitive(actor, &req)
+            && let Err(e) = self.require_recent_mfa(token, what).await
+        {
+            let call = serde_json::to_value(&req)
+                .ok()
+                .and_then(|v| v["call"].as_str().map(String::from));
+            self.record(
+                "access.refused",
+                None,
+                None,
+                Some(
+                    serde_json::json!({"call": call, "why": "no recent second factor"}).to_string(),
+                ),
+            )
+            .await?;
+            return Err(e);
         }
         match req {
             Request::Status => self.status(Some(token)).await,
@@ -826,13 +875,35 @@ impl Api {
             Request::SsoShow => Ok(Response::Sso(self.sso_config()?)),
             Request::SsoStepUpStart => {
                 let hash = warden_auth::hash_token("session", token.expose());
-                self.sso_start(Some((hash, actor.id))).await
+                self.sso_start(sso::Purpose::StepUp(hash, actor.id)).await
+            }
+            Request::SsoLinkStart => {
+                let hash = warden_auth::hash_token("session", token.expose());
+                self.sso_start(sso::Purpose::Link(hash, actor.id)).await
+            }
+            Request::SsoLinkFinish { flow } => {
+                let hash = warden_auth::hash_token("session", token.expose());
+                let (outcome, purpose) = self.sso_finish(&flow, None).await?;
+                match purpose {
+                    sso::Purpose::Link(h, id) if h == hash && id == actor.id => {
+                        self.sso_link(actor, &outcome).await?;
+                        Ok(Response::Done)
+                    }
+                    _ => Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "that provider sign-in was not a link for this session; start the link again",
+                    )),
+                }
+            }
+            Request::UserSsoBind { name, subject } => {
+                self.sso_bind(&name, subject).await?;
+                Ok(Response::Done)
             }
             Request::SsoStepUpFinish { flow } => {
                 let hash = warden_auth::hash_token("session", token.expose());
-                let (outcome, step_up) = self.sso_finish(&flow, None).await?;
-                match step_up {
-                    Some((h, id)) if h == hash && id == actor.id => {
+                let (outcome, purpose) = self.sso_finish(&flow, None).await?;
+                match purpose {
+                    sso::Purpose::StepUp(h, id) if h == hash && id == actor.id => {
                         self.sso_step_up_done(&outcome, h, id).await?;
                         Ok(Response::Done)
                     }

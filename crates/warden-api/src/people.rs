@@ -363,6 +363,8 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::Confirm { .. }
         | Request::SsoStepUpStart
         | Request::SsoStepUpFinish { .. }
+        | Request::SsoLinkStart
+        | Request::SsoLinkFinish { .. }
         | Request::Approvals
         | Request::ApprovalsWait { .. }
         | Request::ApprovalDecide { .. }
@@ -408,7 +410,8 @@ fn describe(req: &Request) -> &'static str {
         | Request::UserDisable { .. }
         | Request::UserEnable { .. }
         | Request::UserRemove { .. }
-        | Request::UserAllowRole { .. } => "manage people",
+        | Request::UserAllowRole { .. }
+        | Request::UserSsoBind { .. } => "manage people",
         _ => "do that",
     }
 }

@@ -87,8 +87,20 @@ struct PendingSso {
     authorization: Authorization,
     nonce: String,
     meta: ProviderMetadata,
-    /// A step-up: the session it is for, and its person.
-    step_up: Option<(String, i64)>,
+    purpose: Purpose,
+}
+
+/// What a provider sign-in is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Opening a Warden session.
+    SignIn,
+    /// A fresh sign-in with MFA for this session (hash) and person (id), to
+    /// approve a critical call.
+    StepUp(String, i64),
+    /// Binding the signed-in person (session hash, id) to the provider
+    /// account they sign in with now.
+    Link(String, i64),
 }
 
 fn pending() -> &'static Mutex<HashMap<String, PendingSso>> {
@@ -226,9 +238,9 @@ impl Api {
         Ok(Response::Done)
     }
 
-    /// Step one of an SSO sign-in (or, with `step_up`, a fresh sign-in with
-    /// MFA to approve a critical call): the address to open.
-    pub(crate) async fn sso_start(&self, step_up: Option<(String, i64)>) -> ApiResult<Response> {
+    /// Step one of a provider sign-in (for a session, a step-up or a link;
+    /// see [`Purpose`]): the address to open.
+    pub(crate) async fn sso_start(&self, purpose: Purpose) -> ApiResult<Response> {
         let cfg = self.sso_required()?;
         let guard = guard_for(&cfg.issuer)?;
         let meta = oidc::discover(&guard, &cfg.issuer)
@@ -238,7 +250,8 @@ impl Api {
         let loopback = Loopback::bind(None).await.map_err(oauth_error)?;
         let nonce = flow::nonce();
         let mut extra: Vec<(&str, String)> = Vec::new();
-        if step_up.is_some() {
+        if purpose != Purpose::SignIn {
+            // Proof from now, by whoever is at the provider now.
             extra.push(("max_age", "0".into()));
             extra.push(("prompt", "login".into()));
             if !cfg.mfa_acr.is_empty() {
@@ -281,13 +294,40 @@ impl Api {
                     authorization,
                     nonce,
                     meta,
-                    step_up,
+                    purpose,
                 },
             );
         Ok(Response::SsoStarted(started))
     }
 
     async fn refuse_sign_in(&self, who: &str, why: &str, message: String) -> ApiError {
+        self.refuse_sign_in_detail(who, serde_json::json!({"how": "sso", "why": why}), message)
+            .await
+    }
+
+    /// A refusal that also records the provider identity, so an admin who
+    /// knows the person can link exactly that one.
+    async fn refuse_sign_in_as(
+        &self,
+        who: &str,
+        subject: &str,
+        why: &str,
+        message: String,
+    ) -> ApiError {
+        self.refuse_sign_in_detail(
+            who,
+            serde_json::json!({"how": "sso", "why": why, "subject": subject}),
+            message,
+        )
+        .await
+    }
+
+    async fn refuse_sign_in_detail(
+        &self,
+        who: &str,
+        detail: serde_json::Value,
+        message: String,
+    ) -> ApiError {
         let _ = self
             .store
             .activity()
@@ -295,7 +335,7 @@ impl Api {
                 kind: "auth.sign_in_failed".into(),
                 on_behalf_of: Some(who.to_string()),
                 outcome: Some("refused".into()),
-                detail: Some(serde_json::json!({"how": "sso", "why": why}).to_string()),
+                detail: Some(detail.to_string()),
                 ..Default::default()
             })
             .await;
@@ -307,7 +347,7 @@ impl Api {
         &self,
         flow_id: &str,
         totp: Option<&str>,
-    ) -> ApiResult<(SsoOutcome, Option<(String, i64)>)> {
+    ) -> ApiResult<(SsoOutcome, Purpose)> {
         let p = pending()
             .lock()
             .map_err(|_| ApiError::new(ErrorCode::Internal, "sign-in state lost"))?
@@ -330,7 +370,7 @@ impl Api {
             return Err(self.refuse_sign_in("?", "no ID token", "the identity provider sent no ID token; check that the openid scope is configured".into()).await);
         };
         let now = self.clock.now();
-        let max_age = if p.step_up.is_some() {
+        let max_age = if p.purpose != Purpose::SignIn {
             Some(0)
         } else {
             cfg.max_age_secs
@@ -354,8 +394,12 @@ impl Api {
             .to_string();
         let mfa = oidc::proves_mfa(&claims, &cfg.mfa_amr, &cfg.mfa_acr)
             || (cfg.totp_fallback
-                && p.step_up.is_none()
-                && self.totp_second_step(&claims, &who, totp).await?);
+                && p.purpose == Purpose::SignIn
+                && self.totp_second_step(&claims, &who, totp).await?)
+            // Linking: the person proved a fresh second factor to Warden
+            // before starting (the request needs it), which a provider
+            // without MFA claims cannot add to.
+            || (cfg.totp_fallback && matches!(p.purpose, Purpose::Link(..)));
         if !mfa {
             return Err(self
                 .refuse_sign_in(
@@ -381,7 +425,7 @@ impl Api {
                 who,
                 refresh_token: tokens.refresh_token,
             },
-            p.step_up,
+            p.purpose,
         ))
     }
 
@@ -399,26 +443,16 @@ impl Api {
         };
         let subject = format!("{}|{}", claims.iss, claims.sub);
         let store = self.store.clone();
-        let name = who.to_string();
-        // Bound to this identity, or added by an admin and not bound yet.
-        let user = blocking(move || {
-            let conn = store.connect()?;
-            if let Some(u) = users::by_sso_subject(&conn, &subject)? {
-                return Ok(Some(u));
-            }
-            Ok(match users::get(&conn, &name)? {
-                Some(u) if users::sso_subject_of(&conn, u.id)?.is_none() => Some(u),
-                _ => None,
-            })
-        })
-        .await?;
+        // Only a person already bound to this identity: a name says nothing
+        // about who signed in at the provider.
+        let user =
+            blocking(move || Ok(users::by_sso_subject(&store.connect()?, &subject)?)).await?;
         let Some(user) = user else {
             return Err(self
                 .refuse_sign_in(
                     who,
-                    "no MFA; TOTP fallback for a person never bound",
-                    "a Warden code can stand in for MFA only for a person an admin added to Warden"
-                        .into(),
+                    "no MFA; TOTP fallback for a person never linked",
+                    "a Warden code can stand in for MFA only once your Warden account is linked to this provider account: sign in with your Warden password and link it (warden sso link), or ask an admin to".into(),
                 )
                 .await);
         };
@@ -468,17 +502,14 @@ impl Api {
             if let Some(u) = users::by_sso_subject(&conn, &s)? {
                 return Ok(Ok((u, false)));
             }
+            // Only `iss`+`sub` say who signed in (OpenID Connect Core 5.7): a
+            // provider account that merely carries a Warden person's name is
+            // never attached to them.
             match users::get(&conn, &name)? {
-                Some(u) => match users::sso_subject_of(&conn, u.id)? {
-                    None => {
-                        users::set_sso_subject(&conn, u.id, &s)?;
-                        Ok(Ok((u, false)))
-                    }
-                    Some(_) => Ok(Err("already bound to another identity")),
-                },
+                Some(_) => Ok(Err("not linked")),
                 None if create => {
                     let u = users::insert(&conn, &name, "member", "!sso")?;
-                    users::set_sso_subject(&conn, u.id, &s)?;
+                    users::set_sso_subject(&conn, u.id, Some(&s))?;
                     Ok(Ok((u, true)))
                 }
                 None => Ok(Err("not added")),
@@ -489,12 +520,12 @@ impl Api {
             Ok(x) => x,
             Err("not added") => {
                 return Err(self
-                    .refuse_sign_in(&o.who, "not added", format!("{} is not a Warden user yet; ask an admin to add you (warden user add {})", o.who, o.who))
+                    .refuse_sign_in_as(&o.who, &subject, "not added", format!("{} is not a Warden user yet; ask an admin to add you and link your provider account", o.who))
                     .await);
             }
             Err(why) => {
                 return Err(self
-                    .refuse_sign_in(&o.who, why, format!("the Warden user {} is linked to a different identity at the provider; ask an admin", o.who))
+                    .refuse_sign_in_as(&o.who, &subject, why, format!("the Warden account {} is not linked to this provider account. Sign in to Warden with your password and run `warden sso link`, or ask an admin to link it", o.who))
                     .await);
             }
         };
@@ -890,6 +921,90 @@ impl Api {
             &o.who,
             "approval.step_up",
             serde_json::json!({"how": "sso", "result": "verified", "amr": o.claims.amr}),
+        )
+        .await
+    }
+}
+
+impl Api {
+    /// Links the signed-in person to the provider account they just signed
+    /// in with. Neither may be linked already: changing a link takes an
+    /// admin (`warden user sso-link NAME --unlink` first).
+    pub(crate) async fn sso_link(&self, actor: &User, o: &SsoOutcome) -> ApiResult<()> {
+        let subject = format!("{}|{}", o.claims.iss, o.claims.sub);
+        self.bind_subject(actor, &subject, "self").await
+    }
+
+    /// An admin links a person to one provider account, or unlinks them.
+    pub(crate) async fn sso_bind(&self, name: &str, subject: Option<String>) -> ApiResult<()> {
+        let person = self.person(name).await?;
+        let Some(subject) = subject.map(|s| s.trim().to_string()) else {
+            let store = self.store.clone();
+            let id = person.id;
+            let before = blocking(move || {
+                let conn = store.connect()?;
+                let before = users::sso_subject_of(&conn, id)?;
+                users::set_sso_subject(&conn, id, None)?;
+                Ok(before)
+            })
+            .await?;
+            return self
+                .record_change(
+                    "person.sso_unlinked",
+                    name,
+                    Some(serde_json::json!({"subject": before})),
+                    None,
+                )
+                .await;
+        };
+        let subject = if subject.contains('|') {
+            subject
+        } else {
+            let cfg = self.sso_required()?;
+            format!("{}|{subject}", cfg.issuer)
+        };
+        let (iss, sub) = subject.split_once('|').unwrap_or_default();
+        if url::Url::parse(iss).is_err() || sub.is_empty() || sub.len() > 255 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "a provider account is ISSUER|SUBJECT as the refused sign-in's log row shows it (or just the subject, for the configured provider)",
+            ));
+        }
+        self.bind_subject(&person, &subject, "admin").await
+    }
+
+    async fn bind_subject(&self, person: &User, subject: &str, by: &str) -> ApiResult<()> {
+        let store = self.store.clone();
+        let (id, s) = (person.id, subject.to_string());
+        let outcome = blocking(move || {
+            let conn = store.connect()?;
+            if let Some(other) = users::by_sso_subject(&conn, &s)? {
+                return Ok(Err(if other.id == id {
+                    "already linked to this provider account".to_string()
+                } else {
+                    format!(
+                        "this provider account is already linked to the Warden account {}; an admin can unlink it first",
+                        other.name
+                    )
+                }));
+            }
+            if users::sso_subject_of(&conn, id)?.is_some() {
+                return Ok(Err(
+                    "this Warden account is already linked to another provider account; an admin can unlink it first (warden user sso-link NAME --unlink)".to_string(),
+                ));
+            }
+            users::set_sso_subject(&conn, id, Some(&s))?;
+            Ok(Ok(()))
+        })
+        .await?;
+        if let Err(why) = outcome {
+            return Err(ApiError::new(ErrorCode::Conflict, why));
+        }
+        self.record_change(
+            "person.sso_linked",
+            &person.name,
+            None,
+            Some(serde_json::json!({"subject": subject, "by": by})),
         )
         .await
     }

@@ -473,10 +473,25 @@ async fn sensitive_changes_need_a_second_factor_from_the_last_five_minutes() {
         "{}",
         stale.message
     );
-    s.api
+    let allow = s
+        .api
         .call(Some(&token), grant(false))
         .await
-        .expect("an ordinary change does not");
+        .expect_err("any allow grant gives power, so it needs one too");
+    assert_eq!(allow.code, ErrorCode::MfaRequired);
+    s.api
+        .call(
+            Some(&token),
+            Request::Grant {
+                role: "writers".into(),
+                server: "fs".into(),
+                pattern: "read_*".into(),
+                effect: "ask".into(),
+                explicit: false,
+            },
+        )
+        .await
+        .expect("a change that gives nothing without a person's click does not");
     let wrong = s
         .api
         .call(

@@ -62,8 +62,9 @@ enum Command {
     },
     /// Sign out and forget the session.
     Logout,
-    /// Confirm it is you with a fresh authenticator code: sensitive changes (approving, trusting,
-    /// accepting a changed tool, setting a risk) need one from the last 5 minutes.
+    /// Confirm it is you with a fresh authenticator code: changes that can give power (approving,
+    /// adding people, allow grants, agents with roles, secrets, removing servers, pruning the log)
+    /// need one from the last 5 minutes.
     Confirm {
         #[arg(long)]
         totp: Option<String>,

@@ -42,6 +42,16 @@ pub enum UserCommand {
         name: String,
         role: String,
     },
+    /// Link a person to one account at the identity provider (the subject a
+    /// refused sign-in's log row shows), or unlink them.
+    SsoLink {
+        name: String,
+        /// ISSUER|SUBJECT, or the subject alone for the configured provider.
+        #[arg(long, required_unless_present = "unlink", conflicts_with = "unlink")]
+        subject: Option<String>,
+        #[arg(long)]
+        unlink: bool,
+    },
 }
 
 fn session_account(paths: &Paths) -> Result<String> {
@@ -220,10 +230,26 @@ pub enum SsoCommand {
     },
     /// Show the SSO settings.
     Show,
+    /// Link your Warden account to your account at the provider: sign in
+    /// there once, and from then on `warden login --sso` signs you in.
+    Link {
+        #[arg(long)]
+        no_browser: bool,
+    },
 }
 
 pub async fn sso(paths: &Paths, cmd: SsoCommand) -> Result<()> {
     match cmd {
+        SsoCommand::Link { no_browser } => {
+            let session = stored_session(paths)
+                .await?
+                .context("sign in with your Warden password first: warden login NAME")?;
+            let flow =
+                sso_round_trip(paths, Request::SsoLinkStart, no_browser, Some(&session)).await?;
+            call_as(paths, Some(&session), Request::SsoLinkFinish { flow }).await?;
+            println!("Linked. From now on you can sign in with: warden login --sso");
+            Ok(())
+        }
         SsoCommand::Show => {
             let Response::Sso(cfg) = call(paths, Request::SsoShow).await? else {
                 bail!("unexpected answer")
@@ -375,6 +401,24 @@ pub async fn user(paths: &Paths, cmd: UserCommand) -> Result<()> {
             };
             call(paths, req).await?;
             println!("{name} may now give their agents the role {role}.");
+            Ok(())
+        }
+        UserCommand::SsoLink {
+            name,
+            subject,
+            unlink: _,
+        } => {
+            let linking = subject.is_some();
+            let req = Request::UserSsoBind {
+                name: name.clone(),
+                subject,
+            };
+            call(paths, req).await?;
+            if linking {
+                println!("{name} now signs in with that provider account.");
+            } else {
+                println!("{name} is no longer linked to a provider account.");
+            }
             Ok(())
         }
     }

@@ -282,7 +282,8 @@ pub fn sso_subject_of(conn: &Connection, id: i64) -> Result<Option<String>> {
     )
 }
 
-pub fn set_sso_subject(conn: &Connection, id: i64, subject: &str) -> Result<()> {
+/// Binds a person to a provider identity (`iss|sub`), or with `None` unbinds.
+pub fn set_sso_subject(conn: &Connection, id: i64, subject: Option<&str>) -> Result<()> {
     conn.execute(
         "UPDATE users SET sso_subject = ?1 WHERE id = ?2",
         params![subject, id],
