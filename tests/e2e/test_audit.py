@@ -47,6 +47,21 @@ def test_verify_passes_on_an_untouched_log_and_names_the_tampered_row(warden):
     assert cut.returncode != 0 and "cut short" in cut.stderr, cut.stderr
 
 
+def test_rows_the_cli_writes_with_no_gateway_running_are_checkpointed_too(warden):
+    # No gateway runs: each command writes its rows itself.
+    for name in ("alpha", "beta", "gamma"):
+        warden.cli("role", "add", name)
+    ok = warden.cli("audit", "verify")
+    assert "intact" in ok.stdout, ok.stdout
+    conn = sqlite3.connect(warden.data_dir / "warden.db")
+    last = conn.execute("SELECT max(id) FROM activity").fetchone()[0]
+    # The newest row, and any checkpoint that names it, go.
+    conn.executescript(f"DELETE FROM activity WHERE id = {last}; DELETE FROM checkpoints WHERE row_id >= {last};")
+    conn.close()
+    cut = warden.cli("audit", "verify", check=False)
+    assert cut.returncode != 0 and "cut short" in cut.stderr, cut.stdout + cut.stderr
+
+
 def test_a_locked_database_refuses_calls_and_forwards_nothing(warden, files_root):
     warden.cli("server", "add", "fs", "--", peer("mcp-server-filesystem"), str(files_root))
     token = warden.add_agent("bot")

@@ -66,6 +66,16 @@ impl Api {
         Ok(())
     }
 
+    /// Signs a checkpoint of every row written so far and keeps it in the
+    /// keychain. A CLI command that ran with no gateway calls this before it
+    /// exits, so deleting the rows it wrote shows in `audit verify` as
+    /// surely as deleting the gateway's.
+    pub async fn checkpoint_now(&self) -> ApiResult<()> {
+        self.start_checkpoints().await?;
+        self.store.activity().checkpoint().await?;
+        Ok(())
+    }
+
     /// Prunes the activity log: rows older than `older_than_days`, and beyond
     /// that the oldest past `keep_rows`; a signed anchor keeps the rest
     /// verifiable. Returns how many rows went.

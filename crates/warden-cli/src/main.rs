@@ -770,7 +770,19 @@ async fn call_as(
 ) -> Result<Response> {
     let result = match ControlClient::connect(&paths.data_dir).await {
         Some(client) => client.call(session, req).await,
-        None => paths.open_api(None)?.call(session, req).await,
+        None => {
+            let api = paths.open_api(None)?;
+            let answer = api.call(session, req).await;
+            // What this run wrote (refusals included) is covered by a signed
+            // checkpoint before the process ends.
+            if let Err(e) = api.checkpoint_now().await {
+                eprintln!(
+                    "warning: the activity this command wrote could not be checkpointed ({}); `warden audit verify` cannot tell if it is later cut off",
+                    e.message
+                );
+            }
+            answer
+        }
     };
     result.map_err(|e| anyhow::anyhow!(e.message))
 }

@@ -187,7 +187,10 @@ pub fn checkpoint(conn: &Connection, sign: &Signer) -> Result<Option<Checkpoint>
     if last.is_some_and(|(_, id)| id == row_id) {
         return Ok(None);
     }
-    let seq = last.map_or(1, |(s, _)| s + 1);
+    // After a prune took every checkpoint with it, numbering goes on from
+    // the last one it removed, as `verify` expects.
+    let pruned_to = latest_anchor(conn)?.map_or(0, |a| a.pruned_checkpoints_to);
+    let seq = last.map_or(0, |(s, _)| s).max(pruned_to) + 1;
     let row_count: i64 = conn.query_row(
         "SELECT count(*) FROM activity WHERE id <= ?1",
         [row_id],
