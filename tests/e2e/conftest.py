@@ -87,7 +87,9 @@ class Warden:
 
     def add_person(self, name: str, *args: str) -> Person:
         password = "test-" + os.urandom(9).hex()
-        out = self.cli("user", "add", name, "--password-stdin", "--json", *args, input=password + "\n")
+        invited = json.loads(self.cli("user", "add", name, "--json", *args).stdout)
+        # The person enrols themselves with the admin's one-time code.
+        out = self.cli("enrol", name, "--code", invited["code"], "--password-stdin", "--json", input=password + "\n")
         return Person(self, name, password, json.loads(out.stdout))
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:

@@ -40,7 +40,8 @@ def test_a_session_whose_code_is_stale_cannot_grant_power(warden, files_root):
 
     age_second_factor(warden)
     attempts = [
-        (("user", "add", "eve", "--admin", "--password-stdin"), "correct-horse-battery-9\n"),
+        (("user", "add", "eve", "--admin"), None),
+        (("user", "reset", "mia"), None),
         (("user", "enable", "mia"), None),
         (("user", "allow-role", "mia", "dev"), None),
         (("grant", "dev", "fs", "write_file", "allow"), None),
@@ -69,3 +70,27 @@ def test_a_session_whose_code_is_stale_cannot_grant_power(warden, files_root):
     warden.cli("confirm", "--totp", warden.admin.next_code())
     warden.cli("user", "enable", "mia")
     assert {p["name"]: p["status"] for p in snapshot(warden)["people"]}["mia"] == "active"
+
+
+def test_an_admin_who_adds_a_person_never_holds_what_signs_in_as_them(warden):
+    invited = json.loads(warden.cli("user", "add", "mia", "--json").stdout)
+    assert set(invited) == {"user", "code", "expires_s"}, "no password, secret or recovery code reaches the admin"
+    assert invited["user"]["invited"] is True
+
+    def enrol(code: str, password: str = "a passphrase she chose"):
+        return warden.cli("enrol", "mia", "--code", code, "--password-stdin", "--json", check=False, input=password + "\n")
+
+    wrong = enrol("aaaaa-bbbbb-ccccc-ddddd")
+    assert wrong.returncode != 0 and "ask your admin for a new code" in wrong.stderr, wrong.stderr
+    ok = enrol(invited["code"].upper())
+    assert ok.returncode == 0, ok.stderr
+    mine = json.loads(ok.stdout)
+    assert mine["totp_secret"] and len(mine["recovery_codes"]) == 10
+    again = enrol(invited["code"], "another passphrase entirely")
+    assert again.returncode != 0, "a setup code works once"
+
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--person", "mia").stdout.splitlines()]
+    kinds = [r["kind"] for r in rows if r["on_behalf_of"] == "mia"]
+    assert kinds.count("person.enrolled") == 1 and kinds.count("person.enrolment_failed") == 2, kinds
+    people = {p["name"]: p for p in json.loads(warden.cli("user", "list", "--json").stdout)}
+    assert people["mia"]["invited"] is False

@@ -16,6 +16,7 @@ export type {
   ErrorCode,
   ExportFormat,
   GrantRow,
+  Invitation,
   LogFilter,
   Pending,
   PersonReview,

@@ -34,7 +34,7 @@ use warden_gateway::{Gateway, ServerInfo};
 use warden_store::{ActivityFilter, ActivityLog, ActivityRow, Agent, NewEvent, Store};
 
 pub use control::{ControlClient, serve_control, socket_path};
-pub use people::{Enrollment, SignedIn};
+pub use people::{Enrollment, Invitation, SignedIn};
 pub use review::{AgentReview, PersonReview, Review};
 use warden_auth::{Clock, SystemClock};
 use warden_store::users::User;
@@ -72,14 +72,37 @@ pub enum Request {
         #[serde(default)]
         record: bool,
     },
+    /// Adds a person, who enrols themselves with the one-time code in the
+    /// answer (`enrol`): the admin never sees their password or secrets.
     UserAdd {
         name: String,
         admin: bool,
-        #[ts(type = "string")]
-        password: Sensitive<String>,
         #[serde(default)]
         agent_roles: Vec<String>,
     },
+    /// A new enrolment code for a person who lost their authenticator or
+    /// password: what they had stops working, their sessions end.
+    UserReset {
+        name: String,
+    },
+    /// A person added by an admin chooses their password and gets their
+    /// authenticator secret and recovery codes (no session needed).
+    Enrol {
+        name: String,
+        #[ts(type = "string")]
+        code: Sensitive<String>,
+        #[ts(type = "string")]
+        password: Sensitive<String>,
+    },
+    /// The signed-in person changes their password.
+    PasswordChange {
+        #[ts(type = "string")]
+        current: Sensitive<String>,
+        #[ts(type = "string")]
+        new: Sensitive<String>,
+    },
+    /// The signed-in person sets up their authenticator again.
+    TotpReenrol,
     UserList,
     UserDisable {
         name: String,
@@ -387,6 +410,7 @@ pub enum Response {
     Agents(Vec<Agent>),
     Roles(Vec<warden_store::roles::Role>),
     Enrolled(Box<Enrollment>),
+    Invited(Box<Invitation>),
     SignedIn(SignedIn),
     Me(User),
     Users(Vec<User>),
@@ -445,6 +469,8 @@ fn sensitive(actor: &User, req: &Request) -> Option<&'static str> {
         }
         Request::ServerRemove { .. } => Some("remove a server"),
         Request::UserAdd { .. } => Some("add a person"),
+        Request::UserReset { .. } => Some("reset a person's sign-in"),
+        Request::TotpReenrol => Some("set up your authenticator again"),
         Request::UserEnable { .. } => Some("enable a person"),
         Request::UserAllowRole { .. } => Some("let a person give a role"),
         Request::UserSsoBind { .. } => Some("link a person to a provider account"),
@@ -616,6 +642,13 @@ impl Api {
                 .await?;
                 Ok(Response::Enrolled(Box::new(enrolled)))
             }
+            Request::Enrol {
+                name,
+                code,
+                password,
+            } => Ok(Response::Enrolled(Box::new(
+                self.enrol(&name, code.expose(), password).await?,
+            ))),
             Request::Login {
                 name,
                 password,
@@ -701,6 +734,7 @@ impl Api {
             }
             Request::Init { .. }
             | Request::Login { .. }
+            | Request::Enrol { .. }
             | Request::SsoLoginStart
             | Request::SsoLoginFinish { .. } => {
                 Err(ApiError::new(ErrorCode::InvalidInput, "already signed in"))
@@ -732,11 +766,10 @@ impl Api {
             Request::UserAdd {
                 name,
                 admin,
-                password,
                 agent_roles,
             } => {
                 let role = if admin { "admin" } else { "member" };
-                let enrolled = self.enroll(&name, role, password, false).await?;
+                let invited = self.invite(&name, role).await?;
                 for r in &agent_roles {
                     self.allow_role(&name, r).await?;
                 }
@@ -744,11 +777,29 @@ impl Api {
                     "person.created",
                     &name,
                     None,
-                    Some(serde_json::json!({"role": role, "agent_roles": agent_roles})),
+                    Some(serde_json::json!({"role": role, "agent_roles": agent_roles, "enrols": "themselves"})),
                 )
                 .await?;
-                Ok(Response::Enrolled(Box::new(enrolled)))
+                Ok(Response::Invited(Box::new(invited)))
             }
+            Request::UserReset { name } => {
+                let user = self.person(&name).await?;
+                let invited = self.new_enrolment(user).await?;
+                self.reload_gateway()?;
+                self.record_change(
+                    "person.reset",
+                    &name,
+                    None,
+                    Some(serde_json::json!({"enrols": "again"})),
+                )
+                .await?;
+                Ok(Response::Invited(Box::new(invited)))
+            }
+            Request::PasswordChange { current, new } => {
+                self.change_password(actor, current, new).await?;
+                Ok(Response::Done)
+            }
+            Request::TotpReenrol => Ok(Response::Enrolled(Box::new(self.reenrol(actor).await?))),
             Request::UserList => {
                 let store = self.store.clone();
                 Ok(Response::Users(
@@ -1170,6 +1221,10 @@ impl Api {
             | Request::AuditVerify
             | Request::AuditPrune { .. }
             | Request::UserAdd { .. }
+            | Request::UserReset { .. }
+            | Request::Enrol { .. }
+            | Request::PasswordChange { .. }
+            | Request::TotpReenrol
             | Request::UserList
             | Request::UserDisable { .. }
             | Request::UserEnable { .. }

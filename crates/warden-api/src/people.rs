@@ -27,6 +27,22 @@ pub struct Enrollment {
     pub recovery_codes: Vec<Sensitive<String>>,
 }
 
+/// A person an admin added, and the one-time code they enrol with. The
+/// admin hands the code over; the person chooses their password and sets up
+/// their own authenticator, which the admin never sees.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct Invitation {
+    pub user: User,
+    #[ts(type = "string")]
+    pub code: Sensitive<String>,
+    pub expires_s: i64,
+}
+
+/// How long an enrolment code stays good.
+pub const ENROLMENT_S: i64 = 72 * 60 * 60;
+
+const ENROLMENT_FAILED: &str = "that name and enrolment code do not match a waiting enrolment, or the code has expired; check them, or ask your admin for a new code";
+
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct SignedIn {
     pub user: User,
@@ -36,6 +52,21 @@ pub struct SignedIn {
 }
 
 const SIGN_IN_FAILED: &str = "the name, password or code is not right; check them and try again";
+
+fn recovery_hashes(codes: &[Sensitive<String>]) -> Vec<String> {
+    codes
+        .iter()
+        .map(|c| warden_auth::hash_token("recovery", c.expose()))
+        .collect()
+}
+
+/// An enrolment code as typed: case, spaces and dashes do not matter.
+fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
 
 fn normalize_recovery(code: &str) -> String {
     let c: String = code
@@ -170,6 +201,273 @@ impl Api {
             recovery_codes: codes,
             user,
         })
+    }
+
+    /// Adds a person who enrols themselves with the code this returns.
+    pub(crate) async fn invite(&self, name: &str, role: &str) -> ApiResult<Invitation> {
+        validate_person_name(name)?;
+        let store = self.store.clone();
+        let (n, r) = (name.to_string(), role.to_string());
+        let user = blocking(move || {
+            Ok(users::insert(
+                &store.connect()?,
+                &n,
+                &r,
+                users::NO_PASSWORD,
+            )?)
+        })
+        .await?;
+        self.new_enrolment(user).await
+    }
+
+    /// A new enrolment code for a person: their password, authenticator and
+    /// recovery codes stop working, and their sessions end.
+    pub(crate) async fn new_enrolment(&self, user: User) -> ApiResult<Invitation> {
+        let code = warden_auth::enrolment_code();
+        let hash = warden_auth::hash_token("enrolment", &normalize_code(code.expose()));
+        let expires_s = self.clock.now() + ENROLMENT_S;
+        let store = self.store.clone();
+        let id = user.id;
+        blocking(move || {
+            Ok(users::start_enrolment(
+                &mut store.connect()?,
+                id,
+                &hash,
+                expires_s,
+            )?)
+        })
+        .await?;
+        let account = self.totp_account(user.id)?;
+        let kc = self.keychain.clone();
+        let _ = tokio::task::spawn_blocking(move || kc.delete(&account)).await;
+        let store = self.store.clone();
+        let user = blocking(move || Ok(users::by_id(&store.connect()?, id)?))
+            .await?
+            .unwrap_or(user);
+        Ok(Invitation {
+            user,
+            code,
+            expires_s,
+        })
+    }
+
+    /// A person enrols: the admin's one-time code, a password of their own
+    /// choosing, and a fresh authenticator secret and recovery codes shown
+    /// only to them. Wrong codes count toward the account's lockout.
+    pub(crate) async fn enrol(
+        &self,
+        name: &str,
+        code: &str,
+        pw: Sensitive<String>,
+    ) -> ApiResult<Enrollment> {
+        let now = self.clock.now();
+        let store = self.store.clone();
+        let n = name.to_string();
+        let found = blocking(move || {
+            let conn = store.connect()?;
+            let Some(creds) = users::credentials(&conn, &n)? else {
+                return Ok(None);
+            };
+            Ok(users::enrolment(&conn, creds.user.id)?.map(|e| (creds, e)))
+        })
+        .await?;
+        let refuse = |why: &'static str| async move {
+            let _ = self.record_enrolment(name, false, why).await;
+            ApiError::new(ErrorCode::Unauthenticated, ENROLMENT_FAILED)
+        };
+        let Some((creds, (stored_hash, expires_s))) = found else {
+            return Err(refuse("no enrolment waiting").await);
+        };
+        if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
+            let _ = self
+                .record_enrolment(name, false, "locked after failed attempts")
+                .await;
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "too many failed attempts: wait {} seconds, then try again",
+                    until - now
+                ),
+            ));
+        }
+        let hash = warden_auth::hash_token("enrolment", &normalize_code(code));
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(hash.as_bytes(), stored_hash.as_bytes()).into();
+        if !matches {
+            return Err(refuse("wrong enrolment code").await);
+        }
+        if now > expires_s {
+            return Err(refuse("enrolment code expired").await);
+        }
+        password::check_policy(pw.expose(), name)
+            .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+        let pw_hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+        let codes = warden_auth::recovery_codes();
+        let hashes = recovery_hashes(&codes);
+        let store = self.store.clone();
+        let (id, h) = (creds.user.id, hash.clone());
+        let taken = blocking(move || {
+            Ok(users::finish_enrolment(
+                &mut store.connect()?,
+                id,
+                &h,
+                &pw_hash,
+                &hashes,
+            )?)
+        })
+        .await?;
+        if !taken {
+            // Another request with the same code got there first.
+            return Err(refuse("enrolment code already used").await);
+        }
+        let enrollment = match self.new_totp(&creds.user).await {
+            Ok(e) => e,
+            Err(e) => {
+                // No keychain: the code stays good for another try.
+                let store = self.store.clone();
+                let _ = blocking(move || {
+                    Ok(users::start_enrolment(
+                        &mut store.connect()?,
+                        id,
+                        &hash,
+                        expires_s,
+                    )?)
+                })
+                .await;
+                return Err(e);
+            }
+        };
+        self.record_enrolment(name, true, "password and authenticator set up")
+            .await?;
+        Ok(Enrollment {
+            recovery_codes: codes,
+            ..enrollment
+        })
+    }
+
+    /// A fresh TOTP secret for `user`, kept in the keychain (recovery codes
+    /// left empty for the caller to fill).
+    async fn new_totp(&self, user: &User) -> ApiResult<Enrollment> {
+        let secret = totp::generate_secret();
+        let account = self.totp_account(user.id)?;
+        let kc = self.keychain.clone();
+        let stored = totp::encode_secret(secret.expose());
+        tokio::task::spawn_blocking(move || kc.set(&account, &stored))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let uri = totp::otpauth_uri(secret.expose(), &user.name, "Warden");
+        let store = self.store.clone();
+        let id = user.id;
+        let user = blocking(move || Ok(users::by_id(&store.connect()?, id)?))
+            .await?
+            .unwrap_or_else(|| user.clone());
+        Ok(Enrollment {
+            qr_svg: totp::qr_svg(&uri),
+            totp_secret: totp::encode_secret(secret.expose()),
+            otpauth_uri: uri,
+            recovery_codes: Vec::new(),
+            user,
+        })
+    }
+
+    /// The signed-in person sets up their authenticator again (a new phone):
+    /// a new secret and new recovery codes; the old ones stop working.
+    pub(crate) async fn reenrol(&self, actor: &User) -> ApiResult<Enrollment> {
+        let codes = warden_auth::recovery_codes();
+        let hashes = recovery_hashes(&codes);
+        let enrollment = self.new_totp(actor).await?;
+        let store = self.store.clone();
+        let id = actor.id;
+        blocking(move || {
+            Ok(users::replace_recovery_codes(
+                &mut store.connect()?,
+                id,
+                &hashes,
+            )?)
+        })
+        .await?;
+        self.record_enrolment(&actor.name, true, "authenticator set up again")
+            .await?;
+        Ok(Enrollment {
+            recovery_codes: codes,
+            ..enrollment
+        })
+    }
+
+    /// The signed-in person changes their password, proving the old one.
+    pub(crate) async fn change_password(
+        &self,
+        actor: &User,
+        current: Sensitive<String>,
+        new: Sensitive<String>,
+    ) -> ApiResult<()> {
+        let now = self.clock.now();
+        let store = self.store.clone();
+        let n = actor.name.clone();
+        let creds = blocking(move || Ok(users::credentials(&store.connect()?, &n)?))
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "your account is gone"))?;
+        if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "too many failed attempts: wait {} seconds, then try again",
+                    until - now
+                ),
+            ));
+        }
+        let stored = creds.password_hash.clone();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&stored, &current))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        if !ok {
+            self.record("person.password_change_failed", None, None, None)
+                .await?;
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "your current password is not right; check it and try again",
+            ));
+        }
+        password::check_policy(new.expose(), &actor.name)
+            .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+        let hash = tokio::task::spawn_blocking(move || password::hash(&new))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+        let store = self.store.clone();
+        let id = actor.id;
+        blocking(move || {
+            let conn = store.connect()?;
+            users::set_password(&conn, id, &hash)?;
+            users::record_success(&conn, id)?;
+            Ok(())
+        })
+        .await?;
+        self.record("person.password_changed", None, None, None)
+            .await
+    }
+
+    async fn record_enrolment(&self, name: &str, ok: bool, how: &str) -> ApiResult<()> {
+        self.store
+            .activity()
+            .append(warden_store::NewEvent {
+                kind: if ok {
+                    "person.enrolled"
+                } else {
+                    "person.enrolment_failed"
+                }
+                .into(),
+                on_behalf_of: Some(name.to_string()),
+                outcome: Some(if ok { "ok" } else { "refused" }.into()),
+                detail: Some(serde_json::json!({"how": how}).to_string()),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn sign_in(
@@ -359,6 +657,8 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::Log { .. }
         | Request::ActivityStats { .. }
         | Request::Whoami
+        | Request::PasswordChange { .. }
+        | Request::TotpReenrol
         | Request::Logout
         | Request::Confirm { .. }
         | Request::SsoStepUpStart
@@ -406,6 +706,7 @@ fn describe(req: &Request) -> &'static str {
         Request::SsoConfigure { .. } | Request::SsoShow => "set up single sign-on",
         Request::AuditVerify | Request::AuditPrune { .. } => "verify or prune the audit log",
         Request::UserAdd { .. }
+        | Request::UserReset { .. }
         | Request::UserList
         | Request::UserDisable { .. }
         | Request::UserEnable { .. }

@@ -356,7 +356,6 @@ async fn the_review_flags_unused_expired_and_orphaned_agents() {
             Request::UserAdd {
                 name: "bob".into(),
                 admin: false,
-                password: Sensitive::new("a quite long passphrase".into()),
                 agent_roles: vec![],
             },
         )
@@ -512,4 +511,208 @@ async fn sensitive_changes_need_a_second_factor_from_the_last_five_minutes() {
         .call(Some(&token), grant(true))
         .await
         .expect("confirmed: the change goes through");
+}
+
+async fn enrol(
+    s: &Setup,
+    name: &str,
+    code: &str,
+    password: &str,
+) -> Result<warden_api::Enrollment, warden_api::ApiError> {
+    let req = Request::Enrol {
+        name: name.into(),
+        code: Sensitive::new(code.into()),
+        password: Sensitive::new(password.into()),
+    };
+    match s.api.call(None, req).await? {
+        Response::Enrolled(e) => Ok(*e),
+        _ => panic!("enrol answers with an enrollment"),
+    }
+}
+
+async fn login_as(
+    s: &Setup,
+    name: &str,
+    password: &str,
+    code: &str,
+) -> Result<Sensitive<String>, warden_api::ApiError> {
+    let req = Request::Login {
+        name: name.into(),
+        password: Sensitive::new(password.into()),
+        totp: Some(code.into()),
+        recovery: None,
+    };
+    match s.api.call(None, req).await? {
+        Response::SignedIn(x) => Ok(x.token),
+        _ => panic!("login answers with a session"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_enrols_themselves_and_the_admin_never_holds_their_secrets() {
+    let s = setup().await;
+    let admin = s.login(&s.code()).await.expect("sign in");
+    let Response::Invited(invite) = s
+        .api
+        .call(
+            Some(&admin),
+            Request::UserAdd {
+                name: "bob".into(),
+                admin: false,
+                agent_roles: vec![],
+            },
+        )
+        .await
+        .expect("add bob")
+    else {
+        panic!("adding a person answers with an invitation")
+    };
+    // What the admin got back: a name and a code, nothing that signs in.
+    let seen = serde_json::to_value(&*invite).expect("json");
+    assert_eq!(
+        seen.as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["user".into(), "code".into(), "expires_s".into()])
+    );
+    assert!(seen["user"]["invited"].as_bool() == Some(true));
+    let code = invite.code.expose().clone();
+    login_as(&s, "bob", "", "000000")
+        .await
+        .expect_err("no password signs bob in before he enrols");
+
+    let wrong = enrol(
+        &s,
+        "bob",
+        "aaaaa-bbbbb-ccccc-ddddd",
+        "a long passphrase of his own",
+    )
+    .await
+    .expect_err("a wrong code enrols no one");
+    assert_eq!(wrong.code, ErrorCode::Unauthenticated);
+    s.clock.set(s.clock.now() + 2);
+
+    // Eight requests carry the right code at once: one enrols.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let api = s.api.clone();
+        let code = code.to_uppercase().replace('-', " ");
+        tasks.push(tokio::spawn(async move {
+            api.call(
+                None,
+                Request::Enrol {
+                    name: "bob".into(),
+                    code: Sensitive::new(code),
+                    password: Sensitive::new(format!("a passphrase of his own {i}")),
+                },
+            )
+            .await
+        }));
+    }
+    let mut won = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if let Ok(Response::Enrolled(e)) = t.await.expect("task") {
+            won.push((i, e));
+        }
+    }
+    assert_eq!(won.len(), 1, "one code enrols once");
+    let (i, e) = won.pop().expect("the winner");
+    let password = format!("a passphrase of his own {i}");
+    assert_eq!(e.recovery_codes.len(), 10);
+    let secret = totp::decode_secret(e.totp_secret.expose()).expect("secret");
+    let bob = login_as(&s, "bob", &password, &totp::code_at(&secret, s.clock.now()))
+        .await
+        .expect("bob signs in with the password and code he chose");
+
+    // He changes his password; the old one stops working.
+    let bad = s
+        .api
+        .call(
+            Some(&bob),
+            Request::PasswordChange {
+                current: Sensitive::new("not it at all".into()),
+                new: Sensitive::new("a brand new passphrase".into()),
+            },
+        )
+        .await
+        .expect_err("the current password must be right");
+    assert_eq!(bad.code, ErrorCode::Unauthenticated);
+    s.clock.set(s.clock.now() + 2);
+    s.api
+        .call(
+            Some(&bob),
+            Request::PasswordChange {
+                current: Sensitive::new(password.clone()),
+                new: Sensitive::new("a brand new passphrase".into()),
+            },
+        )
+        .await
+        .expect("password changed");
+    s.clock.set(s.clock.now() + 30);
+    login_as(&s, "bob", &password, &totp::code_at(&secret, s.clock.now()))
+        .await
+        .expect_err("the old password is gone");
+    s.clock.set(s.clock.now() + 30);
+    let bob = login_as(
+        &s,
+        "bob",
+        "a brand new passphrase",
+        &totp::code_at(&secret, s.clock.now()),
+    )
+    .await
+    .expect("the new one works");
+
+    // A new phone: the old secret stops working.
+    let Response::Enrolled(again) = s
+        .api
+        .call(Some(&bob), Request::TotpReenrol)
+        .await
+        .expect("just signed in, so the code is fresh")
+    else {
+        panic!("re-enrolling answers with an enrollment")
+    };
+    let fresh = totp::decode_secret(again.totp_secret.expose()).expect("secret");
+    assert_ne!(fresh, secret);
+    s.clock.set(s.clock.now() + 30);
+    login_as(
+        &s,
+        "bob",
+        "a brand new passphrase",
+        &totp::code_at(&secret, s.clock.now()),
+    )
+    .await
+    .expect_err("the old authenticator no longer signs in");
+    s.clock.set(s.clock.now() + 2);
+    login_as(
+        &s,
+        "bob",
+        "a brand new passphrase",
+        &totp::code_at(&fresh, s.clock.now()),
+    )
+    .await
+    .expect("the new one does");
+
+    // The admin resets bob: his password stops working; the new code
+    // expires after three days.
+    let admin = s.login(&s.code()).await.expect("admin signs in again");
+    let Response::Invited(reset) = s
+        .api
+        .call(Some(&admin), Request::UserReset { name: "bob".into() })
+        .await
+        .expect("reset bob")
+    else {
+        panic!("a reset answers with an invitation")
+    };
+    s.clock.set(s.clock.now() + 30);
+    login_as(
+        &s,
+        "bob",
+        "a brand new passphrase",
+        &totp::code_at(&fresh, s.clock.now()),
+    )
+    .await
+    .expect_err("after a reset the old sign-in is gone");
+    s.clock.set(s.clock.now() + 73 * 3600);
+    enrol(&s, "bob", reset.code.expose(), "yet another passphrase")
+        .await
+        .expect_err("an expired code enrols no one");
 }

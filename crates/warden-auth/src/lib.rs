@@ -84,6 +84,21 @@ pub fn recovery_codes() -> Vec<Sensitive<String>> {
         .collect()
 }
 
+/// A one-time enrolment code: 20 base32 characters (100 bits) in groups of
+/// five, easy to read out or type.
+pub fn enrolment_code() -> Sensitive<String> {
+    let mut b = [0u8; 13];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    let s = data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase();
+    Sensitive::new(format!(
+        "{}-{}-{}-{}",
+        &s[..5],
+        &s[5..10],
+        &s[10..15],
+        &s[15..20]
+    ))
+}
+
 /// The stored form of a session token or recovery code (high-entropy
 /// values: a plain hash with a purpose label is enough).
 pub fn hash_token(purpose: &str, token: &str) -> String {

@@ -40,6 +40,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Set up your account with the one-time enrolment code your admin gave
+    /// you: choose your password, then add the account to your authenticator
+    /// app (the secret and recovery codes are shown to you once).
+    Enrol {
+        name: String,
+        /// The enrolment code (asked for when not given).
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change your password (asks for the current one, then the new one;
+    /// with --password-stdin, one per line).
+    Passwd {
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set up your authenticator app again (a new phone): a new secret and new
+    /// recovery codes; the old ones stop working.
+    Reenrol {
+        #[arg(long)]
+        json: bool,
+    },
     /// Sign in; the session is kept in the OS keychain.
     Login {
         /// Your Warden name (not needed with --sso).
@@ -464,6 +489,14 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
+        Command::Enrol {
+            name,
+            code,
+            password_stdin,
+            json,
+        } => people::enrol(&paths, name, code, password_stdin, json).await,
+        Command::Passwd { password_stdin } => people::passwd(&paths, password_stdin).await,
+        Command::Reenrol { json } => people::reenrol(&paths, json).await,
         Command::Sso(cmd) => people::sso(&paths, cmd).await,
         Command::Logout => people::logout(&paths).await,
         Command::Whoami => people::whoami(&paths).await,

@@ -3,20 +3,19 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use warden_api::{Enrollment, Request, Response};
-use warden_auth::{Keychain, Sensitive};
+use warden_api::{Enrollment, Invitation, Request, Response};
+use warden_auth::{Clock, Keychain, Sensitive};
 
 use crate::{Paths, call, call_as};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Add a person (prints their TOTP secret and recovery codes once).
+    /// Add a person: prints a one-time enrolment code to hand them; they
+    /// choose their own password and set up their own authenticator with it.
     Add {
         name: String,
         #[arg(long)]
         admin: bool,
-        #[arg(long)]
-        password_stdin: bool,
         /// A role this person may give the agents they create (repeatable).
         #[arg(long = "agent-role")]
         agent_roles: Vec<String>,
@@ -30,6 +29,13 @@ pub enum UserCommand {
     /// Disable a person: their sessions end and all their agents are suspended.
     Disable {
         name: String,
+    },
+    /// A new enrolment code for someone who lost their authenticator or
+    /// password: what they had stops working and their sessions end.
+    Reset {
+        name: String,
+        #[arg(long)]
+        json: bool,
     },
     Enable {
         name: String,
@@ -86,7 +92,7 @@ fn print_enrollment(e: &Enrollment, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(e)?);
         return Ok(());
     }
-    println!("Created {} ({}).\n", e.user.name, e.user.role);
+    println!("{} ({}) is ready.\n", e.user.name, e.user.role);
     println!("Add this account to an authenticator app (shown once):");
     println!("  secret: {}", e.totp_secret.expose());
     println!("  or the link: {}\n", e.otpauth_uri.expose());
@@ -96,6 +102,81 @@ fn print_enrollment(e: &Enrollment, json: bool) -> Result<()> {
     }
     println!("\nThen sign in: warden login {} --totp CODE", e.user.name);
     Ok(())
+}
+
+fn print_invitation(i: &Invitation, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(i)?);
+        return Ok(());
+    }
+    let hours = (i.expires_s - warden_auth::SystemClock.now()).max(0) / 3600;
+    println!(
+        "{} ({}) can now set up their account. Give them this one-time code, in person or over a channel you trust (it works once, for {hours} hours):\n",
+        i.user.name, i.user.role
+    );
+    println!("  {}\n", i.code.expose());
+    println!(
+        "They run `warden enrol {}` (or choose \"Set up my account\" in the app), pick their own password and add Warden to their authenticator app. You never see either.",
+        i.user.name
+    );
+    Ok(())
+}
+
+pub async fn enrol(
+    paths: &Paths,
+    name: String,
+    code: Option<String>,
+    password_stdin: bool,
+    json: bool,
+) -> Result<()> {
+    let code = match code {
+        Some(c) => c,
+        None if password_stdin => bail!("with --password-stdin, give the code with --code"),
+        None => rpassword::prompt_password("Enrolment code from your admin: ")?,
+    };
+    let password = if password_stdin {
+        read_password(true, "")?
+    } else {
+        let first = read_password(false, "Choose a password: ")?;
+        let again = read_password(false, "The same password again: ")?;
+        if first.expose() != again.expose() {
+            bail!("the two passwords differ; nothing was changed, run `warden enrol {name}` again");
+        }
+        first
+    };
+    let req = Request::Enrol {
+        name,
+        code: Sensitive::new(code),
+        password,
+    };
+    let Response::Enrolled(e) = call_as(paths, None, req).await? else {
+        bail!("unexpected answer")
+    };
+    print_enrollment(&e, json)
+}
+
+pub async fn passwd(paths: &Paths, password_stdin: bool) -> Result<()> {
+    let (current, new) = if password_stdin {
+        (read_password(true, "")?, read_password(true, "")?)
+    } else {
+        let current = read_password(false, "Current password: ")?;
+        let new = read_password(false, "New password: ")?;
+        let again = read_password(false, "The new password again: ")?;
+        if new.expose() != again.expose() {
+            bail!("the two new passwords differ; your password was not changed");
+        }
+        (current, new)
+    };
+    call(paths, Request::PasswordChange { current, new }).await?;
+    println!("Your password is changed.");
+    Ok(())
+}
+
+pub async fn reenrol(paths: &Paths, json: bool) -> Result<()> {
+    let Response::Enrolled(e) = call(paths, Request::TotpReenrol).await? else {
+        bail!("unexpected answer")
+    };
+    print_enrollment(&e, json)
 }
 
 pub async fn init(paths: &Paths, admin: String, password_stdin: bool, json: bool) -> Result<()> {
@@ -350,21 +431,24 @@ pub async fn user(paths: &Paths, cmd: UserCommand) -> Result<()> {
         UserCommand::Add {
             name,
             admin,
-            password_stdin,
             agent_roles,
             json,
         } => {
-            let password = read_password(password_stdin, &format!("Password for {name}: "))?;
             let req = Request::UserAdd {
                 name,
                 admin,
-                password,
                 agent_roles,
             };
-            let Response::Enrolled(e) = call(paths, req).await? else {
+            let Response::Invited(i) = call(paths, req).await? else {
                 bail!("unexpected answer")
             };
-            print_enrollment(&e, json)
+            print_invitation(&i, json)
+        }
+        UserCommand::Reset { name, json } => {
+            let Response::Invited(i) = call(paths, Request::UserReset { name }).await? else {
+                bail!("unexpected answer")
+            };
+            print_invitation(&i, json)
         }
         UserCommand::List { json } => {
             let Response::Users(users) = call(paths, Request::UserList).await? else {

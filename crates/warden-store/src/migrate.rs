@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261127001100_search_in_batches",
         include_str!("../migrations/20261127001100_search_in_batches.sql"),
     ),
+    (
+        "20261201000000_enrolments",
+        include_str!("../migrations/20261201000000_enrolments.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

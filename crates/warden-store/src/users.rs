@@ -16,6 +16,9 @@ pub struct User {
     pub totp_enrolled: bool,
     pub created_at_us: i64,
     pub last_login_us: Option<i64>,
+    /// Added by an admin and not enrolled yet: they have an enrolment code
+    /// to choose a password and set up their authenticator with.
+    pub invited: bool,
 }
 
 /// What sign-in needs beyond the public record.
@@ -28,7 +31,8 @@ pub struct Credentials {
     pub locked_until_s: Option<i64>,
 }
 
-const COLUMNS: &str = "id, name, role, status, totp_enrolled, created_at_us, last_login_us";
+const COLUMNS: &str = "id, name, role, status, totp_enrolled, created_at_us, last_login_us, \
+     EXISTS(SELECT 1 FROM enrolments e WHERE e.user_id = users.id)";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -39,6 +43,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         totp_enrolled: r.get::<_, i64>(4)? != 0,
         created_at_us: r.get(5)?,
         last_login_us: r.get(6)?,
+        invited: r.get(7)?,
     })
 }
 
@@ -98,10 +103,10 @@ pub fn credentials(conn: &Connection, name: &str) -> Result<Option<Credentials>>
             |r| {
                 Ok(Credentials {
                     user: row(r)?,
-                    password_hash: r.get(7)?,
-                    totp_last_step: r.get(8)?,
-                    failed_attempts: r.get(9)?,
-                    locked_until_s: r.get(10)?,
+                    password_hash: r.get(8)?,
+                    totp_last_step: r.get(9)?,
+                    failed_attempts: r.get(10)?,
+                    locked_until_s: r.get(11)?,
                 })
             },
         )
@@ -331,4 +336,87 @@ pub fn sso_sessions_due(conn: &Connection, now_s: i64) -> Result<Vec<(String, i6
         .query_map([now_s], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// The password hash of a person who has not chosen a password yet: no
+/// password verifies against it.
+pub const NO_PASSWORD: &str = "!enrol";
+
+/// Gives a person a (new) enrolment code, valid until `expires_s`. Their
+/// password, recovery codes and sessions go: they enrol afresh.
+pub fn start_enrolment(
+    conn: &mut Connection,
+    id: i64,
+    code_hash: &str,
+    expires_s: i64,
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "UPDATE users SET password_hash = ?1, totp_enrolled = 0, totp_last_step = NULL, failed_attempts = 0, locked_until_s = NULL WHERE id = ?2",
+        params![NO_PASSWORD, id],
+    )?;
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
+    tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO enrolments (user_id, code_hash, expires_s) VALUES (?1, ?2, ?3)",
+        params![id, code_hash, expires_s],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A person's pending enrolment: the code's hash and when it expires.
+pub fn enrolment(conn: &Connection, id: i64) -> Result<Option<(String, i64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT code_hash, expires_s FROM enrolments WHERE user_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Uses an enrolment code: only the request that removes it sets the
+/// password and recovery codes, however many carry the same code.
+pub fn finish_enrolment(
+    conn: &mut Connection,
+    id: i64,
+    code_hash: &str,
+    password_hash: &str,
+    recovery_hashes: &[String],
+) -> Result<bool> {
+    let tx = conn.transaction()?;
+    let taken = tx.execute(
+        "DELETE FROM enrolments WHERE user_id = ?1 AND code_hash = ?2",
+        params![id, code_hash],
+    )?;
+    if taken != 1 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE users SET password_hash = ?1, failed_attempts = 0, locked_until_s = NULL WHERE id = ?2",
+        params![password_hash, id],
+    )?;
+    add_recovery_codes(&tx, id, recovery_hashes)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Sets a person's password (after they proved the old one).
+pub fn set_password(conn: &Connection, id: i64, password_hash: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+        params![password_hash, id],
+    )?;
+    Ok(())
+}
+
+/// Replaces a person's recovery codes.
+pub fn replace_recovery_codes(conn: &mut Connection, id: i64, hashes: &[String]) -> Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
+    add_recovery_codes(&tx, id, hashes)?;
+    tx.execute("UPDATE users SET totp_last_step = NULL WHERE id = ?1", [id])?;
+    tx.commit()?;
+    Ok(())
 }

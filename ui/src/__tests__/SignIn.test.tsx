@@ -149,3 +149,42 @@ describe("sign-in rules", () => {
     ).toBe(false);
   });
 });
+
+describe("setting up an account with a code", () => {
+  it("checks the form, then shows the person's own authenticator secret and returns to sign-in", async () => {
+    const { user, fake } = renderApp({ state: signedOut });
+    await user.click(await screen.findByTestId("signin-enrol"));
+    await user.type(screen.getByTestId("enrol-name"), "bob");
+    await user.type(screen.getByTestId("enrol-code"), "abcde-fghij");
+    await user.click(screen.getByTestId("enrol-submit"));
+    expect(await screen.findByTestId("enrol-error")).toHaveTextContent("Enter the whole setup code");
+    await user.type(screen.getByTestId("enrol-code"), "-klmno-pqrst");
+    await user.type(screen.getByTestId("enrol-password"), "a passphrase of my own");
+    await user.type(screen.getByTestId("enrol-again"), "a passphrase not the same");
+    await user.click(screen.getByTestId("enrol-submit"));
+    expect(await screen.findByTestId("enrol-error")).toHaveTextContent("The two passwords differ");
+    expect(fake.made("enrol")).toHaveLength(0);
+    await user.clear(screen.getByTestId("enrol-again"));
+    await user.type(screen.getByTestId("enrol-again"), "a passphrase of my own");
+    await user.click(screen.getByTestId("enrol-submit"));
+    expect(await screen.findByText("JBSWY3DPEHPK3PXP")).toBeInTheDocument();
+    expect(fake.made("enrol")[0]).toEqual({
+      call: "enrol",
+      name: "bob",
+      code: "abcde-fghij-klmno-pqrst",
+      password: "a passphrase of my own",
+    });
+    expect(screen.getByTestId("enrol-done")).toBeDisabled();
+  });
+
+  it("says plainly when the code is wrong", async () => {
+    const { user } = renderApp({ state: signedOut });
+    await user.click(await screen.findByTestId("signin-enrol"));
+    await user.type(screen.getByTestId("enrol-name"), "bob");
+    await user.type(screen.getByTestId("enrol-code"), "zzzzz-zzzzz-zzzzz-zzzzz");
+    await user.type(screen.getByTestId("enrol-password"), "a passphrase of my own");
+    await user.type(screen.getByTestId("enrol-again"), "a passphrase of my own");
+    await user.click(screen.getByTestId("enrol-submit"));
+    expect(await screen.findByTestId("enrol-error")).toHaveTextContent(/ask your admin for a new code/i);
+  });
+});

@@ -187,6 +187,7 @@ describe("Connect a server", () => {
       totp_enrolled: true,
       created_at_us: 0,
       last_login_us: null,
+      invited: false,
     };
     renderApp({
       route: "#/connect-server",

@@ -8,4 +8,9 @@ role: string,
 /**
  * "active" or "disabled".
  */
-status: string, totp_enrolled: boolean, created_at_us: number, last_login_us: number | null, };
+status: string, totp_enrolled: boolean, created_at_us: number, last_login_us: number | null, 
+/**
+ * Added by an admin and not enrolled yet: they have an enrolment code
+ * to choose a password and set up their authenticator with.
+ */
+invited: boolean, };

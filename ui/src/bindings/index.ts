@@ -17,6 +17,7 @@ export type { ErrorCode } from "./ErrorCode";
 export type { ExportFormat } from "./ExportFormat";
 export type { Exported } from "./Exported";
 export type { GrantRow } from "./GrantRow";
+export type { Invitation } from "./Invitation";
 export type { LogFilter } from "./LogFilter";
 export type { LoginStarted } from "./LoginStarted";
 export type { Pending } from "./Pending";

@@ -21,6 +21,7 @@ import { Brand } from "../components/Brand";
 import { CopyField } from "../components/CopyField";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { toFailure } from "../backend";
+import { Enrol } from "./Enrol";
 
 export interface SignInFields {
   name: string;
@@ -58,6 +59,7 @@ export function SignIn({ sso, onSignedIn }: { sso: boolean; onSignedIn: () => vo
   const [ssoState, setSso] = useState<Sso>({ state: "idle" });
   const [ssoCode, setSsoCode] = useState("");
   const attempt = useRef(0);
+  const [enrolling, setEnrolling] = useState(false);
 
   const set = (patch: Partial<SignInFields>) => setF((old) => ({ ...old, ...patch }));
 
@@ -122,7 +124,14 @@ export function SignIn({ sso, onSignedIn }: { sso: boolean; onSignedIn: () => vo
           <Brand size="lg" />
         </Group>
         <Paper withBorder shadow="sm" p="xl">
-          {ssoState.state === "waiting" ? (
+          {enrolling ? (
+            <Enrol
+              onBack={(name) => {
+                setEnrolling(false);
+                if (name) set({ name, password: "", code: "" });
+              }}
+            />
+          ) : ssoState.state === "waiting" ? (
             <Stack>
               <Group gap="sm">
                 <Loader size="sm" />
@@ -239,6 +248,18 @@ export function SignIn({ sso, onSignedIn }: { sso: boolean; onSignedIn: () => vo
                   <Button type="submit" loading={busy} data-testid="signin-submit">
                     Sign in
                   </Button>
+                  <Anchor
+                    component="button"
+                    type="button"
+                    size="sm"
+                    onClick={() => {
+                      setError(null);
+                      setEnrolling(true);
+                    }}
+                    data-testid="signin-enrol"
+                  >
+                    New here, with a setup code from your admin? Set up my account
+                  </Anchor>
                 </Stack>
               </form>
               {sso ? (

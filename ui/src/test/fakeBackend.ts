@@ -50,6 +50,7 @@ export function user(name: string, role = "admin", id = 1): User {
     totp_enrolled: true,
     created_at_us: NOW_US() - 86_400e6,
     last_login_us: NOW_US() - 3600e6,
+    invited: false,
   };
 }
 
@@ -329,6 +330,22 @@ export class FakeBackend implements Backend {
         };
       case "role_list":
         return { kind: "roles", value: s.roles };
+      case "enrol":
+        if (req.code.replace(/[^a-z0-9]/gi, "").toLowerCase() !== "abcdefghijklmnopqrst") {
+          fail(
+            "unauthenticated",
+            "that name and enrolment code do not match a waiting enrolment, or the code has expired; check them, or ask your admin for a new code",
+          );
+        }
+        return { kind: "enrolled", value: enrollment(req.name) };
+      case "user_add": {
+        const u = { ...user(req.name, req.admin ? "admin" : "member", s.users.length + 10), invited: true };
+        s.users = [...s.users, u];
+        return {
+          kind: "invited",
+          value: { user: u, code: "abcde-fghij-klmno-pqrst", expires_s: Date.now() / 1000 + 72 * 3600 },
+        };
+      }
       case "user_list":
         return { kind: "users", value: s.users };
       case "agent_list":

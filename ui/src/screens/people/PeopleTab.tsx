@@ -6,7 +6,6 @@ import {
   Group,
   Menu,
   Modal,
-  PasswordInput,
   Skeleton,
   Stack,
   Switch,
@@ -17,12 +16,11 @@ import {
 import { notifications } from "@mantine/notifications";
 import { IconDots, IconUserPlus } from "@tabler/icons-react";
 import { keys, useAction, useAsk, useCall } from "../../api";
-import { EnrollmentView } from "../../components/EnrollmentView";
+import { CopyField } from "../../components/CopyField";
 import { ErrorAlert } from "../../components/ErrorAlert";
-import { PasswordStrength } from "../../components/PasswordStrength";
 import { TimeAgo } from "../../components/TimeAgo";
 import { errorLine } from "../../errors";
-import type { Enrollment, User } from "../../types";
+import type { Invitation, User } from "../../types";
 
 export function PeopleTab({ me }: { me: User }) {
   const users = useCall(keys.users, { call: "user_list" }, "users");
@@ -87,6 +85,12 @@ function PersonRow({ user, me }: { user: User; me: User }) {
       onError: (e) => notifications.show({ color: "red", message: errorLine(e) }),
     },
   );
+  const [resetCode, setResetCode] = useState<Invitation | null>(null);
+  const reset = useAction(() => call({ call: "user_reset", name: user.name }, "invited"), {
+    invalidate: [keys.users],
+    onSuccess: setResetCode,
+    onError: (e) => notifications.show({ color: "red", message: errorLine(e) }),
+  });
   const remove = useAction(() => call({ call: "user_remove", name: user.name }, "done"), {
     invalidate: [keys.users, keys.agents],
     onSuccess: () => setRemoving(false),
@@ -111,8 +115,8 @@ function PersonRow({ user, me }: { user: User; me: User }) {
         </Badge>
       </Table.Td>
       <Table.Td>
-        <Badge variant="dot" color={active ? "teal" : "red"}>
-          {active ? "Active" : "Disabled"}
+        <Badge variant="dot" color={!active ? "red" : user.invited ? "yellow" : "teal"}>
+          {!active ? "Disabled" : user.invited ? "Waiting to set up" : "Active"}
         </Badge>
       </Table.Td>
       <Table.Td>
@@ -135,12 +139,22 @@ function PersonRow({ user, me }: { user: User; me: User }) {
               <Menu.Item onClick={() => toggle.mutate(undefined)}>
                 {active ? "Disable (stops their sign-in and agents)" : "Enable again"}
               </Menu.Item>
+              <Menu.Item onClick={() => reset.mutate(undefined)}>Reset their sign-in (a new setup code)</Menu.Item>
               <Menu.Item color="red" onClick={() => setRemoving(true)}>
                 Remove
               </Menu.Item>
             </Menu.Dropdown>
           </Menu>
         )}
+        <Modal
+          opened={resetCode !== null}
+          onClose={() => setResetCode(null)}
+          title={`Give ${user.name} their new setup code`}
+          size="lg"
+          centered
+        >
+          {resetCode ? <InvitationView invitation={resetCode} onDone={() => setResetCode(null)} /> : null}
+        </Modal>
         <Modal opened={removing} onClose={() => setRemoving(false)} title={`Remove ${user.name}?`} centered>
           <Stack>
             <Text size="sm">
@@ -165,26 +179,16 @@ function PersonRow({ user, me }: { user: User; me: User }) {
 function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }) {
   const call = useAsk();
   const [name, setName] = useState("");
-  const [password, setPassword] = useState("");
   const [admin, setAdmin] = useState(false);
-  const [enrolled, setEnrolled] = useState<Enrollment | null>(null);
-  const [saved, setSaved] = useState(false);
-  const add = useAction(
-    () => call({ call: "user_add", name: name.trim(), admin, password, agent_roles: [] }, "enrolled"),
-    {
-      invalidate: [keys.users],
-      onSuccess: (e) => {
-        setEnrolled(e);
-        setPassword("");
-      },
-    },
-  );
+  const [invited, setInvited] = useState<Invitation | null>(null);
+  const add = useAction(() => call({ call: "user_add", name: name.trim(), admin, agent_roles: [] }, "invited"), {
+    invalidate: [keys.users],
+    onSuccess: setInvited,
+  });
   const close = () => {
     setName("");
-    setPassword("");
     setAdmin(false);
-    setEnrolled(null);
-    setSaved(false);
+    setInvited(null);
     add.reset();
     onClose();
   };
@@ -192,23 +196,12 @@ function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }
     <Modal
       opened={opened}
       onClose={close}
-      title={enrolled ? `Set up ${enrolled.user.name}'s sign-in` : "Add a person"}
+      title={invited ? `Give ${invited.user.name} their setup code` : "Add a person"}
       size="lg"
       centered
     >
-      {enrolled ? (
-        <Stack>
-          <Text size="sm">
-            Give this to <b>{enrolled.user.name}</b> now, in person if you can. It is shown only once: they scan the
-            code with their authenticator app and keep the recovery codes.
-          </Text>
-          <EnrollmentView enrollment={enrolled} saved={saved} onSaved={setSaved} />
-          <Group justify="flex-end">
-            <Button onClick={close} disabled={!saved}>
-              Done
-            </Button>
-          </Group>
-        </Stack>
+      {invited ? (
+        <InvitationView invitation={invited} onDone={close} />
       ) : (
         <form
           onSubmit={(e) => {
@@ -217,6 +210,10 @@ function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }
           }}
         >
           <Stack>
+            <Text size="sm">
+              They choose their own password and set up their own authenticator app with a one-time code you give them.
+              You never see either.
+            </Text>
             <TextInput
               label="Name"
               description="What they type to sign in."
@@ -225,14 +222,6 @@ function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }
               data-testid="person-name"
               data-autofocus
             />
-            <PasswordInput
-              label="First password"
-              description="Tell it to them; they sign in with it."
-              value={password}
-              onChange={(e) => setPassword(e.currentTarget.value)}
-              data-testid="person-password"
-            />
-            <PasswordStrength password={password} />
             <Switch
               label="Admin: may add servers, people and change access"
               checked={admin}
@@ -244,12 +233,7 @@ function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }
               <Button variant="default" onClick={close}>
                 Cancel
               </Button>
-              <Button
-                type="submit"
-                loading={add.isPending}
-                disabled={!name.trim() || !password}
-                data-testid="person-submit"
-              >
+              <Button type="submit" loading={add.isPending} disabled={!name.trim()} data-testid="person-submit">
                 Add
               </Button>
             </Group>
@@ -257,5 +241,25 @@ function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }
         </form>
       )}
     </Modal>
+  );
+}
+
+/** The one-time setup code an admin hands to a person they added or reset. */
+function InvitationView({ invitation, onDone }: { invitation: Invitation; onDone: () => void }) {
+  const hours = Math.max(0, Math.round((invitation.expires_s - Date.now() / 1000) / 3600));
+  return (
+    <Stack>
+      <Text size="sm">
+        Give this code to <b>{invitation.user.name}</b>, in person or over a channel you trust. It works once, for the
+        next {hours} hours. On the sign-in screen they choose <b>Set up my account</b>, enter it, pick their own
+        password and add Warden to their authenticator app.
+      </Text>
+      <CopyField value={invitation.code} label="the setup code" testId="invitation-code" />
+      <Group justify="flex-end">
+        <Button onClick={onDone} data-testid="invitation-done">
+          Done
+        </Button>
+      </Group>
+    </Stack>
   );
 }
