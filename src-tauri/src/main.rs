@@ -69,6 +69,12 @@ fn navigation_guard() -> tauri::plugin::TauriPlugin<tauri::Wry> {
 }
 
 fn main() {
+    // Before anything secret is read: no other process of this user may
+    // trace this one or read its memory.
+    if let Err(e) = warden_auth::process::harden() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
     let paths = match Paths::resolve(data_dir_arg()) {
         Ok(p) => p,
         Err(e) => {

@@ -94,3 +94,59 @@ def test_an_admin_who_adds_a_person_never_holds_what_signs_in_as_them(warden):
     assert kinds.count("person.enrolled") == 1 and kinds.count("person.enrolment_failed") == 2, kinds
     people = {p["name"]: p for p in json.loads(warden.cli("user", "list", "--json").stdout)}
     assert people["mia"]["invited"] is False
+
+
+NOBODY = 65534
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+
+
+def test_another_process_of_the_same_user_cannot_read_wardens_memory(tmp_path):
+    """Both sides run as one unprivileged user (nobody): Warden waiting for a
+    password, and a process that tries to read it the way a debugger would."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from conftest import WARDEN
+
+    if os.geteuid() != 0:
+        raise AssertionError("this test runs both sides as another user and needs root to do so")
+    place = Path(tempfile.mkdtemp(prefix="warden-same-user-", dir="/tmp"))
+    try:
+        place.chmod(0o755)
+        binary = place / "warden"
+        shutil.copy(WARDEN, binary)
+        home = place / "home"
+        home.mkdir()
+        os.chown(home, NOBODY, NOBODY)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "MARKER": "only-warden-knows-this"}
+
+        def peek(pid: int) -> subprocess.CompletedProcess:
+            return subprocess.run([*AS_NOBODY, "cat", f"/proc/{pid}/environ"], capture_output=True, timeout=30)
+
+        # A process of the same user that did nothing special is open to it:
+        # the refusal below is Warden's doing, not the machine's.
+        plain = subprocess.Popen([*AS_NOBODY, "sleep", "30"], env=env)
+        warden = subprocess.Popen([*AS_NOBODY, str(binary), "--data-dir", str(home / "data"), "login", "ada",
+                                   "--password-stdin"], env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)
+            assert warden.poll() is None, warden.stderr.read()
+            seen = peek(plain.pid)
+            assert seen.returncode == 0 and b"only-warden-knows-this" in seen.stdout, seen.stderr
+            refused = peek(warden.pid)
+            assert refused.returncode != 0 and b"Permission denied" in refused.stderr, refused
+            mem = subprocess.run([*AS_NOBODY, "dd", f"if=/proc/{warden.pid}/mem", "bs=1", "count=1", "skip=4096"],
+                                 capture_output=True, timeout=30)
+            assert mem.returncode != 0 and b"Permission denied" in mem.stderr, mem
+        finally:
+            plain.kill()
+            warden.kill()
+            plain.wait(timeout=10)
+            warden.wait(timeout=10)
+    finally:
+        shutil.rmtree(place, ignore_errors=True)

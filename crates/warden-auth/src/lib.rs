@@ -11,6 +11,7 @@ mod keychain;
 pub mod oauth;
 pub mod oidc;
 pub mod password;
+pub mod process;
 mod sensitive;
 pub mod totp;
 

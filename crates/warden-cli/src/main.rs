@@ -417,6 +417,12 @@ enum AgentCommand {
 pub use warden_api::runtime::Paths;
 
 fn main() {
+    // Before anything secret is read: no other process of this user may
+    // trace this one or read its memory.
+    if let Err(e) = warden_auth::process::harden() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
