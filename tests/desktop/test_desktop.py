@@ -449,6 +449,41 @@ def test_a_denied_write_reaches_the_agent_as_a_denial(app: App):
     assert not target.exists()
 
 
+def test_a_person_an_admin_added_sets_up_their_own_account(app: App):
+    first_run(app)
+    app.click("nav-people")
+    app.click("person-add")
+    app.type("person-name", "mia")
+    app.click("person-submit")
+    app.confirm_if_asked()
+    code = app.text("invitation-code").strip()
+    assert len(code.replace("-", "")) == 20, code
+    app.shot("20-person-added-with-a-setup-code")
+    app.click("invitation-done")
+    app.click("user-menu")
+    app.click("signout")
+
+    # mia, at the same computer: her code, her own password, her own app.
+    app.click("signin-enrol", timeout=60)
+    mine = "her own " + PASSWORD
+    app.type("enrol-name", "mia")
+    app.type("enrol-code", code)
+    app.type("enrol-password", mine)
+    app.type("enrol-again", mine)
+    app.shot("21-set-up-my-account")
+    app.click("enrol-submit")
+    secret = "".join(app.text("enroll-secret").split())
+    assert len(secret) >= 16, secret
+    app.shot("22-set-up-my-authenticator")
+    app.click("enroll-saved")
+    app.click("enrol-done")
+    app.type("signin-password", mine)
+    app.type("signin-code", Codes(secret).next())
+    app.click("signin-submit")
+    app.find("nav-home", timeout=60)
+    assert app.find("user-menu").get_attribute("aria-label") == "Signed in as mia"
+
+
 @pytest.fixture
 def idp():
     port = free_port()
