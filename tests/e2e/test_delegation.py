@@ -81,11 +81,37 @@ def test_bad_exchanges_are_refused(warden):
     warden.start()
     r = exchange(warden, a, b, grant_type="client_credentials")
     assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    # RFC 8693 2.2.2: a subject or actor token that is invalid or
+    # unacceptable by policy is answered with invalid_request.
     r = exchange(warden, "wdn_" + "x" * 43, b)
-    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     r = exchange(warden, a, a)
-    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     r = exchange(warden, a, b, subject_token_type="urn:ietf:params:oauth:token-type:id_token")
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     r = httpx2.post(warden.url.removesuffix("/mcp") + "/token", data={"grant_type": EXCHANGE}, headers={"host": "evil.example"}, timeout=10)
     assert r.status_code == 403
+
+
+def test_no_delegation_is_handed_out_that_the_log_does_not_show(warden):
+    import sqlite3
+
+    warden.cli("role", "add", "none")
+    a = warden.add_agent("a2", "none")
+    b = warden.add_agent("b2", "none")
+    warden.start()
+    blocker = sqlite3.connect(warden.data_dir / "warden.db", timeout=1, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        r = exchange(warden, a, b)
+        assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable", r.text
+        assert "access_token" not in r.json()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--kind", "delegation.issued").stdout.splitlines()]
+    assert rows == [], rows
+    ok = exchange(warden, a, b)
+    assert ok.status_code == 200, ok.text
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--kind", "delegation.issued").stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["agent"] == "b2", rows

@@ -63,10 +63,13 @@ pub const DELEGATION_LIFETIME_US: i64 = 15 * 60 * 1_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
+    /// The request, or a token in it, is not acceptable (RFC 8693 2.2.2
+    /// answers both with `invalid_request`).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The delegation could not be recorded, so no token was made.
     #[error("{0}")]
-    InvalidGrant(String),
+    Unavailable(String),
 }
 
 /// A legacy (initialize-based) client session.
@@ -649,7 +652,7 @@ impl Gateway {
     /// short-lived credential to act for `subject` (an agent credential, or a
     /// delegated one, so chains can grow). It may do only what both may, and
     /// everything it does names the whole chain.
-    pub fn exchange(
+    pub async fn exchange(
         &self,
         subject: &str,
         actor: &str,
@@ -664,7 +667,7 @@ impl Gateway {
                 match (d, self.delegated(&subject_hash)) {
                     (Some(d), Some(a)) => (a, d.depends_on),
                     _ => {
-                        return Err(ExchangeError::InvalidGrant(
+                        return Err(ExchangeError::InvalidRequest(
                             "the subject token is not valid".into(),
                         ));
                     }
@@ -673,23 +676,23 @@ impl Gateway {
         };
         let now = warden_store::now_us();
         if subject_ref.expires_at_us.is_some_and(|e| e <= now) {
-            return Err(ExchangeError::InvalidGrant(
+            return Err(ExchangeError::InvalidRequest(
                 "the subject token has expired".into(),
             ));
         }
         let actor_hash = warden_auth::hash_credential(key, actor);
         let Some(actor_ref) = self.inner.agents.read().get(&actor_hash).cloned() else {
-            return Err(ExchangeError::InvalidGrant(
+            return Err(ExchangeError::InvalidRequest(
                 "the actor token is not an agent's own valid credential".into(),
             ));
         };
         if actor_ref.expires_at_us.is_some_and(|e| e <= now) {
-            return Err(ExchangeError::InvalidGrant(
+            return Err(ExchangeError::InvalidRequest(
                 "the actor token has expired".into(),
             ));
         }
         if subject_deps.contains(&actor_ref.id) {
-            return Err(ExchangeError::InvalidGrant(
+            return Err(ExchangeError::InvalidRequest(
                 "an agent cannot delegate to itself or to an agent already in its chain".into(),
             ));
         }
@@ -730,8 +733,6 @@ impl Gateway {
         let token =
             warden_auth::Sensitive::new(format!("wdd_{}", warden_auth::random_token().expose()));
         let hash = warden_auth::hash_credential(key, token.expose());
-        let mut all = self.inner.delegations.write();
-        all.retain(|_, d| d.agent.expires_at_us.is_none_or(|e| e > now));
         let event = NewEvent {
             kind: "delegation.issued".into(),
             agent: Some(actor_ref.name.clone()),
@@ -740,10 +741,16 @@ impl Gateway {
             outcome: Some(format!("expires in {} s", (expires - now) / 1_000_000)),
             ..Default::default()
         };
-        let log = self.inner.store.activity().clone();
-        tokio::spawn(async move {
-            let _ = log.append(event).await;
-        });
+        // Committed before the token exists anywhere but here: a delegation
+        // the log does not show is never handed out.
+        if let Err(e) = self.inner.store.activity().append(event).await {
+            tracing::error!(error = %e, "could not record a delegation; none was issued");
+            return Err(ExchangeError::Unavailable(
+                "Warden could not record this delegation in its activity log, so it issued none; try again shortly".into(),
+            ));
+        }
+        let mut all = self.inner.delegations.write();
+        all.retain(|_, d| d.agent.expires_at_us.is_none_or(|e| e > now));
         all.insert(
             hash,
             Delegation {

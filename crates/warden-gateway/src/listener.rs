@@ -184,7 +184,7 @@ async fn token_exchange(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
             return oauth_error("invalid_request", &format!("{k} must be {ACCESS}"));
         }
     }
-    match ctx.gw.exchange(subject, actor) {
+    match ctx.gw.exchange(subject, actor).await {
         Ok((token, expires_in)) => {
             let body = serde_json::json!({
                 "access_token": token.expose(),
@@ -203,7 +203,19 @@ async fn token_exchange(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
                 .into_response()
         }
         Err(crate::gateway::ExchangeError::InvalidRequest(m)) => oauth_error("invalid_request", &m),
-        Err(crate::gateway::ExchangeError::InvalidGrant(m)) => oauth_error("invalid_grant", &m),
+        Err(crate::gateway::ExchangeError::Unavailable(m)) => {
+            let body =
+                serde_json::json!({"error": "temporarily_unavailable", "error_description": m});
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body.to_string(),
+            )
+                .into_response()
+        }
     }
 }
 
