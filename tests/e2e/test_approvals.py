@@ -271,8 +271,12 @@ def test_a_tool_that_changes_after_it_was_trusted_is_quarantined_until_an_admin_
     r, _ = result_of(call_later(warden, token, "rp__collect", {"path": "/etc/passwd"}), timeout=20)
     assert r["isError"], "a rejected tool stays refused"
     kinds = [(r["kind"], r.get("tool")) for r in log(warden)]
-    for k in (("tool.quarantined", "add"), ("tool.quarantined", "collect"), ("tool.accepted", None), ("tool.rejected", None)):
+    for k in (("tool.quarantined", "add"), ("tool.quarantined", "collect"), ("tool.accepted", "add"), ("tool.rejected", "collect")):
         assert k in kinds, (k, kinds)
+    # Who accepted the new definition shows where the quarantine does.
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--server", "rp", "--tool", "add").stdout.splitlines()]
+    accepted = [r for r in rows if r["kind"] == "tool.accepted"]
+    assert accepted and accepted[0]["on_behalf_of"] == warden.admin.name, rows
     assert any(r["kind"] == "tool_call.requested" and r.get("outcome") == "quarantined" for r in log(warden))
 
 

@@ -73,6 +73,23 @@ def test_foreign_host_or_origin_is_forbidden(warden):
     still_serving(warden, token)
 
 
+def test_bodies_a_browser_can_send_cross_site_are_refused_with_415(warden):
+    # text/plain, form and multipart bodies need no preflight in a browser:
+    # Warden serves none of them, in either era, and records nothing.
+    token = started(warden)
+    before = activity_count(warden)
+    modern = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}
+    legacy = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    for body in (modern, legacy):
+        for kind in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+            r = warden.post(body, token, {"content-type": kind})
+            assert r.status_code == 415, (kind, r.status_code, r.text)
+            assert "application/json" in r.json()["error"]["message"]
+    assert activity_count(warden) == before
+    assert warden.post(modern, token, {"content-type": "application/json; charset=utf-8"}).status_code == 200
+    still_serving(warden, token)
+
+
 def test_missing_or_wrong_credentials_get_401_without_detail(warden):
     token = started(warden)
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}

@@ -123,6 +123,9 @@ def test_people_sign_in_with_totp_and_members_are_limited(warden):
     assert r.json()["result"]["content"][0]["text"] == "Echo: hi"
     mine = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
     assert mine and all(r["agent"] == "ada-bot" or r["on_behalf_of"] == "ada" for r in mine), mine
+    refusals = [json.loads(r["detail"]) for r in mine if r["kind"] == "access.refused"]
+    assert any(d.get("call") == "agent_add" and "admin-tools" in d.get("roles", []) for d in refusals), \
+        "a role the member may not give is refused, and the refusal logged"
     call = next(r for r in mine if r["kind"] == "tool_call.requested")
     assert call["on_behalf_of"] == "ada", "an agent's calls name the person it acts for"
 

@@ -331,9 +331,10 @@ impl Api {
         if let Some(gw) = &self.gateway {
             gw.invalidate_tools(Some(&server));
         }
-        self.record_change(
+        self.record_tool_change(
             "tool.risk_set",
-            &format!("{server}/{tool}"),
+            &server,
+            &tool,
             before.map(|b| serde_json::json!({"risk": b.risk, "reason": b.reason})),
             risk.map(|r| serde_json::json!({"risk": r, "reason": reason})),
         )
@@ -392,13 +393,14 @@ impl Api {
         if let Some(gw) = &self.gateway {
             gw.invalidate_tools(Some(&server));
         }
-        self.record_change(
+        self.record_tool_change(
             if accept {
                 "tool.accepted"
             } else {
                 "tool.rejected"
             },
-            &format!("{server}/{tool}"),
+            &server,
+            &tool,
             Some(
                 serde_json::json!({"state": before.state, "definition": before.pinned_definition}),
             ),

@@ -1514,6 +1514,31 @@ impl Api {
     }
 
     /// Records a change to an identity or role, with what it was and became.
+    /// A change to one server's tool, with the server and tool in their
+    /// own columns, so `warden log --server S --tool T` finds it.
+    async fn record_tool_change(
+        &self,
+        kind: &str,
+        server: &str,
+        tool: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> ApiResult<()> {
+        let detail = serde_json::json!({"target": format!("{server}/{tool}"), "before": before, "after": after});
+        self.store
+            .activity()
+            .append(NewEvent {
+                kind: kind.into(),
+                server: Some(server.to_string()),
+                tool: Some(tool.to_string()),
+                on_behalf_of: self.actor.clone(),
+                detail: Some(detail.to_string()),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn record_change(
         &self,
         kind: &str,
@@ -1656,7 +1681,20 @@ impl Api {
             tx.commit().map_err(warden_store::Error::from)?;
             Ok(agent)
         })
-        .await?;
+        .await;
+        let agent = match agent {
+            Err(e) if e.code == ErrorCode::Forbidden => {
+                self.record(
+                    "access.refused",
+                    None,
+                    None,
+                    Some(serde_json::json!({"call": "agent_add", "agent": name, "roles": roles, "why": e.message}).to_string()),
+                )
+                .await?;
+                return Err(e);
+            }
+            other => other?,
+        };
         self.record_change(
             "agent.created",
             &name,

@@ -219,6 +219,27 @@ async fn token_exchange(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
     }
 }
 
+/// Whether the body is declared as JSON (`application/json`, or a
+/// `+json` type), parameters such as `charset` aside.
+fn json_content(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|t| t.ends_with("+json"))
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response {
     (
         status,
@@ -308,6 +329,19 @@ async fn on_post(ctx: Ctx, scope: Option<String>, req: Request) -> Response {
         Ok(a) => a,
         Err(r) => return r,
     };
+    // The transport carries JSON. A page in a browser can send text/plain,
+    // form or multipart bodies to any address without asking first; none of
+    // those is served, whatever they contain.
+    if !json_content(&headers) {
+        return json(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            jsonrpc::error(
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "send MCP messages with Content-Type: application/json",
+            ),
+        );
+    }
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
