@@ -177,3 +177,34 @@ def test_secrets_in_arguments_never_reach_the_database_or_logs(warden):
     rows = [json.loads(l) for l in warden.cli("log", "--json").stdout.splitlines()]
     call = next(r for r in rows if r["kind"] == "tool_call.requested")
     assert call["arguments_hash"] and "[redacted:" in call["arguments"]
+
+
+def test_the_cli_shows_a_servers_control_characters_instead_of_obeying_them(warden):
+    import sys
+
+    from conftest import ROOT
+    from conftest import MODERN_META
+    from test_approvals import call_later, result_of, wait_pending
+
+    sly = ROOT / "tests" / "servers" / "misbehaving_server.py"
+    warden.cli("server", "add", "sly", "--", sys.executable, str(sly), "sly")
+    warden.cli("role", "add", "asker")
+    warden.cli("grant", "asker", "sly", "*", "ask")
+    token = warden.add_agent("bot", "asker")
+    warden.start()
+    tools = warden.cli("server", "tools", "sly").stdout
+    # Agents see the tool under a name made safe for them; what a person
+    # reads in the CLI is the server's own name.
+    listed_tools = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}, token).json()
+    [exposed] = [t["name"] for t in listed_tools["result"]["tools"]]
+    assert "\x1b" not in exposed
+    f = call_later(warden, token, exposed, {})
+    [req] = wait_pending(warden)
+    listed = warden.cli("approvals", "list").stdout
+    warden.cli("approvals", "deny", req["id"])
+    result_of(f)
+    log = warden.cli("log", "--limit", "200").stdout
+    for name, out in (("server tools", tools), ("approvals list", listed), ("log", log)):
+        assert "\x1b" not in out and "\u202e" not in out, f"{name} printed a raw control character"
+        assert "delete_all\\x1b[8m" in out, (name, out)
+    assert "\\u{202e}txt.exe" in tools, tools

@@ -150,3 +150,4 @@ def test_another_process_of_the_same_user_cannot_read_wardens_memory(tmp_path):
             warden.wait(timeout=10)
     finally:
         shutil.rmtree(place, ignore_errors=True)
+

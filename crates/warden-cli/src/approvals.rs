@@ -9,6 +9,7 @@ use clap::Subcommand;
 use warden_api::{Request, Response};
 use warden_gateway::approvals::ApprovalRequest;
 
+use crate::text::{safe, safe_lines};
 use crate::{Paths, call};
 
 #[derive(Subcommand)]
@@ -99,23 +100,23 @@ fn describe(r: &ApprovalRequest) -> String {
     let chain = r
         .chain
         .as_ref()
-        .map(|c| format!("\n  via:       {}", c.join(" → ")))
+        .map(|c| format!("\n  via:       {}", safe(&c.join(" → "))))
         .unwrap_or_default();
     let args = r
         .arguments
         .as_ref()
         .and_then(|a| serde_json::to_string_pretty(a).ok())
-        .unwrap_or_else(|| "(none)".into())
-        .replace('\n', "\n             ");
+        .unwrap_or_else(|| "(none)".into());
+    let args = safe_lines(&args).replace('\n', "\n             ");
     format!(
         "Approval {id}\n  agent:     {agent} (for {person}){chain}\n  wants:     {tool} on {server}\n  risk:      {risk} — {why}\n  arguments: {args}\n  denied in: {left} s unless answered{step}",
         id = r.id,
-        agent = r.agent,
-        person = r.person.as_deref().unwrap_or("no owner"),
-        tool = r.tool,
-        server = r.server,
+        agent = safe(&r.agent),
+        person = safe(r.person.as_deref().unwrap_or("no owner")),
+        tool = safe(&r.tool),
+        server = safe(&r.server),
         risk = r.risk.as_str(),
-        why = r.why.join("; "),
+        why = safe(&r.why.join("; ")),
         step = if r.needs_step_up() {
             "\n  critical:  approving needs a fresh authenticator code"
         } else {
@@ -344,10 +345,10 @@ pub async fn tool(paths: &Paths, cmd: ToolCommand) -> Result<()> {
                 for p in pins {
                     println!(
                         "{:<20} {:<32} {} ({}) since {}",
-                        p.server,
-                        p.tool,
+                        safe(&p.server),
+                        safe(&p.tool),
                         p.state.as_str(),
-                        p.reason.as_deref().unwrap_or("-"),
+                        safe(p.reason.as_deref().unwrap_or("-")),
                         when(p.updated_at_us)
                     );
                 }
@@ -439,7 +440,13 @@ fn print_review(r: &warden_api::ToolReview) {
         (_, Some("changed")) => "its definition changed since it was approved",
         _ => "it is not quarantined",
     };
-    println!("{} on {}: {} ({why})", p.tool, p.server, p.state.as_str());
+    println!(
+        "{} on {}: {} ({})",
+        safe(&p.tool),
+        safe(&p.server),
+        p.state.as_str(),
+        why
+    );
     println!("--- approved definition\n+++ definition the server presents now");
-    print!("{}", r.diff);
+    print!("{}", safe_lines(&r.diff));
 }

@@ -6,6 +6,7 @@ mod approvals;
 mod connect;
 mod people;
 mod serve;
+mod text;
 
 use std::path::PathBuf;
 
@@ -775,13 +776,13 @@ async fn run(cli: Cli) -> Result<()> {
                     .unwrap_or_default();
                     println!(
                         "{when}  {:<22} agent={} server={} tool={} {}{}",
-                        e.kind,
-                        e.agent.as_deref().unwrap_or("-"),
-                        e.server.as_deref().unwrap_or("-"),
-                        e.tool.as_deref().unwrap_or("-"),
+                        text::safe(&e.kind),
+                        text::safe(e.agent.as_deref().unwrap_or("-")),
+                        text::safe(e.server.as_deref().unwrap_or("-")),
+                        text::safe(e.tool.as_deref().unwrap_or("-")),
                         e.outcome
                             .as_deref()
-                            .map(|o| format!("outcome={o} "))
+                            .map(|o| format!("outcome={} ", text::safe(o)))
                             .unwrap_or_default(),
                         e.latency_us
                             .map(|l| format!("{:.1}ms", l as f64 / 1000.0))
@@ -927,19 +928,22 @@ async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                         }
                         _ => String::new(),
                     };
-                    println!(
-                        "{:<32} {:<8}{state} {desc}\n{:<32} why: {}",
-                        t["name"].as_str().unwrap_or("?"),
-                        w["risk"].as_str().unwrap_or("?"),
-                        "",
-                        w["why"]
-                            .as_array()
-                            .map(|a| a
-                                .iter()
+                    let why = w["why"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
                                 .filter_map(|x| x.as_str())
                                 .collect::<Vec<_>>()
-                                .join("; "))
-                            .unwrap_or_default()
+                                .join("; ")
+                        })
+                        .unwrap_or_default();
+                    println!(
+                        "{:<32} {:<8}{state} {}\n{:<32} why: {}",
+                        text::safe(t["name"].as_str().unwrap_or("?")),
+                        w["risk"].as_str().unwrap_or("?"),
+                        text::safe(&desc),
+                        "",
+                        text::safe(&why)
                     );
                 }
             }
