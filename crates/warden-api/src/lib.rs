@@ -679,16 +679,7 @@ impl Api {
                     ..self.clone()
                 };
                 if let Err(why) = people::permitted(&actor, &req) {
-                    let kind = serde_json::to_value(&req)
-                        .ok()
-                        .and_then(|v| v["call"].as_str().map(String::from));
-                    api.record(
-                        "access.refused",
-                        None,
-                        None,
-                        Some(serde_json::json!({"call": kind, "why": why}).to_string()),
-                    )
-                    .await?;
+                    api.record_refusal(&req, &why).await?;
                     return Err(ApiError::new(ErrorCode::Forbidden, why));
                 }
                 api.dispatch(&actor, token, req).await
@@ -705,18 +696,7 @@ impl Api {
         if let Some(what) = sensitive(actor, &req)
             && let Err(e) = self.require_recent_mfa(token, what).await
         {
-            let call = serde_json::to_value(&req)
-                .ok()
-                .and_then(|v| v["call"].as_str().map(String::from));
-            self.record(
-                "access.refused",
-                None,
-                None,
-                Some(
-                    serde_json::json!({"call": call, "why": "no recent second factor"}).to_string(),
-                ),
-            )
-            .await?;
+            self.record_refusal(&req, "no recent second factor").await?;
             return Err(e);
         }
         match req {
@@ -1514,6 +1494,20 @@ impl Api {
     }
 
     /// Records a change to an identity or role, with what it was and became.
+    /// A refused request: which call, and why.
+    async fn record_refusal(&self, req: &Request, why: &str) -> ApiResult<()> {
+        let call = serde_json::to_value(req)
+            .ok()
+            .and_then(|v| v["call"].as_str().map(String::from));
+        self.record(
+            "access.refused",
+            None,
+            None,
+            Some(serde_json::json!({"call": call, "why": why}).to_string()),
+        )
+        .await
+    }
+
     /// A change to one server's tool, with the server and tool in their
     /// own columns, so `warden log --server S --tool T` finds it.
     async fn record_tool_change(

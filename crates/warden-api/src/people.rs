@@ -53,6 +53,17 @@ pub struct SignedIn {
 
 const SIGN_IN_FAILED: &str = "the name, password or code is not right; check them and try again";
 
+/// The answer while a lockout runs.
+fn locked_out(until: i64, now: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        format!(
+            "too many failed attempts: wait {} seconds, then try again",
+            until - now
+        ),
+    )
+}
+
 fn recovery_hashes(codes: &[Sensitive<String>]) -> Vec<String> {
     codes
         .iter()
@@ -282,13 +293,7 @@ impl Api {
             let _ = self
                 .record_enrolment(name, false, "locked after failed attempts")
                 .await;
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                format!(
-                    "too many failed attempts: wait {} seconds, then try again",
-                    until - now
-                ),
-            ));
+            return Err(locked_out(until, now));
         }
         let hash = warden_auth::hash_token("enrolment", &normalize_code(code));
         let matches: bool =
@@ -412,13 +417,7 @@ impl Api {
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "your account is gone"))?;
         if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                format!(
-                    "too many failed attempts: wait {} seconds, then try again",
-                    until - now
-                ),
-            ));
+            return Err(locked_out(until, now));
         }
         let stored = creds.password_hash.clone();
         let ok = tokio::task::spawn_blocking(move || password::verify(&stored, &current))
@@ -452,22 +451,12 @@ impl Api {
     }
 
     async fn record_enrolment(&self, name: &str, ok: bool, how: &str) -> ApiResult<()> {
-        self.store
-            .activity()
-            .append(warden_store::NewEvent {
-                kind: if ok {
-                    "person.enrolled"
-                } else {
-                    "person.enrolment_failed"
-                }
-                .into(),
-                on_behalf_of: Some(name.to_string()),
-                outcome: Some(if ok { "ok" } else { "refused" }.into()),
-                detail: Some(serde_json::json!({"how": how}).to_string()),
-                ..Default::default()
-            })
-            .await?;
-        Ok(())
+        let kind = if ok {
+            "person.enrolled"
+        } else {
+            "person.enrolment_failed"
+        };
+        self.record_attempt(kind, name, ok, how).await
     }
 
     pub(crate) async fn sign_in(
@@ -499,13 +488,7 @@ impl Api {
             let _ = self
                 .record_sign_in(name, false, "locked after failed attempts")
                 .await;
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                format!(
-                    "too many failed attempts: wait {} seconds, then try again",
-                    until - now
-                ),
-            ));
+            return Err(locked_out(until, now));
         }
         let stored = creds.password_hash.clone();
         let pw_ok = tokio::task::spawn_blocking(move || password::verify(&stored, &pw))
@@ -584,15 +567,21 @@ impl Api {
     }
 
     async fn record_sign_in(&self, name: &str, ok: bool, how: &str) -> ApiResult<()> {
+        let kind = if ok {
+            "auth.sign_in"
+        } else {
+            "auth.sign_in_failed"
+        };
+        self.record_attempt(kind, name, ok, how).await
+    }
+
+    /// A row for one attempt by `name` (a sign-in, an enrolment): whether it
+    /// worked, and how.
+    async fn record_attempt(&self, kind: &str, name: &str, ok: bool, how: &str) -> ApiResult<()> {
         self.store
             .activity()
             .append(warden_store::NewEvent {
-                kind: if ok {
-                    "auth.sign_in"
-                } else {
-                    "auth.sign_in_failed"
-                }
-                .into(),
+                kind: kind.into(),
                 on_behalf_of: Some(name.to_string()),
                 outcome: Some(if ok { "ok" } else { "refused" }.into()),
                 detail: Some(serde_json::json!({"how": how}).to_string()),
