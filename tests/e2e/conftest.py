@@ -89,7 +89,7 @@ class Warden:
         password = "test-" + os.urandom(9).hex()
         invited = json.loads(self.cli("user", "add", name, "--json", *args).stdout)
         # The person enrols themselves with the admin's one-time code.
-        out = self.cli("enrol", name, "--code", invited["code"], "--password-stdin", "--json", input=password + "\n")
+        out = self.cli("enrol", name, "--password-stdin", "--json", input=invited["code"] + "\n" + password + "\n")
         return Person(self, name, password, json.loads(out.stdout))
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:

@@ -53,6 +53,10 @@ def test_a_session_whose_code_is_stale_cannot_grant_power(warden, files_root):
         (("secret", "set", "api-key"), "replaced\n"),
         (("secret", "remove", "api-key"), None),
         (("server", "remove", "fs"), None),
+        (("server", "add", "remote", "--url", "http://127.0.0.1:9/mcp"), None),
+        (("revoke-grant", "dev", "fs", "read_*"), None),
+        (("grant", "dev", "fs", "delete_*", "ask"), None),
+        (("role", "remove", "dev"), None),
     ]
     for args, stdin in attempts:
         out = warden.cli(*args, check=False, input=stdin)
@@ -78,7 +82,7 @@ def test_an_admin_who_adds_a_person_never_holds_what_signs_in_as_them(warden):
     assert invited["user"]["invited"] is True
 
     def enrol(code: str, password: str = "a passphrase she chose"):
-        return warden.cli("enrol", "mia", "--code", code, "--password-stdin", "--json", check=False, input=password + "\n")
+        return warden.cli("enrol", "mia", "--password-stdin", "--json", check=False, input=code + "\n" + password + "\n")
 
     wrong = enrol("aaaaa-bbbbb-ccccc-ddddd")
     assert wrong.returncode != 0 and "ask your admin for a new code" in wrong.stderr, wrong.stderr

@@ -354,6 +354,7 @@ def test_a_person_links_their_own_provider_account_while_signed_in(warden, idp):
     assert whoami(warden) == "ben (member)"
     linked = sso_link(warden, idp, "ben")
     assert linked.returncode == 0, linked.stdout + linked.stderr
+    assert "Linked to the provider account ben (" in linked.stdout, linked.stdout
     ok = sso_login(warden, idp, "ben")
     assert ok.returncode == 0 and whoami(warden) == "ben (member)", ok.stderr
     # A second link, to another provider account, is refused.
@@ -391,9 +392,13 @@ def test_a_warden_code_can_stand_in_for_mfa_when_the_admin_allows_it(warden, idp
     # Until pat's Warden account is linked, a code does not help.
     unlinked = sso_login_with(warden, idp, "pat", "--totp", pat.next_code())
     assert unlinked.returncode != 0 and "linked" in unlinked.stderr, unlinked.stderr
+    # pat's provider account shows no MFA, so she cannot link it herself
+    # (the link would rest on the provider's word alone); an admin does.
     pat.login()
     linked = sso_link(warden, idp, "pat")
-    assert linked.returncode == 0, linked.stdout + linked.stderr
+    assert linked.returncode != 0 and "multi-factor" in linked.stderr, linked.stdout + linked.stderr
+    warden.admin.login()
+    warden.cli("user", "sso-link", "pat", "--subject", "pat")
     bare = sso_login_with(warden, idp, "pat")
     assert bare.returncode != 0 and "--totp" in bare.stderr, bare.stderr
     wrong = sso_login_with(warden, idp, "pat", "--totp", "000000")

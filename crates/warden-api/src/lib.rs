@@ -411,6 +411,8 @@ pub enum Response {
     Roles(Vec<warden_store::roles::Role>),
     Enrolled(Box<Enrollment>),
     Invited(Box<Invitation>),
+    /// The provider account a link bound: its name and `ISSUER|SUBJECT`.
+    Linked(String),
     SignedIn(SignedIn),
     Me(User),
     Users(Vec<User>),
@@ -459,14 +461,21 @@ fn sensitive(actor: &User, req: &Request) -> Option<&'static str> {
         }
         Request::ToolDecide { accept: true, .. } => Some("accept a changed tool"),
         Request::ToolDecide { accept: false, .. } => Some("reject a changed tool"),
-        Request::ServerTrust { trusted: true, .. } => Some("trust a server"),
         Request::ToolRisk { .. } => Some("change a tool's risk"),
         Request::SsoConfigure { .. } => Some("set up single sign-on"),
         Request::Grant { explicit: true, .. } => Some("let high-risk tools run without asking"),
-        Request::Grant { effect, .. } if effect == "allow" => Some("allow tools for a role"),
+        // An allow or ask grant replaces a deny of the same pattern; only a
+        // deny narrows for sure.
+        Request::Grant { effect, .. } if effect != "deny" => Some("change a role's grants"),
+        // A deny wins over any allow, so taking one away can open tools.
+        Request::RevokeGrant { .. } => Some("remove a grant"),
+        Request::RoleRemove { .. } => Some("remove a role"),
         Request::ServerAdd { spec, .. } if spec.command.is_some() => {
             Some("approve a local server's command")
         }
+        Request::ServerAdd { .. } => Some("add a server"),
+        Request::ServerTrust { .. } => Some("change whether a server is trusted"),
+        Request::AgentsPause { paused: false } => Some("let paused agents run again"),
         Request::ServerRemove { .. } => Some("remove a server"),
         Request::UserAdd { .. } => Some("add a person"),
         Request::UserReset { .. } => Some("reset a person's sign-in"),
@@ -776,7 +785,7 @@ impl Api {
                 Ok(Response::Invited(Box::new(invited)))
             }
             Request::PasswordChange { current, new } => {
-                self.change_password(actor, current, new).await?;
+                self.change_password(actor, token, current, new).await?;
                 Ok(Response::Done)
             }
             Request::TotpReenrol => Ok(Response::Enrolled(Box::new(self.reenrol(actor).await?))),
@@ -917,8 +926,7 @@ impl Api {
                 let (outcome, purpose) = self.sso_finish(&flow, None).await?;
                 match purpose {
                     sso::Purpose::Link(h, id) if h == hash && id == actor.id => {
-                        self.sso_link(actor, &outcome).await?;
-                        Ok(Response::Done)
+                        Ok(Response::Linked(self.sso_link(actor, &outcome).await?))
                     }
                     _ => Err(ApiError::new(
                         ErrorCode::InvalidInput,

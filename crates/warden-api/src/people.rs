@@ -407,9 +407,11 @@ impl Api {
     pub(crate) async fn change_password(
         &self,
         actor: &User,
+        session: &Sensitive<String>,
         current: Sensitive<String>,
         new: Sensitive<String>,
     ) -> ApiResult<()> {
+        let keep = warden_auth::hash_token("session", session.expose());
         let now = self.clock.now();
         let store = self.store.clone();
         let n = actor.name.clone();
@@ -441,7 +443,7 @@ impl Api {
         let id = actor.id;
         blocking(move || {
             let conn = store.connect()?;
-            users::set_password(&conn, id, &hash)?;
+            users::set_password(&conn, id, &hash, &keep)?;
             users::record_success(&conn, id)?;
             Ok(())
         })

@@ -392,15 +392,20 @@ impl Api {
             .and_then(|v| v.as_str())
             .unwrap_or(&claims.sub)
             .to_string();
-        let mfa = oidc::proves_mfa(&claims, &cfg.mfa_amr, &cfg.mfa_acr)
-            || (cfg.totp_fallback
-                && p.purpose == Purpose::SignIn
-                && self.totp_second_step(&claims, &who, totp).await?)
-            // Linking: the person proved a fresh second factor to Warden
-            // before starting (the request needs it), which a provider
-            // without MFA claims cannot add to.
-            || (cfg.totp_fallback && matches!(p.purpose, Purpose::Link(..)));
-        if !mfa {
+        // When the second factor was proved: at the provider's sign-in
+        // (its auth_time, never later than now), or now, by Warden's own
+        // code. Only that time counts as fresh for sensitive changes.
+        let mfa_at = if oidc::proves_mfa(&claims, &cfg.mfa_amr, &cfg.mfa_acr) {
+            Some(claims.auth_time.map_or(0, |t| t.min(now)))
+        } else if cfg.totp_fallback
+            && p.purpose == Purpose::SignIn
+            && self.totp_second_step(&claims, &who, totp).await?
+        {
+            Some(now)
+        } else {
+            None
+        };
+        if mfa_at.is_none() {
             return Err(self
                 .refuse_sign_in(
                     &who,
@@ -424,6 +429,7 @@ impl Api {
                 claims,
                 who,
                 refresh_token: tokens.refresh_token,
+                mfa_at: mfa_at.unwrap_or(0),
             },
             p.purpose,
         ))
@@ -578,15 +584,17 @@ impl Api {
         let token = warden_auth::random_token();
         let hash = warden_auth::hash_token("session", token.expose());
         let store = self.store.clone();
-        let (h, id, next) = (
+        let (h, id, next, mfa_at) = (
             hash.clone(),
             user.id,
             o.refresh_token.as_ref().map(|_| now + cfg.refresh_secs),
+            o.mfa_at,
         );
         blocking(move || {
             let conn = store.connect()?;
             users::record_success(&conn, id)?;
             users::create_session(&conn, &h, id, now, now + ABSOLUTE_S)?;
+            users::mark_mfa(&conn, &h, mfa_at)?;
             users::set_sso_refresh(&conn, &h, next)?;
             Ok(())
         })
@@ -930,9 +938,10 @@ impl Api {
     /// Links the signed-in person to the provider account they just signed
     /// in with. Neither may be linked already: changing a link takes an
     /// admin (`warden user sso-link NAME --unlink` first).
-    pub(crate) async fn sso_link(&self, actor: &User, o: &SsoOutcome) -> ApiResult<()> {
+    pub(crate) async fn sso_link(&self, actor: &User, o: &SsoOutcome) -> ApiResult<String> {
         let subject = format!("{}|{}", o.claims.iss, o.claims.sub);
-        self.bind_subject(actor, &subject, "self").await
+        self.bind_subject(actor, &subject, "self").await?;
+        Ok(format!("{} ({subject})", o.who))
     }
 
     /// An admin links a person to one provider account, or unlinks them.
@@ -1025,6 +1034,8 @@ pub(crate) struct SsoOutcome {
     claims: IdClaims,
     who: String,
     refresh_token: Option<Sensitive<String>>,
+    /// When the second factor was proved (seconds).
+    mfa_at: i64,
 }
 
 /// Runs the background refresh: every few seconds, sessions that are due.

@@ -485,12 +485,12 @@ async fn sensitive_changes_need_a_second_factor_from_the_last_five_minutes() {
                 role: "writers".into(),
                 server: "fs".into(),
                 pattern: "read_*".into(),
-                effect: "ask".into(),
+                effect: "deny".into(),
                 explicit: false,
             },
         )
         .await
-        .expect("a change that gives nothing without a person's click does not");
+        .expect("a change that only narrows does not");
     let wrong = s
         .api
         .call(

@@ -46,9 +46,9 @@ enum Command {
     /// app (the secret and recovery codes are shown to you once).
     Enrol {
         name: String,
-        /// The enrolment code (asked for when not given).
-        #[arg(long)]
-        code: Option<String>,
+        /// Read the setup code and then the password from standard input,
+        /// one per line (never from the command line, where any process
+        /// on the machine could read the code).
         #[arg(long)]
         password_stdin: bool,
         #[arg(long)]
@@ -498,10 +498,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Enrol {
             name,
-            code,
             password_stdin,
             json,
-        } => people::enrol(&paths, name, code, password_stdin, json).await,
+        } => people::enrol(&paths, name, password_stdin, json).await,
         Command::Passwd { password_stdin } => people::passwd(&paths, password_stdin).await,
         Command::Reenrol { json } => people::reenrol(&paths, json).await,
         Command::Sso(cmd) => people::sso(&paths, cmd).await,

@@ -122,17 +122,11 @@ fn print_invitation(i: &Invitation, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn enrol(
-    paths: &Paths,
-    name: String,
-    code: Option<String>,
-    password_stdin: bool,
-    json: bool,
-) -> Result<()> {
-    let code = match code {
-        Some(c) => c,
-        None if password_stdin => bail!("with --password-stdin, give the code with --code"),
-        None => rpassword::prompt_password("Enrolment code from your admin: ")?,
+pub async fn enrol(paths: &Paths, name: String, password_stdin: bool, json: bool) -> Result<()> {
+    let code = if password_stdin {
+        read_password(true, "")?
+    } else {
+        read_password(false, "Setup code from your admin: ")?
     };
     let password = if password_stdin {
         read_password(true, "")?
@@ -146,7 +140,7 @@ pub async fn enrol(
     };
     let req = Request::Enrol {
         name,
-        code: Sensitive::new(code),
+        code,
         password,
     };
     let Response::Enrolled(e) = call_as(paths, None, req).await? else {
@@ -327,8 +321,15 @@ pub async fn sso(paths: &Paths, cmd: SsoCommand) -> Result<()> {
                 .context("sign in with your Warden password first: warden login NAME")?;
             let flow =
                 sso_round_trip(paths, Request::SsoLinkStart, no_browser, Some(&session)).await?;
-            call_as(paths, Some(&session), Request::SsoLinkFinish { flow }).await?;
-            println!("Linked. From now on you can sign in with: warden login --sso");
+            let Response::Linked(who) =
+                call_as(paths, Some(&session), Request::SsoLinkFinish { flow }).await?
+            else {
+                bail!("unexpected answer")
+            };
+            println!(
+                "Linked to the provider account {}. From now on you can sign in with: warden login --sso\nIf that is not your account, ask an admin to unlink it now (warden user sso-link NAME --unlink).",
+                crate::text::safe(&who)
+            );
             Ok(())
         }
         SsoCommand::Show => {

@@ -15,9 +15,17 @@ fn bidi(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Characters that take no room: zero-width spaces and joiners, the word
+/// joiner and invisible operators, the byte-order mark, and the tag block
+/// (which can spell out hidden text).
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{e0000}'..='\u{e007f}')
+}
+
 fn unsafe_char(c: char, keep_newlines: bool) -> bool {
     (c.is_control() && !(keep_newlines && c == '\n'))
         || bidi(c)
+        || invisible(c)
         || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
@@ -65,5 +73,6 @@ mod tests {
         );
         assert!(matches!(safe("read_file"), Cow::Borrowed(_)));
         assert_eq!(safe("naïve 日本"), "naïve 日本");
+        assert_eq!(safe("ok\u{200b}\u{e0041}"), "ok\\u{200b}\\u{e0041}");
     }
 }

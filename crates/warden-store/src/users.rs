@@ -351,8 +351,10 @@ pub fn start_enrolment(
     expires_s: i64,
 ) -> Result<()> {
     let tx = conn.transaction()?;
+    // The provider account they were linked to goes too: a reset leaves
+    // nothing that signs in as them but the new code.
     tx.execute(
-        "UPDATE users SET password_hash = ?1, totp_enrolled = 0, totp_last_step = NULL, failed_attempts = 0, locked_until_s = NULL WHERE id = ?2",
+        "UPDATE users SET password_hash = ?1, totp_enrolled = 0, totp_last_step = NULL, failed_attempts = 0, locked_until_s = NULL, sso_subject = NULL WHERE id = ?2",
         params![NO_PASSWORD, id],
     )?;
     tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
@@ -402,11 +404,16 @@ pub fn finish_enrolment(
     Ok(true)
 }
 
-/// Sets a person's password (after they proved the old one).
-pub fn set_password(conn: &Connection, id: i64, password_hash: &str) -> Result<()> {
+/// Sets a person's password (after they proved the old one) and ends
+/// every session of theirs but `keep`.
+pub fn set_password(conn: &Connection, id: i64, password_hash: &str, keep: &str) -> Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?1 WHERE id = ?2",
         params![password_hash, id],
+    )?;
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash != ?2",
+        params![id, keep],
     )?;
     Ok(())
 }
