@@ -1,6 +1,11 @@
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach, vi } from "vitest";
+
+// findBy… and waitFor give up after 1 s by default; the first render of a
+// large screen on a busy two-core machine can take longer than that (CI saw
+// the Activity screen's first row miss it). Five seconds still fails fast.
+configure({ asyncUtilTimeout: 5000 });
 
 // jsdom lacks what Mantine and its charts measure with.
 Object.defineProperty(window, "matchMedia", {
