@@ -64,6 +64,14 @@ fn locked_out(until: i64, now: i64) -> ApiError {
     )
 }
 
+/// A password's stored form (argon2id), off the async runtime.
+async fn hash_password(pw: Sensitive<String>) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(&pw))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e))
+}
+
 fn recovery_hashes(codes: &[Sensitive<String>]) -> Vec<String> {
     codes
         .iter()
@@ -163,16 +171,9 @@ impl Api {
         validate_person_name(name)?;
         password::check_policy(pw.expose(), name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
-        let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
-        let secret = totp::generate_secret();
+        let hash = hash_password(pw).await?;
         let codes = warden_auth::recovery_codes();
-        let hashes: Vec<String> = codes
-            .iter()
-            .map(|c| warden_auth::hash_token("recovery", c.expose()))
-            .collect();
+        let hashes = recovery_hashes(&codes);
         let store = self.store.clone();
         let (n, r) = (name.to_string(), role.to_string());
         let user = blocking(move || {
@@ -190,28 +191,19 @@ impl Api {
             Ok(user)
         })
         .await?;
-        let account = self.totp_account(user.id)?;
-        let kc = self.keychain.clone();
-        let stored = totp::encode_secret(secret.expose());
-        let kept = tokio::task::spawn_blocking(move || kc.set(&account, &stored)).await;
-        if let Err(e) = kept
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-        {
-            // No keychain, no account: nothing half-made is left behind.
-            let store = self.store.clone();
-            let id = user.id;
-            let _ = blocking(move || Ok(users::remove(&store.connect()?, id)?)).await;
-            return Err(ApiError::new(ErrorCode::Unavailable, e));
+        match self.new_totp(&user).await {
+            Ok(e) => Ok(Enrollment {
+                recovery_codes: codes,
+                ..e
+            }),
+            Err(e) => {
+                // No keychain, no account: nothing half-made is left behind.
+                let store = self.store.clone();
+                let id = user.id;
+                let _ = blocking(move || Ok(users::remove(&store.connect()?, id)?)).await;
+                Err(e)
+            }
         }
-        let uri = totp::otpauth_uri(secret.expose(), name, "Warden");
-        Ok(Enrollment {
-            qr_svg: totp::qr_svg(&uri),
-            totp_secret: totp::encode_secret(secret.expose()),
-            otpauth_uri: uri,
-            recovery_codes: codes,
-            user,
-        })
     }
 
     /// Adds a person who enrols themselves with the code this returns.
@@ -306,10 +298,7 @@ impl Api {
         }
         password::check_policy(pw.expose(), name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
-        let pw_hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+        let pw_hash = hash_password(pw).await?;
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
         let store = self.store.clone();
@@ -435,10 +424,7 @@ impl Api {
         }
         password::check_policy(new.expose(), &actor.name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
-        let hash = tokio::task::spawn_blocking(move || password::hash(&new))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+        let hash = hash_password(new).await?;
         let store = self.store.clone();
         let id = actor.id;
         blocking(move || {
