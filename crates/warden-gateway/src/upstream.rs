@@ -23,8 +23,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerSpec;
+use crate::gateway::Receipt;
 use crate::jsonrpc::{self, Params};
 use mux::{Incoming, Mux, Reply, Sink};
+
+/// The method name a receipt for an answer to a server's request carries.
+pub const RESPONSE: &str = "response";
 
 pub const MODERN_VERSION: &str = "2026-07-28";
 pub const LEGACY_VERSION: &str = "2025-11-25";
@@ -68,6 +72,40 @@ enum Link {
     Sse(Arc<sse_legacy::SseLink>),
 }
 
+/// Why a message may go to a server. Nothing else opens [`Peer::call`],
+/// [`Peer::notify`] or [`Peer::respond`]:
+/// - [`Own`]: Warden's own protocol traffic (handshake, discovery, listing,
+///   cancellation, the subscription set), made only inside this module;
+/// - a [`Receipt`]: proof that the row recording what an agent sends was
+///   committed. Only the gateway's activity writer makes one (see
+///   `gateway/record.rs`), for one message to one server.
+pub enum Permit {
+    Own(Own),
+    Recorded(Receipt),
+}
+
+/// Warden's own traffic. The private field keeps it inside this module.
+pub struct Own(());
+
+fn own() -> Permit {
+    Permit::Own(Own(()))
+}
+
+impl Permit {
+    /// Refuses a receipt made for another server or another message.
+    fn check(&self, server: &str, method: &str) -> Result<(), PeerError> {
+        match self {
+            Permit::Own(_) => Ok(()),
+            Permit::Recorded(r) if r.server() == server && r.method() == method => Ok(()),
+            Permit::Recorded(r) => Err(PeerError::Protocol(format!(
+                "refused to send {method} to {server}: its record was made for {} to {}",
+                r.method(),
+                r.server()
+            ))),
+        }
+    }
+}
+
 /// One live connection to an upstream server.
 pub struct Peer {
     pub server: String,
@@ -97,12 +135,14 @@ impl Peer {
     /// about this request go to `sink`. Cancelling `cancel` withdraws it.
     pub async fn call(
         &self,
+        permit: Permit,
         method: &str,
         mut params: Params,
         sink: Option<Sink>,
         timeout: Duration,
         cancel: Option<&CancellationToken>,
     ) -> Result<Reply, PeerError> {
+        permit.check(&self.server, method)?;
         let id = self.mux.next_id();
         let mut meta = params.meta();
         match &self.era {
@@ -162,7 +202,11 @@ impl Peer {
             };
             let params = serde_json::json!({"requestId": id, "reason": reason});
             let _ = self
-                .notify("notifications/cancelled", Some(jsonrpc::to_raw(&params)))
+                .notify(
+                    own(),
+                    "notifications/cancelled",
+                    Some(jsonrpc::to_raw(&params)),
+                )
                 .await;
         }
         outcome
@@ -170,20 +214,34 @@ impl Peer {
 
     pub async fn notify(
         &self,
+        permit: Permit,
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Result<(), PeerError> {
+        permit.check(&self.server, method)?;
         let body = jsonrpc::notification(method, params.as_deref());
         self.send(body, None, method, None).await
     }
 
     /// Answers a request the server sent (sampling, elicitation, roots...).
-    pub async fn respond(&self, id: &RawValue, reply: Reply) -> Result<(), PeerError> {
+    pub async fn respond(
+        &self,
+        permit: Permit,
+        id: &RawValue,
+        reply: Reply,
+    ) -> Result<(), PeerError> {
+        permit.check(&self.server, RESPONSE)?;
         let body = match &reply {
             Reply::Result(r) => jsonrpc::response(id, r),
             Reply::Error(e) => jsonrpc::error_response(Some(id), e),
         };
-        self.send(body, None, "response", None).await
+        self.send(body, None, RESPONSE, None).await
+    }
+
+    /// Answers a server's `ping`: Warden's own traffic.
+    pub async fn pong(&self, id: &RawValue) -> Result<(), PeerError> {
+        self.respond(own(), id, Reply::Result(jsonrpc::raw("{}")))
+            .await
     }
 
     pub fn capabilities(&self) -> &serde_json::Value {
@@ -463,7 +521,7 @@ impl Upstream {
                         let mut p = Params::default();
                         p.set_str("uri", &uri);
                         if let Err(e) = peer
-                            .call(method, p, None, Duration::from_secs(30), None)
+                            .call(own(), method, p, None, Duration::from_secs(30), None)
                             .await
                         {
                             tracing::warn!(server = %self.name, error = %e, "{method} failed");
@@ -503,7 +561,14 @@ impl Upstream {
                     tokio::spawn(async move {
                         let forever = Duration::from_secs(u64::from(u32::MAX));
                         if let Err(e) = peer
-                            .call("subscriptions/listen", p, None, forever, Some(&token))
+                            .call(
+                                own(),
+                                "subscriptions/listen",
+                                p,
+                                None,
+                                forever,
+                                Some(&token),
+                            )
                             .await
                             && !matches!(e, PeerError::Cancelled)
                         {
@@ -673,7 +738,7 @@ impl Upstream {
                     "no client connected to Warden can answer this request right now",
                 ))
             };
-            let _ = peer.respond(id, reply).await;
+            let _ = peer.respond(own(), id, reply).await;
             return;
         }
         if method == "notifications/subscriptions/acknowledged" {
@@ -852,7 +917,14 @@ enum Probe {
 
 async fn discover(peer: &Peer, timeout: Duration) -> Probe {
     match peer
-        .call("server/discover", Params::default(), None, timeout, None)
+        .call(
+            own(),
+            "server/discover",
+            Params::default(),
+            None,
+            timeout,
+            None,
+        )
         .await
     {
         Ok(Reply::Result(r)) => {
@@ -903,7 +975,7 @@ async fn initialize(peer: &mut Peer) -> Result<(), PeerError> {
         jsonrpc::to_raw(&crate::handshake::client_info()),
     );
     let reply = peer
-        .call("initialize", params, None, HANDSHAKE_TIMEOUT, None)
+        .call(own(), "initialize", params, None, HANDSHAKE_TIMEOUT, None)
         .await?;
     let info: serde_json::Value = match reply {
         Reply::Result(r) => serde_json::from_str(r.get()).map_err(|_| {
@@ -930,7 +1002,8 @@ async fn initialize(peer: &mut Peer) -> Result<(), PeerError> {
     }
     peer.era = Era::Legacy(version);
     peer.info = info;
-    peer.notify("notifications/initialized", None).await?;
+    peer.notify(own(), "notifications/initialized", None)
+        .await?;
     Ok(())
 }
 
@@ -966,7 +1039,7 @@ pub async fn list_all(peer: &Peer, server: &str, kind: ListKind) -> Result<Vec<I
             params.set_str("cursor", c);
         }
         let reply = peer
-            .call(kind.method(), params, None, HANDSHAKE_TIMEOUT, None)
+            .call(own(), kind.method(), params, None, HANDSHAKE_TIMEOUT, None)
             .await?;
         let raw = match reply {
             Reply::Result(r) => r,

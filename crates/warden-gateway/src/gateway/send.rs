@@ -1,0 +1,529 @@
+//! Send: the one road from a decided, recorded call to its server, and back.
+//!
+//! [`Gateway::forward`] runs the stages in order (see README.md): decide,
+//! record, wait for a person if policy asks, then send. What goes out is
+//! sent with the [`Receipt`] of its committed row; an `input_required`
+//! retry is a new message, so it is decided (and asked about again when the
+//! call needed a person) and recorded before it goes.
+
+use super::decide::{Decision, bound_params};
+use super::handle::{denial, denial_message, modern_result};
+use super::relay::is_input_required;
+use super::*;
+
+/// (final, message, JSON-RPC error code) from a call's task to its client.
+type Out = mpsc::UnboundedSender<(bool, String, Option<i64>)>;
+
+/// A call on its way: what its task needs after the first row.
+struct Call {
+    id: Box<RawValue>,
+    method: String,
+    call_id: String,
+    server: String,
+    decision: Decision,
+    agent: AgentRef,
+    session: Option<Arc<Session>>,
+    scope: Option<String>,
+    modern: bool,
+    up: Arc<Upstream>,
+    peer: Arc<upstream::Peer>,
+    client_token: Option<String>,
+    wants_logs: bool,
+    cancel: CancellationToken,
+    timeout: Duration,
+}
+
+impl Call {
+    /// A row about this call.
+    fn event(&self, kind: &str) -> NewEvent {
+        NewEvent {
+            kind: format!("{}.{kind}", self.decision.kind),
+            call_id: Some(self.call_id.clone()),
+            agent: Some(self.agent.name.clone()),
+            on_behalf_of: self.agent.owner.clone(),
+            chain: self.agent.chain_json(),
+            server: Some(self.server.clone()),
+            tool: Some(self.decision.tool.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn caller(&self) -> Caller {
+        Caller {
+            agent: self.agent.clone(),
+            modern: self.modern,
+            session: self.session.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+impl Gateway {
+    /// Decides, records, forwards and records the outcome of one call to a
+    /// server.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn forward(
+        &self,
+        caller: Caller,
+        id: Box<RawValue>,
+        method: &str,
+        mut params: Params,
+        server: String,
+        target: String,
+        rename: &str,
+    ) -> Answer {
+        if self.paused() {
+            return denial(&id, method, PAUSED, caller.modern);
+        }
+        let Some(up) = self.upstream(&server) else {
+            return Answer::Message(jsonrpc::error(
+                Some(&id),
+                jsonrpc::INVALID_PARAMS,
+                &format!("no server is named {server:?}"),
+            ));
+        };
+        let Some(peer) = up.peer() else {
+            return Answer::Message(jsonrpc::error(
+                Some(&id),
+                jsonrpc::INTERNAL_ERROR,
+                &format!(
+                    "the server {server:?} is not available right now ({}); Warden restarts it automatically, try again shortly",
+                    up.status()
+                ),
+            ));
+        };
+        if !rename.is_empty() {
+            params.set_str(rename, &target);
+        }
+        // Decide.
+        let decision = match self.decide(&caller, &up, method, &params, &target).await {
+            Ok(d) => d,
+            Err(why) => {
+                return Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INTERNAL_ERROR, &why));
+            }
+        };
+        let call_id = random_id();
+        // Record.
+        let mut requested = NewEvent {
+            kind: format!("{}.requested", decision.kind),
+            call_id: Some(call_id.clone()),
+            agent: Some(caller.agent.name.clone()),
+            on_behalf_of: caller.agent.owner.clone(),
+            chain: caller.agent.chain_json(),
+            server: Some(server.clone()),
+            tool: Some(decision.tool.clone()),
+            arguments: decision.arguments.clone(),
+            arguments_hash: decision.arguments_hash.clone(),
+            risk: decision
+                .vetted
+                .as_ref()
+                .map(|t| t.risk.as_str().to_string()),
+            decision: Some(
+                if decision.request.is_some() {
+                    "ask"
+                } else {
+                    decision.effect.as_str()
+                }
+                .into(),
+            ),
+            approver: decision.approver.clone(),
+            ..Default::default()
+        };
+        if decision.effect == Effect::Deny {
+            let quarantined = decision.quarantined;
+            requested.outcome = Some(
+                if quarantined {
+                    "quarantined"
+                } else {
+                    "refused"
+                }
+                .into(),
+            );
+            if let Err(e) = self.inner.store.activity().append(requested).await {
+                tracing::error!(error = %e, "could not record a refused call");
+            }
+            let (exposed, tool) = (&decision.exposed, &decision.tool);
+            let why = if quarantined {
+                let new = decision
+                    .vetted
+                    .as_ref()
+                    .is_some_and(|t| t.quarantine.as_deref() == Some("new"));
+                format!(
+                    "Warden blocked {exposed}: {}, so it is quarantined until an admin reviews it. Ask an admin to run: warden tool review {server} {tool}",
+                    if new {
+                        "the tool is new on this server"
+                    } else {
+                        "the server changed this tool's definition after it was approved"
+                    }
+                )
+            } else {
+                format!(
+                    "Warden denied {exposed}: agent {:?} has no role that allows it. Ask an admin to grant access if it needs it.",
+                    caller.agent.name
+                )
+            };
+            return denial(&id, method, &why, caller.modern);
+        }
+        // Fail closed: nothing is forwarded unless its record is committed.
+        let receipt = match self.commit(requested, method).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, %server, "refusing a call that could not be logged");
+                return Answer::Message(jsonrpc::error(
+                    Some(&id),
+                    jsonrpc::INTERNAL_ERROR,
+                    "Warden could not record this call in its activity log, so it was not sent. Check that the disk has space and the data folder is writable, then try again.",
+                ));
+            }
+        };
+        // The first allowed use pins the definition (an approved call is
+        // pinned once approved).
+        if decision.request.is_none()
+            && let Some(t) = &decision.vetted
+            && t.state == warden_store::tools::PinState::Seen
+            && let Err(why) = self.pin(&server, &target, &t.definition_hash).await
+        {
+            return denial(&id, method, &why, caller.modern);
+        }
+
+        // `_meta` is read once: a 2026-07-28 client hears log messages only
+        // when it asked for them, and a progress token is swapped for ours.
+        let mut meta = params.meta();
+        let wants_logs = !caller.modern || meta.0.contains_key("io.modelcontextprotocol/logLevel");
+        let client_token = meta.0.get("progressToken").map(|t| t.get().to_string());
+        if client_token.is_some() {
+            meta.set_str(
+                "progressToken",
+                &format!("w{}", self.inner.next.fetch_add(1, Ordering::Relaxed)),
+            );
+            params.set_meta(meta);
+        }
+        let cancel = CancellationToken::new();
+        if let Some(s) = &caller.session {
+            s.in_flight
+                .lock()
+                .insert(id.get().to_string(), cancel.clone());
+        }
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(bool, String, Option<i64>)>();
+        let call = Call {
+            id,
+            method: method.to_string(),
+            call_id,
+            server,
+            decision,
+            agent: caller.agent.clone(),
+            session: caller.session.clone(),
+            scope: caller.scope.clone(),
+            modern: caller.modern,
+            up,
+            peer,
+            client_token,
+            wants_logs,
+            cancel,
+            timeout: Duration::from_secs(self.inner.config.read().gateway.call_timeout_secs),
+        };
+        tokio::spawn(self.clone().run(call, params, receipt, out_tx));
+
+        match out_rx.recv().await {
+            Some((true, message, Some(code))) if caller.modern => match code {
+                jsonrpc::METHOD_NOT_FOUND => Answer::NotFound(message),
+                // Errors about the request itself are HTTP 400 on 2026-07-28.
+                -32022..=-32020 => Answer::BadRequest(message),
+                _ => Answer::Message(message),
+            },
+            Some((true, message, _)) => Answer::Message(message),
+            Some((false, first, _)) => {
+                let (tx, rx) = outbox();
+                tx.send(first);
+                tokio::spawn(async move {
+                    while let Some((last, m, _)) = out_rx.recv().await {
+                        if !tx.send(m) || last {
+                            break;
+                        }
+                    }
+                });
+                Answer::Stream(rx)
+            }
+            None => Answer::Message(jsonrpc::error(
+                None,
+                jsonrpc::INTERNAL_ERROR,
+                "the call ended without an answer",
+            )),
+        }
+    }
+
+    /// Waits for a person when asked, then sends: the call's task.
+    async fn run(self, mut call: Call, params: Params, receipt: Receipt, out_tx: Out) {
+        if let Some(r) = call.decision.request.take()
+            && let Err((why, outcome)) = self.approve(&call, r, &out_tx).await
+        {
+            if let Some(s) = &call.session {
+                s.in_flight.lock().remove(call.id.get());
+            }
+            let message = denial_message(&call.id, &call.method, &why, call.modern);
+            let _ = out_tx.send((true, message, None));
+            let mut completed = call.event("completed");
+            completed.outcome = Some(outcome.into());
+            if let Err(e) = self.inner.store.activity().append(completed).await {
+                tracing::error!(error = %e, "could not record a call's outcome");
+            }
+            return;
+        }
+        let started = Instant::now();
+        let reply = self.send(&call, params, receipt, &out_tx).await;
+        if let Some(s) = &call.session {
+            s.in_flight.lock().remove(call.id.get());
+        }
+        let latency = started.elapsed().as_micros() as i64;
+        let error_code = match &reply {
+            Ok(Reply::Error(e)) => serde_json::from_str::<serde_json::Value>(e.get())
+                .ok()
+                .and_then(|v| v["code"].as_i64()),
+            _ => None,
+        };
+        let id = &call.id;
+        let (message, outcome) = match reply {
+            Ok(Reply::Result(r)) => {
+                let tool_error = r.get().contains("\"isError\":true");
+                let r = if call.modern {
+                    modern_result(&call.method, r)
+                } else {
+                    r
+                };
+                (
+                    jsonrpc::response(id, &r),
+                    if tool_error { "tool_error" } else { "ok" }.to_string(),
+                )
+            }
+            Ok(Reply::Error(e)) => (jsonrpc::error_response(Some(id), &e), "error".to_string()),
+            Err(e) => {
+                let text = format!(
+                    "the server {:?} could not complete the request: {e}",
+                    call.server
+                );
+                (
+                    jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, &text),
+                    format!("failed: {e}"),
+                )
+            }
+        };
+        let _ = out_tx.send((true, message, error_code));
+        let mut completed = call.event("completed");
+        completed.outcome = Some(outcome);
+        completed.latency_us = Some(latency);
+        // Nothing waits on the outcome: it shares the next commit.
+        self.inner.store.activity().record(completed);
+    }
+
+    /// A person's answer, and the checks after it (paused meanwhile?).
+    async fn approve(
+        &self,
+        call: &Call,
+        r: ApprovalRequest,
+        out_tx: &Out,
+    ) -> std::result::Result<(), (String, &'static str)> {
+        let vetted_hash = call
+            .decision
+            .vetted
+            .as_ref()
+            .map(|t| t.definition_hash.as_str());
+        self.await_approval(
+            &call.up,
+            r,
+            &call.call_id,
+            &call.cancel,
+            out_tx,
+            call.client_token.as_deref(),
+            &call.decision.exposed,
+            vetted_hash,
+            &call.method,
+        )
+        .await?;
+        // Paused while the person was being asked: nothing goes out.
+        if self.paused() {
+            return Err((PAUSED.to_string(), "refused"));
+        }
+        Ok(())
+    }
+
+    /// Sends the call, relays what the server says about it, and answers a
+    /// 2026-07-28 server's `input_required` for a legacy client: each retry
+    /// decided and recorded before it goes.
+    async fn send(
+        &self,
+        call: &Call,
+        mut params: Params,
+        receipt: Receipt,
+        out_tx: &Out,
+    ) -> std::result::Result<Reply, upstream::PeerError> {
+        let peer = &call.peer;
+        let session = call.session.as_ref();
+        let upstream_modern = matches!(peer.era, upstream::Era::Modern(_));
+        if upstream_modern && let Some(level) = session.and_then(|s| s.log_level.lock().clone()) {
+            let mut meta = params.meta();
+            meta.set_str("io.modelcontextprotocol/logLevel", &level);
+            params.set_meta(meta);
+        }
+        // A legacy client cannot answer a 2026-07-28 server's
+        // input_required result itself: the gateway asks it each input
+        // request as a server request and retries with the answers.
+        let retry_base = (!call.modern && upstream_modern).then(|| params.clone());
+        let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Incoming>();
+        let mut next = Some((params, receipt));
+        let mut rounds = 0;
+        // A server that floods notifications during a call gets the first
+        // few thousand through; the rest are dropped, so a slow client
+        // cannot make Warden hold them all.
+        let mut notes = NoteBudget::default();
+        loop {
+            let Some((p, receipt)) = next.take() else {
+                return Err(upstream::PeerError::Cancelled);
+            };
+            let sent = peer.call(
+                receipt.permit(),
+                &call.method,
+                p,
+                Some(sink_tx.clone()),
+                call.timeout,
+                Some(&call.cancel),
+            );
+            tokio::pin!(sent);
+            let r = loop {
+                tokio::select! {
+                    // Messages about the call go first, so none is
+                    // overtaken by the answer.
+                    biased;
+                    Some(msg) = sink_rx.recv() => {
+                        if notes.admit(&msg, &peer.server)
+                            && let Some(m) = self.relay_to_client(peer, session, msg, call.client_token.as_deref(), call.wants_logs).await
+                        {
+                            let _ = out_tx.send((false, m, None));
+                        }
+                    }
+                    r = &mut sent => break r,
+                }
+            };
+            // What the server sent just before its answer is delivered too.
+            while let Ok(msg) = sink_rx.try_recv() {
+                if notes.admit(&msg, &peer.server)
+                    && let Some(m) = self
+                        .relay_to_client(
+                            peer,
+                            session,
+                            msg,
+                            call.client_token.as_deref(),
+                            call.wants_logs,
+                        )
+                        .await
+                {
+                    let _ = out_tx.send((false, m, None));
+                }
+            }
+            match (&r, &retry_base) {
+                (Ok(Reply::Result(res)), Some(base)) if rounds < 10 && is_input_required(res) => {
+                    rounds += 1;
+                    let retry = match self
+                        .gather_inputs(&peer.server, session, res, out_tx, call.timeout)
+                        .await
+                    {
+                        Ok(extra) => {
+                            let mut p = base.clone();
+                            for (k, v) in extra {
+                                p.set_raw(k, v);
+                            }
+                            p
+                        }
+                        Err(why) => {
+                            return Ok(Reply::Error(jsonrpc::error_object(
+                                jsonrpc::INTERNAL_ERROR,
+                                &why,
+                            )));
+                        }
+                    };
+                    match self.retry(call, &retry, rounds, out_tx).await {
+                        Ok(receipt) => next = Some((retry, receipt)),
+                        Err(why) => {
+                            return Ok(Reply::Error(jsonrpc::error_object(FORBIDDEN, &why)));
+                        }
+                    }
+                }
+                _ => return r,
+            }
+        }
+    }
+
+    /// A retry is a new message: a call that needed a person asks again
+    /// (unless these exact params stand approved), and the retry's row is
+    /// committed before it goes.
+    async fn retry(
+        &self,
+        call: &Call,
+        params: &Params,
+        round: u32,
+        out_tx: &Out,
+    ) -> std::result::Result<Receipt, String> {
+        if self.paused() {
+            return Err(PAUSED.into());
+        }
+        let d = &call.decision;
+        let mut approver = None;
+        if d.asked {
+            let caller = call.caller();
+            let r = self.approval_request(
+                &caller,
+                &call.server,
+                &d.tool,
+                d.risk,
+                d.vetted.as_deref(),
+                params,
+            );
+            match self.already_approved(&r) {
+                Some(by) => approver = Some(by),
+                None => {
+                    self.approve(call, r, out_tx)
+                        .await
+                        .map_err(|(why, _)| why)?;
+                }
+            }
+        }
+        let (arguments, arguments_hash) =
+            self.inner.redactor.arguments(Some(&bound_params(params)));
+        let mut event = call.event("retried");
+        event.arguments = arguments;
+        event.arguments_hash = arguments_hash;
+        event.decision = Some("allow".into());
+        event.approver = approver;
+        event.detail = Some(serde_json::json!({"round": round}).to_string());
+        self.commit(event, &call.method).await.map_err(|e| {
+            tracing::error!(error = %e, server = %call.server, "refusing a retry that could not be logged");
+            "Warden could not record the retried call in its activity log, so it was not sent. Check that the disk has space and the data folder is writable, then try again.".to_string()
+        })
+    }
+}
+
+/// How many notifications one call passes on to its client.
+pub(super) const NOTES_PER_CALL: usize = 2000;
+
+/// Counts a call's notifications; requests and answers always pass.
+#[derive(Default)]
+pub(super) struct NoteBudget {
+    passed: usize,
+    dropped: usize,
+}
+
+impl NoteBudget {
+    pub(super) fn admit(&mut self, msg: &Incoming, server: &str) -> bool {
+        if msg.env.kind() != Some(jsonrpc::Kind::Notification) {
+            return true;
+        }
+        if self.passed < NOTES_PER_CALL {
+            self.passed += 1;
+            return true;
+        }
+        if self.dropped == 0 {
+            tracing::warn!(%server, limit = NOTES_PER_CALL, "a server sent more notifications during one call than Warden passes on; dropping the rest");
+        }
+        self.dropped += 1;
+        false
+    }
+}
