@@ -149,6 +149,21 @@ impl Gateway {
                         ),
                     ));
                 }
+                // What the session's subscriptions send upstream is
+                // recorded as each joins or leaves the set.
+                let mut uri_only = Params::default();
+                uri_only.set_str("uri", &uri);
+                let mut event =
+                    self.message_event(&caller, &server, &method, Some(uri_only.to_raw().get()));
+                event.outcome = Some(method.trim_start_matches("resources/").to_string() + "d");
+                if let Err(e) = self.inner.store.activity().append(event).await {
+                    tracing::error!(error = %e, %server, "refusing a subscription that could not be logged");
+                    return Answer::Message(jsonrpc::error(
+                        Some(&id),
+                        jsonrpc::INTERNAL_ERROR,
+                        "Warden could not record this subscription in its activity log, so it was not made. Check that the disk has space and the data folder is writable, then try again.",
+                    ));
+                }
                 let key = (server.clone(), uri);
                 if method == "resources/subscribe" {
                     session.subscriptions.lock().insert(key);

@@ -11,6 +11,13 @@ use super::handle::{denial, denial_message, modern_result};
 use super::relay::is_input_required;
 use super::*;
 
+/// Why a call ended without the server's answer.
+enum Stopped {
+    Peer(upstream::PeerError),
+    /// Refused before a retry went out: (why, the row's outcome).
+    Refused(String, &'static str),
+}
+
 /// (final, message, JSON-RPC error code) from a call's task to its client.
 type Out = mpsc::UnboundedSender<(bool, String, Option<i64>)>;
 
@@ -254,26 +261,35 @@ impl Gateway {
 
     /// Waits for a person when asked, then sends: the call's task.
     async fn run(self, mut call: Call, params: Params, receipt: Receipt, out_tx: Out) {
-        if let Some(r) = call.decision.request.take()
-            && let Err((why, outcome)) = self.approve(&call, r, &out_tx).await
-        {
-            if let Some(s) = &call.session {
-                s.in_flight.lock().remove(call.id.get());
-            }
-            let message = denial_message(&call.id, &call.method, &why, call.modern);
-            let _ = out_tx.send((true, message, None));
-            let mut completed = call.event("completed");
-            completed.outcome = Some(outcome.into());
-            if let Err(e) = self.inner.store.activity().append(completed).await {
-                tracing::error!(error = %e, "could not record a call's outcome");
-            }
-            return;
-        }
+        let approved = match call.decision.request.take() {
+            Some(r) => self
+                .approve(&call, r, &out_tx)
+                .await
+                .map_err(|(why, outcome)| Stopped::Refused(why, outcome)),
+            None => Ok(()),
+        };
         let started = Instant::now();
-        let reply = self.send(&call, params, receipt, &out_tx).await;
+        let reply = match approved {
+            Ok(()) => self.send(&call, params, receipt, &out_tx).await,
+            Err(stopped) => Err(stopped),
+        };
         if let Some(s) = &call.session {
             s.in_flight.lock().remove(call.id.get());
         }
+        let reply = match reply {
+            Ok(r) => Ok(r),
+            Err(Stopped::Peer(e)) => Err(e),
+            Err(Stopped::Refused(why, outcome)) => {
+                let message = denial_message(&call.id, &call.method, &why, call.modern);
+                let _ = out_tx.send((true, message, None));
+                let mut completed = call.event("completed");
+                completed.outcome = Some(outcome.into());
+                if let Err(e) = self.inner.store.activity().append(completed).await {
+                    tracing::error!(error = %e, "could not record a call's outcome");
+                }
+                return;
+            }
+        };
         let latency = started.elapsed().as_micros() as i64;
         let error_code = match &reply {
             Ok(Reply::Error(e)) => serde_json::from_str::<serde_json::Value>(e.get())
@@ -355,7 +371,7 @@ impl Gateway {
         mut params: Params,
         receipt: Receipt,
         out_tx: &Out,
-    ) -> std::result::Result<Reply, upstream::PeerError> {
+    ) -> std::result::Result<Reply, Stopped> {
         let peer = &call.peer;
         let session = call.session.as_ref();
         let upstream_modern = matches!(peer.era, upstream::Era::Modern(_));
@@ -377,7 +393,7 @@ impl Gateway {
         let mut notes = NoteBudget::default();
         loop {
             let Some((p, receipt)) = next.take() else {
-                return Err(upstream::PeerError::Cancelled);
+                return Err(Stopped::Peer(upstream::PeerError::Cancelled));
             };
             let sent = peer.call(
                 receipt.permit(),
@@ -440,14 +456,10 @@ impl Gateway {
                             )));
                         }
                     };
-                    match self.retry(call, &retry, rounds, out_tx).await {
-                        Ok(receipt) => next = Some((retry, receipt)),
-                        Err(why) => {
-                            return Ok(Reply::Error(jsonrpc::error_object(FORBIDDEN, &why)));
-                        }
-                    }
+                    let receipt = self.retry(call, &retry, rounds, out_tx).await?;
+                    next = Some((retry, receipt));
                 }
-                _ => return r,
+                _ => return r.map_err(Stopped::Peer),
             }
         }
     }
@@ -461,9 +473,9 @@ impl Gateway {
         params: &Params,
         round: u32,
         out_tx: &Out,
-    ) -> std::result::Result<Receipt, String> {
+    ) -> std::result::Result<Receipt, Stopped> {
         if self.paused() {
-            return Err(PAUSED.into());
+            return Err(Stopped::Refused(PAUSED.into(), "refused"));
         }
         let d = &call.decision;
         let mut approver = None;
@@ -482,7 +494,7 @@ impl Gateway {
                 None => {
                     self.approve(call, r, out_tx)
                         .await
-                        .map_err(|(why, _)| why)?;
+                        .map_err(|(why, outcome)| Stopped::Refused(why, outcome))?;
                 }
             }
         }
@@ -496,7 +508,7 @@ impl Gateway {
         event.detail = Some(serde_json::json!({"round": round}).to_string());
         self.commit(event, &call.method).await.map_err(|e| {
             tracing::error!(error = %e, server = %call.server, "refusing a retry that could not be logged");
-            "Warden could not record the retried call in its activity log, so it was not sent. Check that the disk has space and the data folder is writable, then try again.".to_string()
+            Stopped::Refused("Warden could not record the retried call in its activity log, so it was not sent. Check that the disk has space and the data folder is writable, then try again.".into(), "failed")
         })
     }
 }

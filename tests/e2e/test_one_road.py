@@ -1,0 +1,181 @@
+"""One road to every server: what an agent sends a server outside a plain
+call (a log level, a subscription, a roots change, an answer to the
+server's own request, an input_required retry) is decided and recorded
+before it arrives. A recording server writes down every message it gets,
+and the test compares that with Warden's log."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import anyio
+import httpx2
+import mcp.types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import ROOT
+from test_approvals import log, pending
+
+RECORDER = ROOT / "tests" / "servers" / "recording_server.py"
+
+
+def add_recorder(warden, name: str, era: str):
+    record = warden.data_dir.parent / f"{name}.jsonl"
+    record.touch()
+    warden.cli("server", "add", name, "--env", f"RECORD={record}", "--env", f"ERA={era}", "--", sys.executable, str(RECORDER))
+    return record
+
+
+def received(record, method: str | None = None) -> list[dict]:
+    messages = [json.loads(l) for l in record.read_text().splitlines() if l.strip()]
+    return [m for m in messages if method is None or m.get("method") == method]
+
+
+def wait_received(record, method: str, n: int = 1, timeout: float = 15) -> list[dict]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = received(record, method)
+        if len(got) >= n:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"the server never received {method}: {received(record)}")
+
+
+def legacy_session(warden, token: str):
+    """A 2025-11-25 session spoken by hand, so a test can send params no SDK would."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+               "authorization": f"Bearer {token}", "mcp-protocol-version": "2025-11-25"}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "by-hand", "version": "1"}}}
+    r = httpx2.post(warden.url, content=json.dumps(init), headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    headers["mcp-session-id"] = r.headers["mcp-session-id"]
+    httpx2.post(warden.url, content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}), headers=headers, timeout=30)
+
+    def post(body: dict) -> dict:
+        r = httpx2.post(warden.url, content=json.dumps(body), headers=headers, timeout=30)
+        text = r.text
+        if r.headers.get("content-type", "").startswith("text/event-stream"):
+            text = next(l[5:] for l in text.splitlines() if l.startswith("data:") and l[5:].strip())
+        return json.loads(text)
+
+    return post
+
+
+def test_a_log_level_reaches_a_server_alone_and_recorded(warden):
+    record = add_recorder(warden, "rec", "legacy")
+    token = warden.add_agent("bot")
+    warden.start()
+    post = legacy_session(warden, token)
+    secret = "exfil-" + str(time.time())
+    r = post({"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": {"level": "debug", "notes": secret}})
+    assert r.get("result") == {}, r
+    [sent] = wait_received(record, "logging/setLevel")
+    assert sent["params"] == {"level": "debug"}, "only the level is passed on, never the rest of the params"
+    rows = [r for r in log(warden, "--server", "rec") if r["tool"] == "logging/setLevel"]
+    assert [(r["kind"], r["agent"], r["decision"]) for r in rows] == [("message.sent", "bot", "allow")], rows
+    assert rows[0]["arguments_hash"], rows
+    # A level MCP does not have is refused, and nothing more goes out.
+    bad = post({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel", "params": {"level": "everything"}})
+    assert bad["error"]["code"] == -32602 and "params.level must be one of" in bad["error"]["message"], bad
+    time.sleep(0.5)
+    assert len(received(record, "logging/setLevel")) == 1
+
+
+def test_subscriptions_roots_changes_and_answers_to_a_server_are_recorded(warden):
+    record = add_recorder(warden, "rec", "legacy")
+    token = warden.add_agent("bot")
+    warden.start()
+
+    async def main():
+        async def on_sampling(context, params):
+            return mcp.types.CreateMessageResult(
+                role="assistant", content=mcp.types.TextContent(type="text", text="hello from the client"), model="m")
+
+        async def on_roots(context):
+            return mcp.types.ListRootsResult(roots=[])
+
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30)
+        async with http, Client(streamable_http_client(warden.url, http_client=http), mode="legacy",
+                                sampling_callback=on_sampling, list_roots_callback=on_roots) as client:
+            await client.subscribe_resource("rec://a")
+            await client.send_roots_list_changed()
+            r = await client.call_tool("rec__ask_client", {"note": "n"})
+            assert [c.text for c in r.content] == ["sampled: hello from the client"], r
+            await client.unsubscribe_resource("rec://a")
+
+    anyio.run(main)
+    wait_received(record, "resources/unsubscribe")
+    [roots] = wait_received(record, "notifications/roots/list_changed")
+    answers = [m for m in received(record) if m.get("id") == "ask-1" and "method" not in m]
+    assert answers and answers[0]["result"]["content"]["text"] == "hello from the client", received(record)
+
+    rows = log(warden, "--server", "rec", "--limit", "200")
+    seen = {(r["kind"], r["tool"], r["outcome"]) for r in rows}
+    assert ("message.sent", "resources/subscribe", "subscribed") in seen, seen
+    assert ("message.sent", "resources/unsubscribe", "unsubscribed") in seen, seen
+    assert ("message.sent", "notifications/roots/list_changed", "sent") in seen, seen
+    answered = [r for r in rows if r["kind"] == "server_request.answered"]
+    assert [(r["tool"], r["agent"], r["outcome"]) for r in answered] == [("sampling/createMessage", "bot", "answered")], rows
+    assert answered[0]["arguments_hash"], "the answer is recorded by its keyed hash"
+    assert "hello from the client" not in json.dumps(rows), "what the client said is not in the log"
+
+
+def test_an_input_required_retry_of_an_approved_call_asks_again(warden):
+    record = add_recorder(warden, "rec", "modern")
+    warden.cli("role", "add", "writer")
+    warden.cli("grant", "writer", "rec", "*", "allow")
+    ana = warden.add_person("ana")
+    token = json.loads(warden.cli("agent", "add", "ana-bot", "--owner", "ana", "--role", "writer", "--json").stdout)["credential"]
+    warden.start()
+    ana.login()
+    answers: list[str] = []
+
+    def answer_approvals(*verbs: str) -> None:
+        """Answers the next approval requests, one verb each, in order."""
+        done: set[str] = set()
+        for verb in verbs:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                fresh = [p for p in pending(warden) if p["id"] not in done]
+                if fresh:
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError(f"no approval request arrived: {warden.log()[-2000:]}")
+            req = fresh[0]
+            done.add(req["id"])
+            answers.append(json.dumps(req["arguments"]))
+            warden.cli("approvals", verb, req["id"])
+
+    async def call(note: str, *verbs: str):
+        async def on_elicit(context, params):
+            return mcp.types.ElicitResult(action="accept", content={"ok": True})
+
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=90)
+        async with http, Client(streamable_http_client(warden.url, http_client=http), mode="legacy",
+                                elicitation_callback=on_elicit) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(anyio.to_thread.run_sync, answer_approvals, *verbs)
+                return await client.call_tool("rec__confirm", {"note": note})
+
+    # Approved, then its retry (with the client's answer) is asked about and approved.
+    r = anyio.run(call, "first", "approve", "approve")
+    assert not r.is_error and r.content[0].text == 'confirmed: {"q": {"action": "accept", "content": {"ok": true}}}', r
+    assert "inputResponses" in answers[1] and "inputResponses" not in answers[0], answers
+    calls = received(record, "tools/call")
+    assert len(calls) == 2 and "inputResponses" not in calls[0]["params"] and calls[1]["params"]["inputResponses"], calls
+
+    # Approved, then its retry denied: the server never gets the retry.
+    r = anyio.run(call, "second", "approve", "deny")
+    assert r.is_error, r
+    assert len(received(record, "tools/call")) == 3, received(record, "tools/call")
+
+    rows = log(warden, "--agent", "ana-bot", "--limit", "200")
+    retried = [r for r in rows if r["kind"] == "tool_call.retried"]
+    assert len(retried) == 1 and retried[0]["arguments_hash"] and retried[0]["decision"] == "allow", rows
+    decided = [r["outcome"] for r in rows if r["kind"] == "approval.decided"]
+    assert sorted(decided) == ["approved", "approved", "approved", "denied"], decided
