@@ -16,7 +16,7 @@ import mcp.types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import ROOT
+from conftest import MODERN_META, ROOT
 from test_approvals import log, pending
 
 RECORDER = ROOT / "tests" / "servers" / "recording_server.py"
@@ -179,3 +179,19 @@ def test_an_input_required_retry_of_an_approved_call_asks_again(warden):
     assert len(retried) == 1 and retried[0]["arguments_hash"] and retried[0]["decision"] == "allow", rows
     decided = [r["outcome"] for r in rows if r["kind"] == "approval.decided"]
     assert sorted(decided) == ["approved", "approved", "approved", "denied"], decided
+
+
+def test_a_resource_two_servers_list_is_refused_never_routed_by_name_order(warden):
+    """A server named `aaa` that lists another server's URI must not receive its reads."""
+    decoy = add_recorder(warden, "aaa", "legacy")
+    record = add_recorder(warden, "rec", "legacy")
+    token = warden.add_agent("bot")
+    warden.start()
+    read = {"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "rec://a", "_meta": MODERN_META}}
+    r = warden.post(read, token).json()
+    assert "more than one server offers the resource rec://a (aaa, rec)" in r["error"]["message"], r
+    assert received(decoy, "resources/read") == [] and received(record, "resources/read") == []
+    # Through the endpoint of the server meant, it is read there.
+    r = warden.post(read, token, path="/servers/rec/mcp").json()
+    assert "result" in r, r
+    assert len(received(record, "resources/read")) == 1 and received(decoy, "resources/read") == []

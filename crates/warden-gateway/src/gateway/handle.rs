@@ -130,14 +130,23 @@ impl Gateway {
                         "params.uri is required",
                     ));
                 };
-                let (Some(session), Some(server)) =
-                    (&caller.session, self.route_uri(&caller, &uri))
+                let (Some(session), server) = (&caller.session, self.route_uri(&caller, &uri))
                 else {
                     return Answer::Message(jsonrpc::error(
                         Some(&id),
-                        jsonrpc::INVALID_PARAMS,
-                        &format!("no connected server offers the resource {uri}"),
+                        jsonrpc::INVALID_REQUEST,
+                        "subscriptions need a session: send initialize first",
                     ));
+                };
+                let server = match server {
+                    Ok(s) => s,
+                    Err(why) => {
+                        return Answer::Message(jsonrpc::error(
+                            Some(&id),
+                            jsonrpc::INVALID_PARAMS,
+                            &why,
+                        ));
+                    }
                 };
                 if caller.agent.access.decide(&server, Target::Resource(&uri)) != Effect::Allow {
                     return Answer::Message(jsonrpc::error(
@@ -182,15 +191,13 @@ impl Gateway {
                     ));
                 };
                 match self.route_uri(&caller, &uri) {
-                    Some(server) => {
+                    Ok(server) => {
                         self.forward(caller, id, &method, params, server, uri, "uri")
                             .await
                     }
-                    None => Answer::Message(jsonrpc::error(
-                        Some(&id),
-                        jsonrpc::INVALID_PARAMS,
-                        &format!("no connected server offers the resource {uri}"),
-                    )),
+                    Err(why) => {
+                        Answer::Message(jsonrpc::error(Some(&id), jsonrpc::INVALID_PARAMS, &why))
+                    }
                 }
             }
             "completion/complete" => {
@@ -207,7 +214,7 @@ impl Gateway {
                             .map(|(s, o)| (s, Some(o))),
                         Some("ref/resource") => r
                             .str("uri")
-                            .and_then(|u| self.route_uri(&caller, &u))
+                            .and_then(|u| self.route_uri(&caller, &u).ok())
                             .map(|s| (s, None)),
                         _ => None,
                     });

@@ -30,18 +30,44 @@ impl Gateway {
         None
     }
 
-    pub(super) fn route_uri(&self, caller: &Caller, uri: &str) -> Option<String> {
-        let ups = self.ready_upstreams(caller.scope.as_deref());
+    /// The server a resource URI goes to: the one server that lists it,
+    /// else the one whose templates match it, else the only server with
+    /// resources. A URI more than one server claims is refused, never routed
+    /// by name order (a server could otherwise list another's URIs to
+    /// receive their reads). `Err` says why, for the client.
+    pub(super) fn route_uri(
+        &self,
+        caller: &Caller,
+        uri: &str,
+    ) -> std::result::Result<String, String> {
         if let Some(scope) = &caller.scope {
-            return Some(scope.clone());
+            return Ok(scope.clone());
         }
-        if let Some(up) = ups.iter().find(|u| {
-            u.catalog()
-                .resources
-                .iter()
-                .any(|r| r.uri.as_deref() == Some(uri))
-        }) {
-            return Some(up.name.clone());
+        let ups = self.ready_upstreams(None);
+        let one = |found: Vec<&Arc<Upstream>>| -> Option<std::result::Result<String, String>> {
+            match found.as_slice() {
+                [] => None,
+                [up] => Some(Ok(up.name.clone())),
+                many => Some(Err(format!(
+                    "more than one server offers the resource {uri} ({}), so Warden does not guess which one is meant; read it through the endpoint of the server you mean (/servers/<name>/mcp)",
+                    many.iter()
+                        .map(|u| u.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        };
+        let listing: Vec<_> = ups
+            .iter()
+            .filter(|u| {
+                u.catalog()
+                    .resources
+                    .iter()
+                    .any(|r| r.uri.as_deref() == Some(uri))
+            })
+            .collect();
+        if let Some(r) = one(listing) {
+            return r;
         }
         let matching: Vec<_> = ups
             .iter()
@@ -53,8 +79,8 @@ impl Gateway {
                 })
             })
             .collect();
-        if matching.len() == 1 {
-            return Some(matching[0].name.clone());
+        if let Some(r) = one(matching) {
+            return r;
         }
         let with_resources: Vec<_> = ups
             .iter()
@@ -63,7 +89,10 @@ impl Gateway {
                     .is_some_and(|p| p.capabilities().get("resources").is_some())
             })
             .collect();
-        (with_resources.len() == 1).then(|| with_resources[0].name.clone())
+        match with_resources.as_slice() {
+            [up] => Ok(up.name.clone()),
+            _ => Err(format!("no connected server offers the resource {uri}")),
+        }
     }
 }
 
