@@ -332,3 +332,21 @@ def test_a_client_that_cancels_withdraws_its_request(warden, files_root):
     assert late.returncode != 0
     assert not (files_root / "w.txt").exists()
     assert any(r["kind"] == "approval.decided" and r.get("outcome") == "withdrawn" for r in log(warden))
+
+
+def test_a_risk_raised_while_a_call_waits_is_checked_again_before_it_is_sent(warden, files_root):
+    ana, token = setup_writer(warden, files_root)
+    approval_timeout(warden, 60)
+    warden.start()
+    ana.login()
+    target = files_root / "raised.txt"
+    f = call_later(warden, token, "fs__write_file", {"path": str(target), "content": "x"})
+    [req] = wait_pending(warden)
+    assert req["risk"] == "high"
+    warden.admin.login()
+    warden.cli("tool", "risk", "fs", "write_file", "critical", "--reason", "shared with customers")
+    ana.login()
+    warden.cli("approvals", "approve", req["id"])
+    result, _ = result_of(f)
+    assert result["isError"] and "raised the tool's risk to critical" in text(result), result
+    assert not target.exists(), "what was approved at high risk is not sent at critical"

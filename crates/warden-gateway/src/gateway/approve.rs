@@ -122,6 +122,17 @@ impl Gateway {
                         .ok()
                         .and_then(|ix| ix.tools.get(&r.tool).cloned());
                     match current {
+                        // Raised while the person was deciding (an admin set
+                        // it critical): what they approved was less.
+                        Some(t) if t.risk > r.risk => {
+                            return Err((
+                                format!(
+                                    "Warden blocked {exposed}: an admin raised the tool's risk to {} while the approval was pending, so the approval no longer applies. Ask again.",
+                                    t.risk.as_str()
+                                ),
+                                "denied",
+                            ));
+                        }
                         Some(t)
                             if t.state.usable()
                                 && Some(t.definition_hash.as_str()) == vetted_hash =>
