@@ -194,6 +194,27 @@ class Warden:
         return httpx2.post(base + path, content=data, headers=h, timeout=30)
 
 
+def legacy_session(warden, token: str):
+    """A 2025-11-25 session spoken by hand, so a test can send params no SDK would."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+               "authorization": f"Bearer {token}", "mcp-protocol-version": "2025-11-25"}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "by-hand", "version": "1"}}}
+    r = httpx2.post(warden.url, content=json.dumps(init), headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    headers["mcp-session-id"] = r.headers["mcp-session-id"]
+    httpx2.post(warden.url, content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}), headers=headers, timeout=30)
+
+    def post(body: dict) -> dict:
+        r = httpx2.post(warden.url, content=json.dumps(body), headers=headers, timeout=30)
+        if not r.headers.get("content-type", "").startswith("text/event-stream"):
+            return r.json()
+        messages = [json.loads(l[5:]) for l in r.text.splitlines() if l.startswith("data:") and l[5:].strip()]
+        return next(m for m in messages if "id" in m)
+
+    return post
+
+
 @pytest.fixture
 def warden(tmp_path: Path):
     w = Warden(tmp_path / "data")

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx2
 
-from conftest import MODERN_META, ROOT, peer
+from conftest import MODERN_META, ROOT, legacy_session, peer
 
 RUGPULL = ROOT / "tests" / "servers" / "rugpull_server.py"
 POOL = ThreadPoolExecutor(max_workers=4)
@@ -177,12 +177,16 @@ def test_always_allow_covers_exact_arguments_and_session_approval_one_agent(ward
         assert result_of(f)[0]["isError"]
     assert not (files_root / "b.txt").exists()
 
-    # Revoked, the same arguments ask again; "this session" then covers the tool.
+    # Revoked, the same arguments ask again; for a client with a session,
+    # "this session" then covers the tool in that session.
     warden.cli("approvals", "revoke-standing", str(standing[0]["id"]))
-    f = call_later(warden, token, "fs__write_file", same)
+    post = legacy_session(warden, token)
+    call = lambda i, args: POOL.submit(post, {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                                              "params": {"name": "fs__write_file", "arguments": args}})
+    f = call(1, same)
     warden.cli("approvals", "approve", wait_pending(warden)[0]["id"], "--session")
-    assert not result_of(f)[0].get("isError")
-    r, _ = result_of(call_later(warden, token, "fs__write_file", {"path": str(files_root / "c.txt"), "content": "c"}), timeout=20)
+    assert not f.result(timeout=60)["result"].get("isError")
+    r = call(2, {"path": str(files_root / "c.txt"), "content": "c"}).result(timeout=20)["result"]
     assert not r.get("isError") and (files_root / "c.txt").read_text() == "c"
     f = call_later(warden, other, "fs__write_file", {"path": str(files_root / "e.txt"), "content": "e"})
     warden.cli("approvals", "deny", wait_pending(warden)[0]["id"])
@@ -350,3 +354,23 @@ def test_a_risk_raised_while_a_call_waits_is_checked_again_before_it_is_sent(war
     result, _ = result_of(f)
     assert result["isError"] and "raised the tool's risk to critical" in text(result), result
     assert not target.exists(), "what was approved at high risk is not sent at critical"
+
+
+def test_a_stateless_client_gets_no_session_approval_that_would_cover_the_whole_agent(warden, files_root):
+    ana, token = setup_writer(warden, files_root)
+    approval_timeout(warden, 60)
+    warden.start()
+    ana.login()
+    f = call_later(warden, token, "fs__write_file", {"path": str(files_root / "s.txt"), "content": "s"})
+    [req] = wait_pending(warden)
+    assert req["session_choice"] is False, "a 2026-07-28 client keeps no session"
+    refused = warden.cli("approvals", "approve", req["id"], "--session", check=False)
+    assert refused.returncode != 0 and "keeps no session with Warden" in refused.stderr, refused.stderr
+    assert [p["id"] for p in pending(warden)] == [req["id"]], "a refused answer changes nothing"
+    warden.cli("approvals", "approve", req["id"])
+    assert not result_of(f)[0].get("isError")
+    # The next call with other arguments asks again.
+    f = call_later(warden, token, "fs__write_file", {"path": str(files_root / "t.txt"), "content": "t"})
+    [again] = wait_pending(warden)
+    warden.cli("approvals", "deny", again["id"])
+    assert result_of(f)[0]["isError"] and not (files_root / "t.txt").exists()

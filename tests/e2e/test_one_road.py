@@ -16,7 +16,7 @@ import mcp.types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import MODERN_META, ROOT
+from conftest import MODERN_META, ROOT, legacy_session
 from test_approvals import log, pending
 
 RECORDER = ROOT / "tests" / "servers" / "recording_server.py"
@@ -42,27 +42,6 @@ def wait_received(record, method: str, n: int = 1, timeout: float = 15) -> list[
             return got
         time.sleep(0.1)
     raise AssertionError(f"the server never received {method}: {received(record)}")
-
-
-def legacy_session(warden, token: str):
-    """A 2025-11-25 session spoken by hand, so a test can send params no SDK would."""
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-               "authorization": f"Bearer {token}", "mcp-protocol-version": "2025-11-25"}
-    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "by-hand", "version": "1"}}}
-    r = httpx2.post(warden.url, content=json.dumps(init), headers=headers, timeout=30)
-    assert r.status_code == 200, r.text
-    headers["mcp-session-id"] = r.headers["mcp-session-id"]
-    httpx2.post(warden.url, content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}), headers=headers, timeout=30)
-
-    def post(body: dict) -> dict:
-        r = httpx2.post(warden.url, content=json.dumps(body), headers=headers, timeout=30)
-        text = r.text
-        if r.headers.get("content-type", "").startswith("text/event-stream"):
-            text = next(l[5:] for l in text.splitlines() if l.startswith("data:") and l[5:].strip())
-        return json.loads(text)
-
-    return post
 
 
 def test_a_log_level_reaches_a_server_alone_and_recorded(warden):

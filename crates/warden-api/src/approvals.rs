@@ -234,9 +234,9 @@ impl Api {
                     DecideError::NotFound(_) => ErrorCode::NotFound,
                     DecideError::NotYours { .. } => ErrorCode::Forbidden,
                     DecideError::StepUpRequired => ErrorCode::Unauthenticated,
-                    DecideError::OnceOnlyForCritical | DecideError::OnceOnlyForDelegated => {
-                        ErrorCode::InvalidInput
-                    }
+                    DecideError::OnceOnlyForCritical
+                    | DecideError::OnceOnlyForDelegated
+                    | DecideError::NoSession => ErrorCode::InvalidInput,
                 };
                 ApiError::new(code, e.to_string())
             })?;

@@ -183,6 +183,8 @@ pub async fn interactive(paths: &Paths) -> Result<()> {
             println!("\n{}", describe(&r));
             let choices = if r.needs_step_up() {
                 "[o]nce, [d]eny, Enter to skip"
+            } else if !r.session_choice {
+                "[o]nce, [a]lways these arguments, [d]eny, Enter to skip"
             } else {
                 "[o]nce, [s]ession, [a]lways these arguments, [d]eny, Enter to skip"
             };
@@ -193,7 +195,7 @@ pub async fn interactive(paths: &Paths) -> Result<()> {
             };
             let choice = match answer.to_lowercase().as_str() {
                 "o" | "once" => "once",
-                "s" | "session" if !r.needs_step_up() => "session",
+                "s" | "session" if !r.needs_step_up() && r.session_choice => "session",
                 "a" | "always" if !r.needs_step_up() => "always",
                 "d" | "deny" => "deny",
                 _ => {

@@ -38,6 +38,11 @@ pub struct ApprovalRequest {
     pub definition_hash: String,
     /// The client session an "allow for this session" answer covers.
     pub session: String,
+    /// Whether "allow for this session" may be chosen: the client keeps a
+    /// session with Warden. A stateless (2026-07-28) client has none, and a
+    /// session answer would cover every later call of the agent.
+    #[serde(default)]
+    pub session_choice: bool,
     pub requested_at_us: i64,
     pub expires_at_us: i64,
 }
@@ -140,6 +145,10 @@ pub enum DecideError {
         "this agent acts for someone else through a delegation: its calls are approved one at a time"
     )]
     OnceOnlyForDelegated,
+    #[error(
+        "this agent's client keeps no session with Warden, so \"this session\" would cover every call the agent makes; approve once, or always for these exact arguments"
+    )]
+    NoSession,
 }
 
 /// A surface that shows prompts: the desktop notification, the app's
@@ -327,6 +336,9 @@ impl Broker {
             if r.chain.is_some() && choice != Choice::Once {
                 return Err(DecideError::OnceOnlyForDelegated);
             }
+            if choice == Choice::Session && !r.session_choice {
+                return Err(DecideError::NoSession);
+            }
         }
         let Some(p) = pending.remove(id) else {
             return Err(DecideError::NotFound(id.to_string()));
@@ -393,6 +405,7 @@ mod tests {
             arguments_hash: "a1".into(),
             definition_hash: "d1".into(),
             session: "s1".into(),
+            session_choice: true,
             requested_at_us: 0,
             expires_at_us: 0,
         }

@@ -88,6 +88,14 @@ describe("approval prompt window", () => {
     expect(await screen.findByText("Nothing is waiting")).toBeInTheDocument();
   });
 
+  it("offers no session answer to an agent whose app keeps no session", async () => {
+    renderApp({ route: "#/prompt", state: { pending: [approval("s1", { session_choice: false })] } });
+    await armed("prompt-approve-always");
+    expect(screen.getByTestId("prompt-approve-once")).toBeEnabled();
+    expect(screen.getByTestId("prompt-approve-session")).toBeDisabled();
+    expect(screen.getByTestId("prompt-no-session")).toHaveTextContent("keeps no session");
+  });
+
   it("asks for a code for critical tools before any approval works", async () => {
     const { user, fake } = renderApp({
       route: "#/prompt",

@@ -21,4 +21,10 @@ arguments: JsonValue | null, arguments_hash: string, definition_hash: string,
 /**
  * The client session an "allow for this session" answer covers.
  */
-session: string, requested_at_us: number, expires_at_us: number, };
+session: string, 
+/**
+ * Whether "allow for this session" may be chosen: the client keeps a
+ * session with Warden. A stateless (2026-07-28) client has none, and a
+ * session answer would cover every later call of the agent.
+ */
+session_choice: boolean, requested_at_us: number, expires_at_us: number, };

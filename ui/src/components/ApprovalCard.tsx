@@ -40,6 +40,9 @@ export function ApprovalCard({
   const critical = request.risk === "critical";
   const delegated = (request.chain?.length ?? 0) > 0;
   const onceOnly = critical || delegated;
+  // A stateless client keeps no session: "this session" would cover every
+  // later call of the agent, so it is not offered.
+  const noSession = !request.session_choice;
   const [reason, setReason] = useState("");
   const [code, setCode] = useState("");
   const [needsCode, setNeedsCode] = useState(critical);
@@ -194,7 +197,7 @@ export function ApprovalCard({
           color="green"
           onClick={() => void decide("session")}
           loading={busy === "session"}
-          disabled={onceOnly || (approveDisabled && busy !== "session")}
+          disabled={onceOnly || noSession || (approveDisabled && busy !== "session")}
           data-testid="prompt-approve-session"
         >
           Allow for this session
@@ -215,6 +218,11 @@ export function ApprovalCard({
             {critical
               ? "Critical tools are approved one call at a time."
               : "Calls passed along through a delegation are approved one at a time."}
+          </Text>
+        ) : noSession ? (
+          <Text size="xs" c="dimmed" data-testid="prompt-no-session">
+            This agent&apos;s app keeps no session with Warden, so you can allow one call, or always allow these exact
+            arguments.
           </Text>
         ) : null}
       </Stack>

@@ -178,6 +178,7 @@ impl Gateway {
                 || format!("stateless:{}", caller.agent.id),
                 |s| s.id.clone(),
             ),
+            session_choice: caller.session.is_some(),
             requested_at_us: now,
             expires_at_us: now + (timeout as i64) * 1_000_000,
         }
