@@ -117,8 +117,10 @@ def test_a_write_waits_for_its_owner_and_completes_when_approved(warden, files_r
     decided = by_kind["approval.decided"]
     assert (decided["decision"], decided["approver"], decided["outcome"]) == ("allow", "ana", "approved")
     assert json.loads(decided["detail"])["choice"] == "once"
-    assert by_kind["tool_call.completed"]["outcome"] == "ok"
-    assert decided["id"] < by_kind["tool_call.completed"]["id"]
+    done = by_kind["tool_call.completed"]
+    assert done["outcome"] == "ok"
+    assert (done["decision"], done["approver"], json.loads(done["detail"])["choice"]) == ("allow", "ana", "once"), done
+    assert decided["id"] < done["id"]
 
 
 def test_a_denied_or_unanswered_call_is_an_error_that_says_so(warden, files_root):

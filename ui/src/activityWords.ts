@@ -30,6 +30,28 @@ export const DECISIONS: { value: string; label: string; color: string }[] = [
   { value: "deny", label: "Denied", color: "red" },
 ];
 
+const CHOICE_WORDS: Record<string, string> = {
+  once: "once",
+  session: "for the session",
+  always: "always, for these arguments",
+};
+
+/** Who let a call through, and how: "by ana, once", "standing approval". */
+export function approverWords(r: ActivityRow): string | null {
+  const by = r.approver;
+  if (!by) return null;
+  if (by.startsWith("standing approval")) return "always, for these arguments (a standing approval)";
+  if (by === "session approval") return "for the session (approved earlier)";
+  let choice: string | undefined;
+  try {
+    const detail = r.detail ? (JSON.parse(r.detail) as { choice?: unknown }) : {};
+    choice = typeof detail.choice === "string" ? CHOICE_WORDS[detail.choice] : undefined;
+  } catch {
+    choice = undefined;
+  }
+  return choice ? `by ${by}, ${choice}` : `by ${by}`;
+}
+
 export function decisionLook(decision: string | null): { label: string; color: string } {
   return DECISIONS.find((d) => d.value === decision) ?? { label: decision ?? "—", color: "gray" };
 }

@@ -90,6 +90,27 @@ describe("Activity screen", () => {
     expect(details).toHaveTextContent('"path": "/tmp/a.txt"');
   });
 
+  it("says who approved a call and how, in the Decision column", async () => {
+    renderApp({
+      route: "#/activity",
+      state: {
+        activity: [
+          row(9, {
+            kind: "tool_call.completed",
+            decision: "allow",
+            approver: "ana",
+            detail: '{"choice":"once"}',
+            outcome: "ok",
+          }),
+          row(8, { kind: "tool_call.requested", decision: "allow", approver: "standing approval 3" }),
+        ],
+      },
+    });
+    const [completed, standing] = await screen.findAllByTestId("activity-row");
+    expect(within(completed).getByTestId("activity-approver")).toHaveTextContent("by ana, once");
+    expect(within(standing).getByTestId("activity-approver")).toHaveTextContent("a standing approval");
+  });
+
   it("asks Warden again when a filter changes", async () => {
     const { user, fake } = renderApp({ route: "#/activity" });
     await screen.findAllByTestId("activity-row");

@@ -7,7 +7,7 @@ import { IconDownload, IconFileCheck } from "@tabler/icons-react";
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { keys, useAction, useAsk } from "../api";
 import { NO_FILTERS, toLogFilter, type ActivityFilters } from "../activityFilter";
-import { decisionLook, outcomeWords } from "../activityWords";
+import { approverWords, decisionLook, outcomeWords } from "../activityWords";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { TimeAgo } from "../components/TimeAgo";
 import type { ActivityRow, ExportFormat } from "../types";
@@ -147,9 +147,16 @@ export function Activity({ admin }: { admin: boolean }) {
                       </Table.Td>
                       <Table.Td>
                         {r.decision ? (
-                          <Badge color={d.color} variant="light">
-                            {d.label}
-                          </Badge>
+                          <Stack gap={2}>
+                            <Badge color={d.color} variant="light">
+                              {d.label}
+                            </Badge>
+                            {approverWords(r) ? (
+                              <Text size="xs" c="dimmed" data-testid="activity-approver">
+                                {approverWords(r)}
+                              </Text>
+                            ) : null}
+                          </Stack>
                         ) : (
                           "—"
                         )}

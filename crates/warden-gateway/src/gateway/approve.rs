@@ -16,7 +16,7 @@ impl Gateway {
         exposed: &str,
         vetted_hash: Option<&str>,
         method: &str,
-    ) -> std::result::Result<(), (String, &'static str)> {
+    ) -> std::result::Result<(String, Choice), (String, &'static str)> {
         let timeout = Duration::from_secs(self.inner.config.read().approvals.timeout_secs);
         let person = r.person.clone().unwrap_or_else(|| "an admin".into());
         let deadline = Instant::now() + timeout;
@@ -156,7 +156,7 @@ impl Gateway {
                 if choice == Choice::Always {
                     self.add_standing(&r, &by).await;
                 }
-                return Ok(());
+                return Ok((by, choice));
             }
             Outcome::Denied { by, reason } => format!(
                 "Warden: {by} denied {exposed} for agent {:?}.{} Do not retry it; tell the person what was denied.",

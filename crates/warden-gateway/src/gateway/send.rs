@@ -265,13 +265,14 @@ impl Gateway {
             Some(r) => self
                 .approve(&call, r, &out_tx)
                 .await
+                .map(Some)
                 .map_err(|(why, outcome)| Stopped::Refused(why, outcome)),
-            None => Ok(()),
+            None => Ok(None),
         };
         let started = Instant::now();
-        let reply = match approved {
-            Ok(()) => self.send(&call, params, receipt, &out_tx).await,
-            Err(stopped) => Err(stopped),
+        let (reply, approved) = match approved {
+            Ok(by) => (self.send(&call, params, receipt, &out_tx).await, by),
+            Err(stopped) => (Err(stopped), None),
         };
         if let Some(s) = &call.session {
             s.in_flight.lock().remove(call.id.get());
@@ -327,6 +328,15 @@ impl Gateway {
         let mut completed = call.event("completed");
         completed.outcome = Some(outcome);
         completed.latency_us = Some(latency);
+        // Who let it through, on the row a person reads first.
+        if let Some((by, choice)) = approved {
+            completed.decision = Some("allow".into());
+            completed.approver = Some(by);
+            completed.detail = Some(serde_json::json!({"choice": choice.as_str()}).to_string());
+        } else if let Some(by) = &call.decision.approver {
+            completed.decision = Some("allow".into());
+            completed.approver = Some(by.clone());
+        }
         // Nothing waits on the outcome: it shares the next commit.
         self.inner.store.activity().record(completed);
     }
@@ -337,29 +347,30 @@ impl Gateway {
         call: &Call,
         r: ApprovalRequest,
         out_tx: &Out,
-    ) -> std::result::Result<(), (String, &'static str)> {
+    ) -> std::result::Result<(String, Choice), (String, &'static str)> {
         let vetted_hash = call
             .decision
             .vetted
             .as_ref()
             .map(|t| t.definition_hash.as_str());
-        self.await_approval(
-            &call.up,
-            r,
-            &call.call_id,
-            &call.cancel,
-            out_tx,
-            call.client_token.as_deref(),
-            &call.decision.exposed,
-            vetted_hash,
-            &call.method,
-        )
-        .await?;
+        let approved = self
+            .await_approval(
+                &call.up,
+                r,
+                &call.call_id,
+                &call.cancel,
+                out_tx,
+                call.client_token.as_deref(),
+                &call.decision.exposed,
+                vetted_hash,
+                &call.method,
+            )
+            .await?;
         // Paused while the person was being asked: nothing goes out.
         if self.paused() {
             return Err((PAUSED.to_string(), "refused"));
         }
-        Ok(())
+        Ok(approved)
     }
 
     /// Sends the call, relays what the server says about it, and answers a
