@@ -49,9 +49,13 @@ def test_a_sub_agent_gets_the_intersection_and_its_events_carry_the_chain(warden
     assert names and all(n.startswith("fs__read_") for n in names), names
     ok = call(warden, t, "fs__read_text_file", {"path": str(files_root / "hello.txt")}).json()["result"]
     assert not ok.get("isError") and "hello from the filesystem server" in ok["content"][0]["text"]
-    assert call(warden, t, "fs__write_file", {"path": str(files_root / "w.txt"), "content": "x"}).json()["result"]["isError"], \
+    own = call(warden, t, "fs__write_file", {"path": str(files_root / "w.txt"), "content": "x"}).json()["result"]
+    assert own["isError"] and 'agent "helper" has no role that allows it' in own["content"][0]["text"], \
         "the sub-agent itself may not write"
-    assert call(warden, t, "ev__echo", {"message": "x"}).json()["result"]["isError"], "the delegating agent may not echo"
+    theirs = call(warden, t, "ev__echo", {"message": "x"}).json()["result"]
+    assert theirs["isError"], "the delegating agent may not echo"
+    assert 'acts for "planner" through a delegation, and "planner" may not use it' in theirs["content"][0]["text"], \
+        "the refusal names the link that lacks the tool, not the delegate"
     assert not (files_root / "w.txt").exists()
 
     # The chain grows: scribe acting for helper acting for planner.

@@ -100,6 +100,18 @@ impl Access {
         }
     }
 
+    /// Which link of a delegation refuses a target: 0 is the caller's own
+    /// grants, 1 its delegator's, and so on. `None` when none denies.
+    pub fn denied_at(&self, server: &str, target: Target<'_>, risk: Risk) -> Option<usize> {
+        if decide_grants(&self.grants, server, target, risk) == Effect::Deny {
+            return Some(0);
+        }
+        self.delegator
+            .as_ref()?
+            .denied_at(server, target, risk)
+            .map(|depth| depth + 1)
+    }
+
     /// Whether the caller may use anything at all on `server` (so may hear
     /// its notifications).
     pub fn touches(&self, server: &str) -> bool {
@@ -308,6 +320,25 @@ mod tests {
         assert!(
             d.touches("fs") && !d.touches("ev"),
             "a delegated caller touches what both touch"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_link_of_the_chain_that_denies() {
+        let own = Access::new(vec![g("files", "*", Effect::Allow)]);
+        let mut delegated = own.clone();
+        delegated.delegator = Some(Box::new(Access::new(vec![g(
+            "files",
+            "read_file",
+            Effect::Allow,
+        )])));
+        let write = Target::Tool("write_file");
+        assert_eq!(delegated.denied_at("files", write, Risk::Low), Some(1));
+        assert_eq!(own.denied_at("files", write, Risk::Low), None);
+        assert_eq!(delegated.denied_at("mail", write, Risk::Low), Some(0));
+        assert_eq!(
+            delegated.denied_at("files", Target::Tool("read_file"), Risk::Low),
+            None
         );
     }
 

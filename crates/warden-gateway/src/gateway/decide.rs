@@ -25,6 +25,9 @@ pub(super) struct Decision {
     /// The call needed a person's approval (now, or earlier and standing):
     /// a retry with other inputs asks again.
     pub asked: bool,
+    /// For a delegated caller refused by a link further up its chain: the
+    /// name of that link (the agent or person whose access lacks it).
+    pub refused_by: Option<String>,
     /// The log's redacted form of what is sent, and its keyed hash.
     pub arguments: Option<String>,
     pub arguments_hash: Option<String>,
@@ -94,6 +97,22 @@ impl Gateway {
             // is asked unless a grant names the method.
             _ => access.decide_at(server, Target::Tool(&passthrough), Risk::High),
         };
+        let refused_by = match &caller.agent.chain {
+            Some(chain) if effect == Effect::Deny && !quarantined => {
+                let t = match method {
+                    "tools/call" => Target::Tool(target),
+                    "prompts/get" => Target::Prompt(target),
+                    "resources/read" => Target::Resource(target),
+                    _ => Target::Tool(&passthrough),
+                };
+                access
+                    .denied_at(server, t, risk)
+                    .filter(|depth| *depth > 0)
+                    .and_then(|depth| chain.len().checked_sub(1 + depth))
+                    .and_then(|i| chain.get(i).cloned())
+            }
+            _ => None,
+        };
         let asked = effect == Effect::Ask;
         let mut approver = None;
         let mut request = None;
@@ -118,6 +137,7 @@ impl Gateway {
             approver,
             request,
             asked,
+            refused_by,
             arguments,
             arguments_hash,
         })

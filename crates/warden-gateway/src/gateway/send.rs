@@ -146,6 +146,9 @@ impl Gateway {
                 }
                 .into(),
             );
+            if let Some(who) = &decision.refused_by {
+                requested.detail = Some(serde_json::json!({"refused_by": who}).to_string());
+            }
             if let Err(e) = self.inner.store.activity().append(requested).await {
                 tracing::error!(error = %e, "could not record a refused call");
             }
@@ -162,6 +165,11 @@ impl Gateway {
                     } else {
                         "the server changed this tool's definition after it was approved"
                     }
+                )
+            } else if let Some(who) = &decision.refused_by {
+                format!(
+                    "Warden denied {exposed}: agent {:?} acts for {who:?} through a delegation, and {who:?} may not use it. Ask an admin to grant {who:?} access if it needs it.",
+                    caller.agent.name
                 )
             } else {
                 format!(
