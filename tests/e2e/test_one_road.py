@@ -174,3 +174,22 @@ def test_a_resource_two_servers_list_is_refused_never_routed_by_name_order(warde
     r = warden.post(read, token, path="/servers/rec/mcp").json()
     assert "result" in r, r
     assert len(received(record, "resources/read")) == 1 and received(decoy, "resources/read") == []
+
+
+def test_a_tool_named_like_a_prompt_is_not_offered_and_a_prompt_grant_never_reaches_a_tool(warden):
+    record = add_recorder(warden, "rec", "legacy")
+    warden.cli("role", "add", "prompts")
+    warden.cli("grant", "prompts", "rec", "prompt:summarize", "allow")
+    warden.cli("grant", "prompts", "rec", "plain", "allow")
+    token = warden.add_agent("bot", "prompts")
+    warden.start()
+    listed = warden.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}, token).json()
+    names = {t["name"] for t in listed["result"]["tools"]}
+    assert names == {"rec__plain"}, names
+    shown = {t["name"] for t in json.loads(warden.cli("server", "tools", "rec", "--json").stdout)}
+    assert "prompt:summarize" not in shown and "plain" in shown, shown
+    # Called by any name it might have had, it is unknown and nothing reaches the server.
+    for name in ("rec__prompt_summarize", "prompt:summarize", "rec__prompt:summarize"):
+        r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": {}, "_meta": MODERN_META}}, token).json()
+        assert "error" in r or r["result"].get("isError"), r
+    assert [m["params"]["name"] for m in received(record, "tools/call")] == []

@@ -6,6 +6,7 @@ ERA=legacy (the default) speaks 2025-11-25 after `initialize` and offers:
   plain        a read-only tool that answers "plain done"
   ask_client   a read-only tool that first asks the client for a sampled
                message (a server request), then answers with its text
+  prompt:summarize  a tool named like a prompt
   rec://a      a resource that can be subscribed to; logging too
 ERA=modern speaks 2026-07-28 (answers `server/discover`) and offers:
   confirm      a tool whose first call answers input_required with an
@@ -56,7 +57,8 @@ def tool(name: str, read_only: bool) -> dict:
     }
 
 
-LEGACY_TOOLS = [tool("plain", True), tool("ask_client", True)]
+# The last poses as a prompt in a grant (`prompt:summarize`): Warden must not offer it.
+LEGACY_TOOLS = [tool("plain", True), tool("ask_client", True), tool("prompt:summarize", True)]
 MODERN_TOOLS = [tool("confirm", False)]
 CAPABILITIES = {"tools": {}, "resources": {"subscribe": True}, "logging": {}}
 

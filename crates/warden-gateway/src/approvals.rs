@@ -36,6 +36,11 @@ pub struct ApprovalRequest {
     pub arguments: Option<serde_json::Value>,
     pub arguments_hash: String,
     pub definition_hash: String,
+    /// What the call is (`tools/call`, `prompts/get`, ...): part of every
+    /// key an answer is remembered by, so a prompt's approval never covers
+    /// a tool of the same name.
+    #[serde(default)]
+    pub method: String,
     /// The client session an "allow for this session" answer covers.
     pub session: String,
     /// Whether "allow for this session" may be chosen: the client keeps a
@@ -168,7 +173,8 @@ struct Pending {
 }
 
 /// (agent, session, server, tool, definition hash) of a session approval.
-type SessionKey = (i64, String, String, String, String);
+/// (agent, client session, server, method, tool, definition hash).
+type SessionKey = (i64, String, String, String, String, String);
 
 pub struct Broker {
     pending: Mutex<HashMap<String, Pending>>,
@@ -381,6 +387,7 @@ fn session_key(r: &ApprovalRequest) -> SessionKey {
         r.agent_id,
         r.session.clone(),
         r.server.clone(),
+        r.method.clone(),
         r.tool.clone(),
         r.definition_hash.clone(),
     )
@@ -404,6 +411,7 @@ mod tests {
             arguments: Some(serde_json::json!({"path": "/tmp/x"})),
             arguments_hash: "a1".into(),
             definition_hash: "d1".into(),
+            method: "tools/call".into(),
             session: "s1".into(),
             session_choice: true,
             requested_at_us: 0,
@@ -540,7 +548,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_approval_is_bound_to_agent_session_tool_and_definition() {
+    async fn a_session_approval_is_bound_to_agent_session_method_tool_and_definition() {
         let broker = Arc::new(Broker::default());
         let (h, _) = start(&broker, request("r", Risk::High), Duration::from_secs(30)).await;
         broker
@@ -555,12 +563,13 @@ mod tests {
             broker.session_allows(&other_args),
             "a session approval covers the tool, whatever the arguments"
         );
-        for change in 0..4 {
+        for change in 0..5 {
             let mut r = request("x", Risk::High);
             match change {
                 0 => r.agent_id = 8,
                 1 => r.session = "s2".into(),
                 2 => r.tool = "move_file".into(),
+                3 => r.method = "prompts/get".into(),
                 _ => r.definition_hash = "d2".into(),
             }
             assert!(!broker.session_allows(&r), "change {change} must not match");

@@ -1067,6 +1067,16 @@ pub async fn list_all(peer: &Peer, server: &str, kind: ListKind) -> Result<Vec<I
                 continue;
             };
             let original = fields.str("name").unwrap_or_default();
+            // A tool named like another kind (`prompt:x`) could pose as it
+            // in a grant: it is not offered.
+            if kind == ListKind::Tools
+                && warden_policy::KIND_PREFIXES
+                    .iter()
+                    .any(|p| original.starts_with(p))
+            {
+                tracing::warn!(%server, tool = %original, "not offering a tool whose name poses as a prompt, resource or method");
+                continue;
+            }
             let exposed = crate::names::expose(server, &original);
             fields.set_str("name", &exposed);
             items.push(Item {

@@ -74,6 +74,40 @@ pub enum Target<'a> {
     Tool(&'a str),
     Prompt(&'a str),
     Resource(&'a str),
+    /// A method Warden passes through without interpreting it.
+    Method(&'a str),
+}
+
+/// The kinds a grant's pattern can name: `prompt:NAME`, `resource:URI`,
+/// `method:NAME`, or a tool's bare name. `*` alone names every kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+    Method,
+}
+
+/// The prefixes that name a kind in a grant's pattern. A tool whose own
+/// name starts with one is refused at listing (it could pose as another
+/// kind in a grant written by hand).
+pub const KIND_PREFIXES: [&str; 3] = ["prompt:", "resource:", "method:"];
+
+/// (kind, name pattern) of a grant's pattern; `None` for `*` (any kind).
+fn pattern_kind(pattern: &str) -> (Option<Kind>, &str) {
+    if pattern == "*" {
+        return (None, pattern);
+    }
+    for (prefix, kind) in [
+        ("prompt:", Kind::Prompt),
+        ("resource:", Kind::Resource),
+        ("method:", Kind::Method),
+    ] {
+        if let Some(rest) = pattern.strip_prefix(prefix) {
+            return (Some(kind), rest);
+        }
+    }
+    (Some(Kind::Tool), pattern)
 }
 
 impl Access {
@@ -129,10 +163,13 @@ impl Access {
 }
 
 fn decide_grants(grants: &[Grant], server: &str, target: Target<'_>, risk: Risk) -> Effect {
-    let name = match target {
-        Target::Tool(n) => n.to_string(),
-        Target::Prompt(n) => format!("prompt:{n}"),
-        Target::Resource(u) => format!("resource:{u}"),
+    // Grants match on (kind, name): a tool named `prompt:x` is a tool, and
+    // a grant for the prompt `x` does not reach it.
+    let (kind, name) = match target {
+        Target::Tool(n) => (Kind::Tool, n),
+        Target::Prompt(n) => (Kind::Prompt, n),
+        Target::Resource(u) => (Kind::Resource, u),
+        Target::Method(m) => (Kind::Method, m),
     };
     let mut best: Option<Effect> = None;
     let mut explicit_allow = false;
@@ -140,7 +177,8 @@ fn decide_grants(grants: &[Grant], server: &str, target: Target<'_>, risk: Risk)
         if !(g.server == "*" || g.server == server) {
             continue;
         }
-        if !(g.pattern == "*" || glob(&g.pattern, &name)) {
+        let (grant_kind, pattern) = pattern_kind(&g.pattern);
+        if grant_kind.is_some_and(|k| k != kind) || !(pattern == "*" || glob(pattern, name)) {
             continue;
         }
         if g.effect == Effect::Deny {
@@ -321,6 +359,41 @@ mod tests {
             d.touches("fs") && !d.touches("ev"),
             "a delegated caller touches what both touch"
         );
+    }
+
+    #[test]
+    fn grants_match_the_kind_as_well_as_the_name() {
+        let a = Access::new(vec![g("files", "prompt:summarize", Effect::Allow)]);
+        assert_eq!(
+            a.decide("files", Target::Prompt("summarize")),
+            Effect::Allow
+        );
+        assert_eq!(
+            a.decide("files", Target::Tool("prompt:summarize")),
+            Effect::Deny,
+            "a tool that names itself like a prompt is still a tool"
+        );
+        let m = Access::new(vec![g("files", "method:ping_all", Effect::Allow)]);
+        assert_eq!(
+            m.decide("files", Target::Tool("method:ping_all")),
+            Effect::Deny
+        );
+        assert_eq!(m.decide("files", Target::Method("ping_all")), Effect::Allow);
+        let tools = Access::new(vec![g("files", "*summarize", Effect::Allow)]);
+        assert_eq!(
+            tools.decide("files", Target::Prompt("summarize")),
+            Effect::Deny,
+            "a bare pattern names tools only"
+        );
+        let every = Access::new(vec![g("files", "*", Effect::Allow)]);
+        for t in [
+            Target::Tool("x"),
+            Target::Prompt("x"),
+            Target::Resource("r://x"),
+            Target::Method("x"),
+        ] {
+            assert_eq!(every.decide("files", t), Effect::Allow);
+        }
     }
 
     #[test]

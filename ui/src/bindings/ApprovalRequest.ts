@@ -19,6 +19,12 @@ chain: Array<string> | null, server: string, tool: string, risk: Risk, why: Arra
  */
 arguments: JsonValue | null, arguments_hash: string, definition_hash: string, 
 /**
+ * What the call is (`tools/call`, `prompts/get`, ...): part of every
+ * key an answer is remembered by, so a prompt's approval never covers
+ * a tool of the same name.
+ */
+method: string, 
+/**
  * The client session an "allow for this session" answer covers.
  */
 session: string, 

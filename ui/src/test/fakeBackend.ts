@@ -115,6 +115,7 @@ export function approval(id: string, extra: Partial<ApprovalRequest> = {}): Appr
     arguments_hash: "ah",
     definition_hash: "dh",
     session: "s1",
+    method: "tools/call",
     session_choice: true,
     requested_at_us: now,
     expires_at_us: now + 120e6,

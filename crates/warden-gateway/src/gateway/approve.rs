@@ -205,13 +205,7 @@ impl Gateway {
                 "the delegation this agent acted under ended while the approval was pending".into(),
             );
         }
-        let passthrough = format!("method:{method}");
-        let target = match method {
-            "tools/call" => Target::Tool(&r.tool),
-            "prompts/get" => Target::Prompt(&r.tool),
-            "resources/read" => Target::Resource(&r.tool),
-            _ => Target::Tool(&passthrough),
-        };
+        let target = super::decide::target_of(method, &r.tool);
         if access.decide_at(&r.server, target, r.risk) == Effect::Deny {
             return Err("the agent's access changed while the approval was pending".into());
         }

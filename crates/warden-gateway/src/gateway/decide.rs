@@ -63,7 +63,6 @@ impl Gateway {
         } else {
             target.to_string()
         };
-        let passthrough = format!("method:{method}");
         let exposed = if caller.scope.is_some() {
             tool.clone()
         } else {
@@ -88,36 +87,36 @@ impl Gateway {
         let access = &caller.agent.access;
         let mut effect = match method {
             "tools/call" if quarantined => Effect::Deny,
-            "tools/call" => access.decide_at(server, Target::Tool(target), risk),
-            "prompts/get" => access.decide(server, Target::Prompt(target)),
-            "resources/read" => access.decide(server, Target::Resource(target)),
+            "tools/call" | "prompts/get" | "resources/read" => {
+                access.decide_at(server, target_of(method, target), risk)
+            }
             // Checked by the caller against the prompt or resource it names.
             "completion/complete" => Effect::Allow,
             // Methods Warden does not interpret may do anything: a person
             // is asked unless a grant names the method.
-            _ => access.decide_at(server, Target::Tool(&passthrough), Risk::High),
+            _ => access.decide_at(server, target_of(method, target), Risk::High),
         };
         let refused_by = match &caller.agent.chain {
-            Some(chain) if effect == Effect::Deny && !quarantined => {
-                let t = match method {
-                    "tools/call" => Target::Tool(target),
-                    "prompts/get" => Target::Prompt(target),
-                    "resources/read" => Target::Resource(target),
-                    _ => Target::Tool(&passthrough),
-                };
-                access
-                    .denied_at(server, t, risk)
-                    .filter(|depth| *depth > 0)
-                    .and_then(|depth| chain.len().checked_sub(1 + depth))
-                    .and_then(|i| chain.get(i).cloned())
-            }
+            Some(chain) if effect == Effect::Deny && !quarantined => access
+                .denied_at(server, target_of(method, target), risk)
+                .filter(|depth| *depth > 0)
+                .and_then(|depth| chain.len().checked_sub(1 + depth))
+                .and_then(|i| chain.get(i).cloned()),
             _ => None,
         };
         let asked = effect == Effect::Ask;
         let mut approver = None;
         let mut request = None;
         if asked {
-            let r = self.approval_request(caller, server, &tool, risk, vetted.as_deref(), params);
+            let r = self.approval_request(
+                caller,
+                method,
+                server,
+                &tool,
+                risk,
+                vetted.as_deref(),
+                params,
+            );
             match self.already_approved(&r) {
                 Some(by) => {
                     effect = Effect::Allow;
@@ -144,9 +143,11 @@ impl Gateway {
     }
 
     /// What a person is asked about a call with these params.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn approval_request(
         &self,
         caller: &Caller,
+        method: &str,
         server: &str,
         tool: &str,
         risk: Risk,
@@ -155,9 +156,14 @@ impl Gateway {
     ) -> ApprovalRequest {
         let now = warden_store::now_us();
         let timeout = self.inner.config.read().approvals.timeout_secs;
-        // The approval binds everything the call sends but `_meta`
-        // (arguments, input responses, request state, task).
-        let (_, binding) = self.inner.redactor.arguments(Some(&bound_params(params)));
+        // The approval binds the method and everything the call sends but
+        // `_meta` (arguments, input responses, request state, task).
+        let bound_call = format!(
+            "{{\"method\":{},\"params\":{}}}",
+            serde_json::Value::from(method),
+            bound_params(params)
+        );
+        let (_, binding) = self.inner.redactor.arguments(Some(&bound_call));
         let mut bound = params.0.clone();
         bound.shift_remove("_meta");
         let args = params.0.get("arguments").map(|a| a.get());
@@ -198,6 +204,7 @@ impl Gateway {
                 || format!("stateless:{}", caller.agent.id),
                 |s| s.id.clone(),
             ),
+            method: method.to_string(),
             session_choice: caller.session.is_some(),
             requested_at_us: now,
             expires_at_us: now + (timeout as i64) * 1_000_000,
@@ -228,6 +235,17 @@ impl Gateway {
         } else {
             None
         }
+    }
+}
+
+/// What a grant is matched against for a request: the tool, prompt or
+/// resource it names, or the method itself when Warden passes it through.
+pub(super) fn target_of<'a>(method: &'a str, name: &'a str) -> Target<'a> {
+    match method {
+        "tools/call" => Target::Tool(name),
+        "prompts/get" => Target::Prompt(name),
+        "resources/read" => Target::Resource(name),
+        _ => Target::Method(method),
     }
 }
 

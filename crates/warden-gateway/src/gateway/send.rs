@@ -502,6 +502,7 @@ impl Gateway {
             let caller = call.caller();
             let r = self.approval_request(
                 &caller,
+                &call.method,
                 &call.server,
                 &d.tool,
                 d.risk,
