@@ -99,7 +99,11 @@ def test_a_write_waits_for_its_owner_and_completes_when_approved(warden, files_r
     other = warden.cli("approvals", "approve", req["id"], check=False)
     assert other.returncode != 0 and "only ana can approve" in other.stderr, other.stderr
     ana.login()
+    # The owner is shown what the call really sends; the log keeps it masked.
+    [mine] = pending(warden)
+    assert mine["sent"]["api_key"] == "sk-live-0123456789abcdef" and mine["arguments"]["api_key"].startswith("[redacted:"), mine
     shown = warden.cli("approvals", "list").stdout
+    assert "sk-live-0123456789abcdef" in shown
     assert "ana-bot" in shown and "write_file on fs" in shown and "risk:      high" in shown
     warden.cli("approvals", "approve", req["id"])
     result, progress = result_of(f)

@@ -102,9 +102,12 @@ fn describe(r: &ApprovalRequest) -> String {
         .as_ref()
         .map(|c| format!("\n  via:       {}", safe(&c.join(" → "))))
         .unwrap_or_default();
+    // What the call really sends when this person may approve it; the
+    // log's form (secrets masked) otherwise.
     let args = r
-        .arguments
+        .sent
         .as_ref()
+        .or(r.arguments.as_ref())
         .and_then(|a| serde_json::to_string_pretty(a).ok())
         .unwrap_or_else(|| "(none)".into());
     let args = safe_lines(&args).replace('\n', "\n             ");

@@ -32,8 +32,15 @@ pub struct ApprovalRequest {
     pub tool: String,
     pub risk: Risk,
     pub why: Vec<String>,
-    /// The arguments with secrets redacted.
+    /// The arguments as the activity log keeps them: secrets redacted, long
+    /// strings cut.
     pub arguments: Option<serde_json::Value>,
+    /// What the call will send, unredacted and whole. Only the person who
+    /// may approve it is shown this (the API clears it for anyone else); it
+    /// is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub sent: Option<serde_json::Value>,
     pub arguments_hash: String,
     pub definition_hash: String,
     /// What the call is (`tools/call`, `prompts/get`, ...): part of every
@@ -412,6 +419,7 @@ mod tests {
             arguments_hash: "a1".into(),
             definition_hash: "d1".into(),
             method: "tools/call".into(),
+            sent: None,
             session: "s1".into(),
             session_choice: true,
             requested_at_us: 0,

@@ -15,9 +15,16 @@ person: string | null,
  */
 chain: Array<string> | null, server: string, tool: string, risk: Risk, why: Array<string>, 
 /**
- * The arguments with secrets redacted.
+ * The arguments as the activity log keeps them: secrets redacted, long
+ * strings cut.
  */
-arguments: JsonValue | null, arguments_hash: string, definition_hash: string, 
+arguments: JsonValue | null, 
+/**
+ * What the call will send, unredacted and whole. Only the person who
+ * may approve it is shown this (the API clears it for anyone else); it
+ * is never stored.
+ */
+sent?: JsonValue, arguments_hash: string, definition_hash: string, 
 /**
  * What the call is (`tools/call`, `prompts/get`, ...): part of every
  * key an answer is remembered by, so a prompt's approval never covers

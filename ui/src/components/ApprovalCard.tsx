@@ -12,7 +12,7 @@ import type { ApprovalRequest } from "../types";
 import { Countdown } from "./Countdown";
 import { DelegationChain } from "./DelegationChain";
 import { ErrorAlert } from "./ErrorAlert";
-import { JsonBlock } from "./JsonBlock";
+import { SentArguments } from "./SentArguments";
 import { RiskBadge } from "./RiskBadge";
 
 export type Choice = "once" | "session" | "always" | "deny";
@@ -151,7 +151,7 @@ export function ApprovalCard({
         <Text size="sm" fw={500}>
           What it will send
         </Text>
-        <JsonBlock value={request.arguments} testId="prompt-args" />
+        <SentArguments sent={request.sent} logged={request.arguments} testId="prompt-args" />
       </Stack>
 
       <Countdown requestedUs={request.requested_at_us} expiresUs={request.expires_at_us} testId="prompt-countdown" />

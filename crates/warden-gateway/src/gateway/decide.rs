@@ -171,16 +171,20 @@ impl Gateway {
         let mut shown: Option<serde_json::Value> = arguments
             .as_deref()
             .and_then(|a| serde_json::from_str(a).ok());
+        // The same, as sent: for the person deciding (the log keeps `shown`).
+        let mut sent: Option<serde_json::Value> = args.and_then(|a| serde_json::from_str(a).ok());
         bound.shift_remove("arguments");
         bound.shift_remove("name");
         bound.shift_remove("uri");
         if !bound.is_empty() {
             let extra = serde_json::to_string(&bound).unwrap_or_default();
+            let real: serde_json::Value = serde_json::from_str(&extra).unwrap_or_default();
             let (extra, _) = self.inner.redactor.arguments(Some(&extra));
             let extra: serde_json::Value = extra
                 .and_then(|e| serde_json::from_str(&e).ok())
                 .unwrap_or_default();
             shown = Some(serde_json::json!({"arguments": shown, "also sent": extra}));
+            sent = Some(serde_json::json!({"arguments": sent, "also sent": real}));
         }
         ApprovalRequest {
             id: random_id(),
@@ -196,6 +200,7 @@ impl Gateway {
                 |t| t.why.clone(),
             ),
             arguments: shown,
+            sent,
             arguments_hash: binding.unwrap_or_default(),
             definition_hash: vetted
                 .map(|t| t.definition_hash.clone())
