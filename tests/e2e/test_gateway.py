@@ -436,3 +436,23 @@ def test_listen_streams_carry_only_what_the_agent_may_use(warden):
     assert "notifications/tools/list_changed" in heard["insider"], heard
     time.sleep(0.5)
     assert "notifications/tools/list_changed" not in heard["outsider"], "an agent with nothing on conf hears nothing of it"
+
+
+def test_concurrent_server_adds_all_survive_a_restart(warden):
+    """Many `warden server add` at once, against a running gateway and with
+    none running: every one is in config.toml and comes back after a restart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def add_all(prefix: str) -> None:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            outs = list(pool.map(lambda i: warden.cli("server", "add", f"{prefix}{i}", "--", sys.executable, str(FIXTURE), check=False), range(16)))
+        for o in outs:
+            assert o.returncode == 0 and "Added server" in o.stdout, (o.stdout, o.stderr)
+
+    warden.start(settle=False)
+    add_all("live")
+    warden.stop()
+    add_all("cold")
+    warden.start(settle=False)
+    names = {s["name"] for s in warden.servers()}
+    assert names == {f"live{i}" for i in range(16)} | {f"cold{i}" for i in range(16)}, sorted(names)

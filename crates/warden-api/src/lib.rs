@@ -1293,19 +1293,15 @@ impl Api {
         }
         match &self.gateway {
             Some(gw) => gw.add_server(name, spec).await?,
-            None => {
-                let mut config = self.load_config()?;
+            None => Config::update(&self.config_path, |config| {
                 if config.servers.contains_key(name) {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "a server named {name:?} already exists; remove it first or pick another name"
-                        ),
-                    ));
+                    return Err(warden_gateway::Error::Conflict(format!(
+                        "a server named {name:?} already exists; remove it first or pick another name"
+                    )));
                 }
                 config.servers.insert(name.to_string(), spec);
-                config.save(&self.config_path)?;
-            }
+                Ok(())
+            })?,
         }
         self.record("server.added", Some(name), None, detail)
             .await?;
@@ -1315,16 +1311,14 @@ impl Api {
     async fn server_remove(&self, name: &str) -> ApiResult<Response> {
         match &self.gateway {
             Some(gw) => gw.remove_server(name).await?,
-            None => {
-                let mut config = self.load_config()?;
-                if config.servers.remove(name).is_none() {
-                    return Err(ApiError::new(
-                        ErrorCode::NotFound,
-                        format!("no server is named {name:?}"),
-                    ));
+            None => Config::update(&self.config_path, |config| {
+                match config.servers.remove(name) {
+                    Some(_) => Ok(()),
+                    None => Err(warden_gateway::Error::NotFound(format!(
+                        "no server is named {name:?}"
+                    ))),
                 }
-                config.save(&self.config_path)?;
-            }
+            })?,
         }
         self.record("server.removed", Some(name), None, None)
             .await?;

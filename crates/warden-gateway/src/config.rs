@@ -304,6 +304,31 @@ impl Config {
         Ok(())
     }
 
+    /// Changes the file at `path` under an exclusive lock that every Warden
+    /// process takes to change it: reads it, applies `change`, writes it
+    /// atomically. Changes from many processes at once all survive; `change`
+    /// failing leaves the file as it was.
+    pub fn update<T>(path: &Path, change: impl FnOnce(&mut Config) -> Result<T>) -> Result<T> {
+        let lock_path = path.with_extension("toml.lock");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Config(format!("could not create {}: {e}", dir.display())))?;
+        }
+        let lock = warden_store::private::create_file(
+            &lock_path,
+            warden_store::private::Existing::Keep,
+        )
+        .map_err(|e| Error::Config(format!("could not open {}: {e}", lock_path.display())))?;
+        lock.lock()
+            .map_err(|e| Error::Config(format!("could not lock {}: {e}", lock_path.display())))?;
+        let mut config = Config::load(path)?;
+        let out = change(&mut config)?;
+        config.save(path)?;
+        // The lock ends with the file handle.
+        drop(lock);
+        Ok(out)
+    }
+
     /// Writes atomically (temp file + rename) with mode 0600.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self)

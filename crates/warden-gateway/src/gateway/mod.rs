@@ -230,6 +230,8 @@ struct Inner {
     store: Store,
     config_path: PathBuf,
     config: RwLock<Config>,
+    /// Held while a change is written to `config_path`.
+    config_changes: tokio::sync::Mutex<()>,
     upstreams: RwLock<BTreeMap<String, Arc<Upstream>>>,
     agents: RwLock<HashMap<String, AgentRef>>,
     delegations: RwLock<HashMap<String, Delegation>>,
@@ -265,6 +267,12 @@ pub struct Gateway {
 
 const PAGE_SIZE: usize = 1000;
 
+fn conflict(name: &str) -> Error {
+    Error::Conflict(format!(
+        "a server named {name:?} already exists; remove it first or pick another name"
+    ))
+}
+
 impl Gateway {
     /// Starts every configured server and loads the agents. Must run inside a
     /// tokio runtime.
@@ -281,6 +289,7 @@ impl Gateway {
                 store,
                 config_path,
                 config: RwLock::new(config.clone()),
+                config_changes: tokio::sync::Mutex::new(()),
                 upstreams: RwLock::new(BTreeMap::new()),
                 agents: RwLock::new(HashMap::new()),
                 delegations: RwLock::new(HashMap::new()),
@@ -593,26 +602,38 @@ impl Gateway {
     /// Adds (or replaces) a server: saved to the configuration, started now.
     pub async fn add_server(&self, name: &str, spec: ServerSpec) -> Result<()> {
         spec.validate(name)?;
-        let mut config = self.config();
-        if config.servers.contains_key(name) {
-            return Err(Error::Conflict(format!(
-                "a server named {name:?} already exists; remove it first or pick another name"
-            )));
+        // One change at a time, here and (through the file's lock) in any
+        // other process: none is lost.
+        let _one = self.inner.config_changes.lock().await;
+        if self.inner.config.read().servers.contains_key(name) {
+            return Err(conflict(name));
         }
-        config.servers.insert(name.to_string(), spec.clone());
-        config.save(&self.inner.config_path)?;
-        *self.inner.config.write() = config;
+        Config::update(&self.inner.config_path, |file| {
+            if file.servers.contains_key(name) {
+                return Err(conflict(name));
+            }
+            file.servers.insert(name.to_string(), spec.clone());
+            Ok(())
+        })?;
+        self.inner
+            .config
+            .write()
+            .servers
+            .insert(name.to_string(), spec.clone());
         self.launch(name.to_string(), spec);
         Ok(())
     }
 
     pub async fn remove_server(&self, name: &str) -> Result<()> {
-        let mut config = self.config();
-        if config.servers.remove(name).is_none() {
+        let _one = self.inner.config_changes.lock().await;
+        if !self.inner.config.read().servers.contains_key(name) {
             return Err(Error::NotFound(format!("no server is named {name:?}")));
         }
-        config.save(&self.inner.config_path)?;
-        *self.inner.config.write() = config;
+        Config::update(&self.inner.config_path, |file| {
+            file.servers.remove(name);
+            Ok(())
+        })?;
+        self.inner.config.write().servers.remove(name);
         let up = self.inner.upstreams.write().remove(name);
         if let Some(up) = up {
             up.stop().await;
