@@ -719,7 +719,7 @@ mod tests {
     async fn the_loopback_takes_one_answer_with_its_state_then_closes() {
         let lb = Loopback::bind(None).await.expect("bind");
         let redirect = lb.redirect_uri.clone();
-        let guard = Guard::new(super::super::guard::system_resolver(), false);
+        let guard = Guard::new(super::super::guard::system_resolver(), false, true);
         let a =
             authorize(&server(), &registration(), "r", None, &redirect, &guard).expect("authorize");
         let state = a.state.secret().clone();
@@ -758,7 +758,7 @@ mod tests {
     #[tokio::test]
     async fn nobody_answering_times_out() {
         let lb = Loopback::bind(None).await.expect("bind");
-        let guard = Guard::new(super::super::guard::system_resolver(), false);
+        let guard = Guard::new(super::super::guard::system_resolver(), false, true);
         let redirect = lb.redirect_uri.clone();
         let a =
             authorize(&server(), &registration(), "r", None, &redirect, &guard).expect("authorize");
@@ -769,7 +769,7 @@ mod tests {
     #[test]
     fn the_authorization_request_carries_pkce_state_and_resource() {
         let m = server();
-        let guard = Guard::new(super::super::guard::system_resolver(), false);
+        let guard = Guard::new(super::super::guard::system_resolver(), false, true);
         let a = authorize(
             &m,
             &registration(),

@@ -3,7 +3,9 @@
 //! (loopback exempt). A discovery, metadata or token URL whose host
 //! resolves to a private, link-local, shared or cloud-metadata address is
 //! refused unless the admin configured the server itself on such a
-//! network. Resolution is injectable, so tests can point a name at
+//! network; one on this computer (loopback) is refused unless the server
+//! itself is on this computer, so a public server's 401 or metadata cannot
+//! point Warden's sign-in at a local service. Resolution is injectable, so tests can point a name at
 //! 169.254.169.254 without a packet leaving loopback.
 //!
 //! [`Guard::send`] is the only way the OAuth and OpenID code reaches the
@@ -39,6 +41,8 @@ pub struct Guard {
     /// The admin configured the server on a private network: its
     /// authorization URLs may be private too (never link-local/metadata).
     allow_private: bool,
+    /// The server is on this computer: its authorization URLs may be too.
+    allow_loopback: bool,
 }
 
 fn is_loopback(ip: &IpAddr) -> bool {
@@ -84,27 +88,31 @@ fn is_private(ip: &IpAddr) -> bool {
 }
 
 impl Guard {
-    pub fn new(resolver: Resolver, allow_private: bool) -> Guard {
+    pub fn new(resolver: Resolver, allow_private: bool, allow_loopback: bool) -> Guard {
         Guard {
             resolver,
             allow_private,
+            allow_loopback,
         }
     }
 
     /// A guard for a server at `server_url`: private addresses are allowed
-    /// when the server itself resolves to one (the admin put it there).
+    /// when the server itself resolves to one (the admin put it there), and
+    /// loopback ones only when the server itself is on this computer.
     pub fn for_server(resolver: Resolver, server_url: &Url) -> Guard {
-        let private = server_url
+        let ips = server_url
             .host_str()
             .and_then(|h| {
-                (resolver)(
-                    h.trim_matches(['[', ']']),
-                    server_url.port_or_known_default()?,
-                )
-                .ok()
+                let h = h.trim_matches(['[', ']']);
+                match h.parse::<IpAddr>() {
+                    Ok(ip) => Some(vec![ip]),
+                    Err(_) => (resolver)(h, server_url.port_or_known_default()?).ok(),
+                }
             })
-            .is_some_and(|ips| ips.iter().any(is_private));
-        Guard::new(resolver, private)
+            .unwrap_or_default();
+        let private = ips.iter().any(is_private);
+        let loopback = !ips.is_empty() && ips.iter().all(is_loopback);
+        Guard::new(resolver, private, loopback)
     }
 
     /// Checks a URL before it is fetched. `what` names it in the error.
@@ -147,6 +155,11 @@ impl Guard {
         if let Some(bad) = ips.iter().find(|ip| is_forbidden(ip)) {
             return Err(OAuthError::Refused(format!(
                 "the {what} {url} points at {bad}, a link-local or cloud metadata address; Warden does not fetch those"
+            )));
+        }
+        if !self.allow_loopback && ips.iter().any(is_loopback) {
+            return Err(OAuthError::Refused(format!(
+                "the {what} {url} points at this computer while the server is elsewhere; Warden refuses that, so a server cannot aim its sign-in at a service running here"
             )));
         }
         if !self.allow_private && !loopback && ips.iter().any(is_private) {
@@ -289,7 +302,7 @@ mod tests {
 
     #[test]
     fn https_public_and_loopback_http_pass() {
-        let g = Guard::new(resolver(HOSTS), false);
+        let g = Guard::new(resolver(HOSTS), false, true);
         assert!(
             g.check("https://auth.example.com/token", "token URL")
                 .is_ok()
@@ -300,8 +313,41 @@ mod tests {
     }
 
     #[test]
+    fn loopback_is_for_a_server_on_this_computer_only() {
+        let public = Guard::for_server(
+            resolver(HOSTS),
+            &Url::parse("https://auth.example.com/mcp").expect("url"),
+        );
+        for url in [
+            "http://localhost:3001/token",
+            "http://127.0.0.1:3001/token",
+            "https://[::1]/token",
+        ] {
+            let r = public.check(url, "token URL");
+            assert!(
+                matches!(&r, Err(OAuthError::Refused(m)) if m.contains("points at this computer")),
+                "{url}: {r:?}"
+            );
+        }
+        let local = Guard::for_server(
+            resolver(HOSTS),
+            &Url::parse("http://127.0.0.1:8080/mcp").expect("url"),
+        );
+        assert!(
+            local
+                .check("http://localhost:3001/token", "token URL")
+                .is_ok()
+        );
+        assert!(
+            local
+                .check("https://auth.example.com/token", "token URL")
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn metadata_link_local_and_private_addresses_are_refused() {
-        let g = Guard::new(resolver(HOSTS), false);
+        let g = Guard::new(resolver(HOSTS), false, false);
         for url in [
             "https://metadata.example.com/.well-known/oauth-authorization-server",
             "https://v6meta.example.com/x",
