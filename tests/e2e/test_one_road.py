@@ -193,3 +193,17 @@ def test_a_tool_named_like_a_prompt_is_not_offered_and_a_prompt_grant_never_reac
         r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": {}, "_meta": MODERN_META}}, token).json()
         assert "error" in r or r["result"].get("isError"), r
     assert [m["params"]["name"] for m in received(record, "tools/call")] == []
+
+
+def test_a_passed_through_request_is_recorded_with_its_params_and_their_hash(warden):
+    record = add_recorder(warden, "rec", "legacy")
+    token = warden.add_agent("bot")
+    warden.start()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "custom/report", "params": {"period": "q3", "_meta": MODERN_META}}
+    r = warden.post(body, token, path="/servers/rec/mcp").json()
+    assert "result" in r, r
+    [got] = received(record, "custom/report")
+    assert got["params"]["period"] == "q3"
+    [row] = [r for r in log(warden, "--server", "rec") if r["kind"] == "request.requested"]
+    assert row["tool"] == "custom/report" and row["arguments_hash"], row
+    assert json.loads(row["arguments"]) == {"period": "q3"}, row
