@@ -342,6 +342,13 @@ def test_list_changes_reach_open_sessions_and_server_requests_reach_the_caller(w
             with anyio.fail_after(10):
                 while "notifications/tools/list_changed" not in notes:
                     await anyio.sleep(0.05)
+            # A tool a server adds later waits for an admin, on any server.
+            with anyio.fail_after(10):
+                while "added_later" not in warden.cli("tool", "quarantined").stdout:
+                    await anyio.sleep(0.1)
+            assert "conf__added_later" not in {t.name for t in (await client.list_tools()).tools}
+            warden.cli("tool", "accept", "conf", "added_later", "--yes")
+            with anyio.fail_after(10):
                 while "conf__added_later" not in {t.name for t in (await client.list_tools()).tools}:
                     await anyio.sleep(0.05)
             r = await client.call_tool("conf__added_later", {})

@@ -269,8 +269,8 @@ enum ServerCommand {
     Remove {
         name: String,
     },
-    /// Trust a server's own annotations (a read-only tool may then be low risk); new tools it adds
-    /// later are quarantined for review unless --auto-trust-new-tools.
+    /// Trust a server's own annotations (a read-only tool may then be low risk). Tools any server
+    /// adds later wait for an admin's review; with --auto-trust-new-tools this one's do not.
     Trust {
         name: String,
         #[arg(long)]

@@ -198,7 +198,10 @@ pub fn build(
             definition: text,
         })
         .collect();
-    let review_new = policy.trusted && !policy.auto_trust_new;
+    // A tool that appears after the first catalog (new, or an old one
+    // renamed) waits for an admin on every server, unless the server is
+    // set to trust new tools.
+    let review_new = !policy.auto_trust_new;
     let changes = warden_store::tools::reconcile(conn, server, &presented, review_new)?;
     let pins: HashMap<String, warden_store::tools::Pin> =
         warden_store::tools::pins(conn, Some(server))?
