@@ -207,3 +207,29 @@ def test_a_passed_through_request_is_recorded_with_its_params_and_their_hash(war
     [row] = [r for r in log(warden, "--server", "rec") if r["kind"] == "request.requested"]
     assert row["tool"] == "custom/report" and row["arguments_hash"], row
     assert json.loads(row["arguments"]) == {"period": "q3"}, row
+
+
+def test_an_input_required_retry_is_checked_again_even_when_nobody_was_asked(warden):
+    """A call allowed without asking: if the agent loses its access while
+    the client answers the server's question, the retry is not sent."""
+    record = add_recorder(warden, "rec", "modern")
+    warden.cli("role", "add", "confirmer")
+    warden.cli("grant", "confirmer", "rec", "confirm", "allow")
+    token = warden.add_agent("bot", "confirmer")
+    warden.start()
+
+    async def main():
+        async def on_elicit(context, params):
+            # While the question is open, an admin takes the agent's access away.
+            await anyio.to_thread.run_sync(lambda: warden.cli("grant", "confirmer", "rec", "confirm", "deny"))
+            return mcp.types.ElicitResult(action="accept", content={"ok": True})
+
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=60)
+        async with http, Client(streamable_http_client(warden.url, http_client=http), mode="legacy",
+                                elicitation_callback=on_elicit) as client:
+            return await client.call_tool("rec__confirm", {"note": "n"})
+
+    r = anyio.run(main)
+    assert r.is_error and "access changed while the call was waiting" in r.content[0].text, r
+    assert len(received(record, "tools/call")) == 1, "the retry never reached the server"
+    assert not [r for r in log(warden, "--agent", "bot") if r["kind"] == "tool_call.retried"]

@@ -109,50 +109,7 @@ impl Gateway {
                         "failed",
                     ));
                 }
-                // The agent must still be allowed to ask: not revoked, its
-                // grants not turned to deny, its delegation not ended.
-                if let Err(why) = self.still_allowed(&r, method) {
-                    return Err((format!("Warden blocked {exposed}: {why}"), "denied"));
-                }
-                // A tool must still be the one that was approved.
-                if method == "tools/call" {
-                    let current = self
-                        .index(up)
-                        .await
-                        .ok()
-                        .and_then(|ix| ix.tools.get(&r.tool).cloned());
-                    match current {
-                        // Raised while the person was deciding (an admin set
-                        // it critical): what they approved was less.
-                        Some(t) if t.risk > r.risk => {
-                            return Err((
-                                format!(
-                                    "Warden blocked {exposed}: an admin raised the tool's risk to {} while the approval was pending, so the approval no longer applies. Ask again.",
-                                    t.risk.as_str()
-                                ),
-                                "denied",
-                            ));
-                        }
-                        Some(t)
-                            if t.state.usable()
-                                && Some(t.definition_hash.as_str()) == vetted_hash =>
-                        {
-                            if t.state == warden_store::tools::PinState::Seen {
-                                self.pin(&r.server, &r.tool, &t.definition_hash)
-                                    .await
-                                    .map_err(|w| (w, "failed"))?;
-                            }
-                        }
-                        _ => {
-                            return Err((
-                                format!(
-                                    "Warden blocked {exposed}: the server changed the tool while the approval was pending, so the approval no longer applies. Ask again."
-                                ),
-                                "denied",
-                            ));
-                        }
-                    }
-                }
+                self.recheck(up, &r, method, exposed, vetted_hash).await?;
                 if choice == Choice::Always {
                     self.add_standing(&r, &by).await;
                 }
@@ -177,6 +134,61 @@ impl Gateway {
         Err((why, result))
     }
 
+    /// Checks again, just before a message leaves after a wait (a person's
+    /// answer, an input_required round): the agent may still make the call,
+    /// and a tool is still the one decided on, usable, at no higher risk.
+    pub(super) async fn recheck(
+        &self,
+        up: &Upstream,
+        r: &ApprovalRequest,
+        method: &str,
+        exposed: &str,
+        vetted_hash: Option<&str>,
+    ) -> std::result::Result<(), (String, &'static str)> {
+        // The agent must still be allowed to ask: not revoked, its grants
+        // not turned to deny, its delegation not ended.
+        if let Err(why) = self.still_allowed(r, method) {
+            return Err((format!("Warden blocked {exposed}: {why}"), "denied"));
+        }
+        // A tool must still be the one that was approved.
+        if method == "tools/call" {
+            let current = self
+                .index(up)
+                .await
+                .ok()
+                .and_then(|ix| ix.tools.get(&r.tool).cloned());
+            match current {
+                // Raised while the person was deciding (an admin set
+                // it critical): what they approved was less.
+                Some(t) if t.risk > r.risk => {
+                    return Err((
+                        format!(
+                            "Warden blocked {exposed}: an admin raised the tool's risk to {} while the call was waiting, so what was decided no longer applies. Ask again.",
+                            t.risk.as_str()
+                        ),
+                        "denied",
+                    ));
+                }
+                Some(t) if t.state.usable() && Some(t.definition_hash.as_str()) == vetted_hash => {
+                    if t.state == warden_store::tools::PinState::Seen {
+                        self.pin(&r.server, &r.tool, &t.definition_hash)
+                            .await
+                            .map_err(|w| (w, "failed"))?;
+                    }
+                }
+                _ => {
+                    return Err((
+                        format!(
+                            "Warden blocked {exposed}: the server changed the tool while the call was waiting, so what was decided no longer applies. Ask again."
+                        ),
+                        "denied",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the agent behind an approved request may still make it.
     pub(super) fn still_allowed(
         &self,
@@ -190,9 +202,7 @@ impl Gateway {
             .values()
             .find(|a| a.id == r.agent_id)
             .map(|a| a.access.clone())
-            .ok_or(
-                "the agent's credential was revoked or suspended while the approval was pending",
-            )?;
+            .ok_or("the agent's credential was revoked or suspended while the call was waiting")?;
         if r.chain.is_some()
             && !self
                 .inner
@@ -202,12 +212,12 @@ impl Gateway {
                 .any(|d| d.agent.id == r.agent_id)
         {
             return Err(
-                "the delegation this agent acted under ended while the approval was pending".into(),
+                "the delegation this agent acted under ended while the call was waiting".into(),
             );
         }
         let target = super::decide::target_of(method, &r.tool);
         if access.decide_at(&r.server, target, r.risk) == Effect::Deny {
-            return Err("the agent's access changed while the approval was pending".into());
+            return Err("the agent's access changed while the call was waiting".into());
         }
         Ok(())
     }

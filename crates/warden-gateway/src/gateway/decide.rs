@@ -31,6 +31,10 @@ pub(super) struct Decision {
     /// The log's redacted form of what is sent, and its keyed hash.
     pub arguments: Option<String>,
     pub arguments_hash: Option<String>,
+    /// For a tool or prompt: what else the request sends beside its name and
+    /// arguments (input responses, request state, a task), redacted, with
+    /// its keyed hash.
+    pub also_sent: Option<(String, String)>,
 }
 
 impl Gateway {
@@ -58,6 +62,24 @@ impl Gateway {
             _ => Some(bound_params(params)),
         };
         let (arguments, arguments_hash) = self.inner.redactor.arguments(recorded.as_deref());
+        let also_sent = match method {
+            "tools/call" | "prompts/get" => {
+                let mut rest = params.0.clone();
+                for k in ["_meta", "name", "arguments"] {
+                    rest.shift_remove(k);
+                }
+                if rest.is_empty() {
+                    None
+                } else {
+                    let raw = serde_json::to_string(&rest).unwrap_or_default();
+                    match self.inner.redactor.arguments(Some(&raw)) {
+                        (Some(text), Some(hash)) => Some((text, hash)),
+                        _ => None,
+                    }
+                }
+            }
+            _ => None,
+        };
         let tool = if target.is_empty() {
             method.to_string()
         } else {
@@ -139,6 +161,7 @@ impl Gateway {
             refused_by,
             arguments,
             arguments_hash,
+            also_sent,
         })
     }
 

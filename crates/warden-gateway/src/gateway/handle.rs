@@ -158,6 +158,9 @@ impl Gateway {
                         ),
                     ));
                 }
+                if self.paused() && method == "resources/subscribe" {
+                    return denial(&id, &method, PAUSED, modern);
+                }
                 // What the session's subscriptions send upstream is
                 // recorded as each joins or leaves the set.
                 let mut uri_only = Params::default();

@@ -30,10 +30,10 @@ impl Gateway {
         None
     }
 
-    /// The server a resource URI goes to: the one server that lists it,
-    /// else the one whose templates match it, else the only server with
-    /// resources. A URI more than one server claims is refused, never routed
-    /// by name order (a server could otherwise list another's URIs to
+    /// The server a resource URI goes to: the one server that lists it or
+    /// whose templates match it, else (with every server up) the only server
+    /// with resources. A URI more than one server claims is refused, never
+    /// routed by name order (a server could otherwise list another's URIs to
     /// receive their reads). `Err` says why, for the client.
     pub(super) fn route_uri(
         &self,
@@ -57,31 +57,28 @@ impl Gateway {
                 ))),
             }
         };
-        let listing: Vec<_> = ups
+        // Every server that claims the URI, by listing it or by a template
+        // that matches it: one may have it; two is a conflict to refuse
+        // (one listing a URI must not take it from another's template).
+        let claiming: Vec<_> = ups
             .iter()
             .filter(|u| {
-                u.catalog()
-                    .resources
-                    .iter()
-                    .any(|r| r.uri.as_deref() == Some(uri))
+                let c = u.catalog();
+                c.resources.iter().any(|r| r.uri.as_deref() == Some(uri))
+                    || c.templates.iter().any(|t| {
+                        t.uri_template
+                            .as_deref()
+                            .is_some_and(|tpl| template_matches(tpl, uri))
+                    })
             })
             .collect();
-        if let Some(r) = one(listing) {
+        if let Some(r) = one(claiming) {
             return r;
         }
-        let matching: Vec<_> = ups
-            .iter()
-            .filter(|u| {
-                u.catalog().templates.iter().any(|t| {
-                    t.uri_template
-                        .as_deref()
-                        .is_some_and(|tpl| template_matches(tpl, uri))
-                })
-            })
-            .collect();
-        if let Some(r) = one(matching) {
-            return r;
-        }
+        // Nobody claims it: the only server with resources may have it, but
+        // only while every server is up (one that is restarting might be
+        // the one that has it).
+        let all_ready = self.inner.upstreams.read().len() == ups.len();
         let with_resources: Vec<_> = ups
             .iter()
             .filter(|u| {
@@ -90,7 +87,7 @@ impl Gateway {
             })
             .collect();
         match with_resources.as_slice() {
-            [up] => Ok(up.name.clone()),
+            [up] if all_ready => Ok(up.name.clone()),
             _ => Err(format!("no connected server offers the resource {uri}")),
         }
     }

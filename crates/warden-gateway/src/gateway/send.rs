@@ -134,6 +134,13 @@ impl Gateway {
                 .into(),
             ),
             approver: decision.approver.clone(),
+            detail: decision.also_sent.as_ref().map(|(text, hash)| {
+                serde_json::json!({
+                    "also_sent": serde_json::from_str::<serde_json::Value>(text).unwrap_or_default(),
+                    "also_sent_hash": hash,
+                })
+                .to_string()
+            }),
             ..Default::default()
         };
         if decision.effect == Effect::Deny {
@@ -147,7 +154,13 @@ impl Gateway {
                 .into(),
             );
             if let Some(who) = &decision.refused_by {
-                requested.detail = Some(serde_json::json!({"refused_by": who}).to_string());
+                let mut detail: serde_json::Value = requested
+                    .detail
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok())
+                    .unwrap_or_else(|| serde_json::json!({}));
+                detail["refused_by"] = serde_json::json!(who);
+                requested.detail = Some(detail.to_string());
             }
             if let Err(e) = self.inner.store.activity().append(requested).await {
                 tracing::error!(error = %e, "could not record a refused call");
@@ -496,28 +509,39 @@ impl Gateway {
         if self.paused() {
             return Err(Stopped::Refused(PAUSED.into(), "refused"));
         }
-        let d = &call.decision;
-        let mut approver = None;
-        if d.asked {
-            let caller = call.caller();
-            let r = self.approval_request(
-                &caller,
-                &call.method,
-                &call.server,
-                &d.tool,
-                d.risk,
-                d.vetted.as_deref(),
-                params,
-            );
-            match self.already_approved(&r) {
-                Some(by) => approver = Some(by),
-                None => {
-                    self.approve(call, r, out_tx)
-                        .await
-                        .map_err(|(why, outcome)| Stopped::Refused(why, outcome))?;
-                }
-            }
+        if call.cancel.is_cancelled() {
+            return Err(Stopped::Peer(upstream::PeerError::Cancelled));
         }
+        let d = &call.decision;
+        let caller = call.caller();
+        let r = self.approval_request(
+            &caller,
+            &call.method,
+            &call.server,
+            &d.tool,
+            d.risk,
+            d.vetted.as_deref(),
+            params,
+        );
+        // Asked again when a person had to approve the call, unless these
+        // params stand approved (or the tool is approved for the session);
+        // checked again in any case: access, the tool's definition and risk.
+        let approver = match (d.asked, self.already_approved(&r)) {
+            (true, None) => {
+                let (by, _) = self
+                    .approve(call, r, out_tx)
+                    .await
+                    .map_err(|(why, outcome)| Stopped::Refused(why, outcome))?;
+                Some(by)
+            }
+            (asked, standing) => {
+                let vetted_hash = d.vetted.as_ref().map(|t| t.definition_hash.as_str());
+                self.recheck(&call.up, &r, &call.method, &d.exposed, vetted_hash)
+                    .await
+                    .map_err(|(why, outcome)| Stopped::Refused(why, outcome))?;
+                if asked { standing } else { d.approver.clone() }
+            }
+        };
         let (arguments, arguments_hash) =
             self.inner.redactor.arguments(Some(&bound_params(params)));
         let mut event = call.event("retried");
