@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = flow::check_callback(&expected, s);
         // Every name resolves to one public address: no lookup, no packet.
         let public = std::net::IpAddr::from([93, 184, 216, 34]);
-        let guard = Guard::new(Arc::new(move |_: &str, _: u16| Ok(vec![public])), false);
+        let guard = Guard::new(Arc::new(move |_: &str, _: u16| Ok(vec![public])), false, false);
         let _ = guard.check(s, "fuzzed URL");
     }
     if let Ok(m) = serde_json::from_slice::<AuthServer>(data) {
