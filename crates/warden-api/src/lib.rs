@@ -1293,15 +1293,10 @@ impl Api {
         }
         match &self.gateway {
             Some(gw) => gw.add_server(name, spec).await?,
-            None => Config::update(&self.config_path, |config| {
-                if config.servers.contains_key(name) {
-                    return Err(warden_gateway::Error::Conflict(format!(
-                        "a server named {name:?} already exists; remove it first or pick another name"
-                    )));
-                }
-                config.servers.insert(name.to_string(), spec);
-                Ok(())
-            })?,
+            None => {
+                let (path, n) = (self.config_path.clone(), name.to_string());
+                blocking(move || Ok(Config::add_server_to(&path, &n, spec)?)).await?
+            }
         }
         self.record("server.added", Some(name), None, detail)
             .await?;
@@ -1311,14 +1306,10 @@ impl Api {
     async fn server_remove(&self, name: &str) -> ApiResult<Response> {
         match &self.gateway {
             Some(gw) => gw.remove_server(name).await?,
-            None => Config::update(&self.config_path, |config| {
-                match config.servers.remove(name) {
-                    Some(_) => Ok(()),
-                    None => Err(warden_gateway::Error::NotFound(format!(
-                        "no server is named {name:?}"
-                    ))),
-                }
-            })?,
+            None => {
+                let (path, n) = (self.config_path.clone(), name.to_string());
+                blocking(move || Ok(Config::remove_server_from(&path, &n)?)).await?
+            }
         }
         self.record("server.removed", Some(name), None, None)
             .await?;

@@ -329,6 +329,27 @@ impl Config {
         Ok(out)
     }
 
+    /// Adds a server to the file under its lock; a name taken there is a
+    /// conflict. Blocking: call it off the async runtime.
+    pub fn add_server_to(path: &Path, name: &str, spec: ServerSpec) -> Result<()> {
+        Config::update(path, |file| {
+            if file.servers.contains_key(name) {
+                return Err(server_exists(name));
+            }
+            file.servers.insert(name.to_string(), spec);
+            Ok(())
+        })
+    }
+
+    /// Removes a server from the file under its lock. Blocking, like
+    /// [`Config::add_server_to`].
+    pub fn remove_server_from(path: &Path, name: &str) -> Result<()> {
+        Config::update(path, |file| match file.servers.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!("no server is named {name:?}"))),
+        })
+    }
+
     /// Writes atomically (temp file + rename) with mode 0600.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self)
@@ -375,6 +396,13 @@ fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
+}
+
+/// A server name already in use.
+pub fn server_exists(name: &str) -> Error {
+    Error::Conflict(format!(
+        "a server named {name:?} already exists; remove it first or pick another name"
+    ))
 }
 
 #[cfg(test)]

@@ -315,6 +315,18 @@ pub enum ListKind {
 }
 
 impl ListKind {
+    /// The list a `*/list` method asks for.
+    pub fn listed_by(method: &str) -> Option<ListKind> {
+        [
+            ListKind::Tools,
+            ListKind::Resources,
+            ListKind::Templates,
+            ListKind::Prompts,
+        ]
+        .into_iter()
+        .find(|k| k.method() == method)
+    }
+
     pub fn method(self) -> &'static str {
         match self {
             ListKind::Tools => "tools/list",

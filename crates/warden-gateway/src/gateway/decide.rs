@@ -57,28 +57,26 @@ impl Gateway {
         };
         // Tools and prompts carry arguments; anything else is recorded by
         // its whole params.
-        let recorded = match method {
-            "tools/call" | "prompts/get" => params.0.get("arguments").map(|a| a.get().to_string()),
-            _ => Some(bound_params(params)),
+        let names_arguments = matches!(method, "tools/call" | "prompts/get");
+        let (arguments, arguments_hash) = if names_arguments {
+            let args = params.0.get("arguments").map(|a| a.get());
+            self.inner.redactor.arguments(args)
+        } else {
+            self.inner.redactor.arguments(Some(&bound_params(params)))
         };
-        let (arguments, arguments_hash) = self.inner.redactor.arguments(recorded.as_deref());
-        let also_sent = match method {
-            "tools/call" | "prompts/get" => {
-                let mut rest = params.0.clone();
-                for k in ["_meta", "name", "arguments"] {
-                    rest.shift_remove(k);
-                }
-                if rest.is_empty() {
-                    None
-                } else {
-                    let raw = serde_json::to_string(&rest).unwrap_or_default();
-                    match self.inner.redactor.arguments(Some(&raw)) {
-                        (Some(text), Some(hash)) => Some((text, hash)),
-                        _ => None,
-                    }
-                }
+        // What else a tool or prompt sends (input responses, request state,
+        // a task) is rare: nothing is copied unless it is there.
+        let beside = |k: &String| !matches!(k.as_str(), "_meta" | "name" | "arguments");
+        let also_sent = if names_arguments && params.0.keys().any(beside) {
+            let rest: indexmap::IndexMap<_, _> =
+                params.0.iter().filter(|(k, _)| beside(k)).collect();
+            let raw = serde_json::to_string(&rest).unwrap_or_default();
+            match self.inner.redactor.arguments(Some(&raw)) {
+                (Some(text), Some(hash)) => Some((text, hash)),
+                _ => None,
             }
-            _ => None,
+        } else {
+            None
         };
         let tool = if target.is_empty() {
             method.to_string()

@@ -68,27 +68,14 @@ impl Gateway {
         }
         let ok =
             |v: serde_json::Value| Answer::Message(jsonrpc::response(&id, &jsonrpc::to_raw(&v)));
+        if let Some(kind) = ListKind::listed_by(&method) {
+            return self.list(&caller, &id, &params, kind, modern).await;
+        }
         match method.as_str() {
             "initialize" => self.initialize(caller, &id, &params),
             "server/discover" => ok(self.discover(caller.scope.as_deref())),
             "subscriptions/listen" if modern => self.listen(&caller, &params),
             "ping" => ok(serde_json::json!({})),
-            "tools/list" => {
-                self.list(&caller, &id, &params, ListKind::Tools, modern)
-                    .await
-            }
-            "resources/list" => {
-                self.list(&caller, &id, &params, ListKind::Resources, modern)
-                    .await
-            }
-            "resources/templates/list" => {
-                self.list(&caller, &id, &params, ListKind::Templates, modern)
-                    .await
-            }
-            "prompts/list" => {
-                self.list(&caller, &id, &params, ListKind::Prompts, modern)
-                    .await
-            }
             "logging/setLevel" => self.set_level(&caller, &id, &params).await,
             "tools/call" | "prompts/get" => {
                 let Some(name) = params.str("name") else {

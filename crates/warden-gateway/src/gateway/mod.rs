@@ -267,10 +267,13 @@ pub struct Gateway {
 
 const PAGE_SIZE: usize = 1000;
 
-fn conflict(name: &str) -> Error {
-    Error::Conflict(format!(
-        "a server named {name:?} already exists; remove it first or pick another name"
-    ))
+/// Runs blocking file work (a lock that may wait) off the async runtime.
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Config(format!("the configuration change stopped: {e}")))?
 }
 
 impl Gateway {
@@ -606,15 +609,15 @@ impl Gateway {
         // other process: none is lost.
         let _one = self.inner.config_changes.lock().await;
         if self.inner.config.read().servers.contains_key(name) {
-            return Err(conflict(name));
+            return Err(crate::config::server_exists(name));
         }
-        Config::update(&self.inner.config_path, |file| {
-            if file.servers.contains_key(name) {
-                return Err(conflict(name));
-            }
-            file.servers.insert(name.to_string(), spec.clone());
-            Ok(())
-        })?;
+        // The file's lock can wait on another process: off the runtime.
+        let (path, n, s) = (
+            self.inner.config_path.clone(),
+            name.to_string(),
+            spec.clone(),
+        );
+        run_blocking(move || Config::add_server_to(&path, &n, s)).await?;
         self.inner
             .config
             .write()
@@ -629,10 +632,8 @@ impl Gateway {
         if !self.inner.config.read().servers.contains_key(name) {
             return Err(Error::NotFound(format!("no server is named {name:?}")));
         }
-        Config::update(&self.inner.config_path, |file| {
-            file.servers.remove(name);
-            Ok(())
-        })?;
+        let (path, n) = (self.inner.config_path.clone(), name.to_string());
+        run_blocking(move || Config::remove_server_from(&path, &n)).await?;
         self.inner.config.write().servers.remove(name);
         let up = self.inner.upstreams.write().remove(name);
         if let Some(up) = up {
