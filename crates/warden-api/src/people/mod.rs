@@ -1,6 +1,8 @@
 //! People: enrollment (password + TOTP + recovery codes), sign-in with
 //! growing delays after failures, sessions with an idle and an absolute
-//! limit, and who may call what.
+//! limit, and who may call what. `manage.rs` is what admins do to people.
+
+mod manage;
 
 use serde::{Deserialize, Serialize};
 use warden_auth::{Sensitive, password, totp};
