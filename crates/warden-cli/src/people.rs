@@ -427,6 +427,22 @@ pub async fn whoami(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
+pub async fn confirm(paths: &Paths, totp: Option<String>) -> Result<()> {
+    let totp = match totp {
+        Some(t) => t,
+        None => {
+            print!("Current code from your authenticator app: ");
+            std::io::Write::flush(&mut std::io::stdout())?;
+            let mut code = String::new();
+            std::io::stdin().read_line(&mut code)?;
+            code.trim().to_string()
+        }
+    };
+    call(paths, Request::Confirm { totp }).await?;
+    println!("Confirmed for the next 5 minutes.");
+    Ok(())
+}
+
 pub async fn user(paths: &Paths, cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Add {
