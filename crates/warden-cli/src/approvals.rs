@@ -255,7 +255,7 @@ pub async fn run(paths: &Paths, cmd: Option<ApprovalsCommand>) -> Result<()> {
         } => {
             if sso {
                 let stored = crate::people::stored_session(paths).await?;
-                let flow = crate::people::sso_round_trip(
+                let flow = crate::sso::sso_round_trip(
                     paths,
                     Request::SsoStepUpStart,
                     false,

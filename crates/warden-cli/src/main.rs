@@ -13,6 +13,7 @@ mod secrets;
 mod serve;
 mod server_auth;
 mod servers;
+mod sso;
 mod text;
 
 use std::path::PathBuf;
@@ -128,7 +129,7 @@ enum Command {
     Server(servers::ServerCommand),
     /// Single sign-on with your company's identity provider (admins).
     #[command(subcommand)]
-    Sso(people::SsoCommand),
+    Sso(sso::SsoCommand),
     /// Answer agents' calls that wait for a person. With no subcommand: show requests as they arrive and ask.
     Approvals {
         #[command(subcommand)]
@@ -231,7 +232,7 @@ async fn run(cli: Cli) -> Result<()> {
             no_browser,
             totp,
             ..
-        } => people::login_sso(&paths, no_browser, totp).await,
+        } => sso::login_sso(&paths, no_browser, totp).await,
         Command::Login {
             name,
             password_stdin,
@@ -255,7 +256,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => people::enrol(&paths, name, password_stdin, json).await,
         Command::Passwd { password_stdin } => people::passwd(&paths, password_stdin).await,
         Command::Reenrol { json } => people::reenrol(&paths, json).await,
-        Command::Sso(cmd) => people::sso(&paths, cmd).await,
+        Command::Sso(cmd) => sso::sso(&paths, cmd).await,
         Command::Logout => people::logout(&paths).await,
         Command::Whoami => people::whoami(&paths).await,
         Command::Audit(cmd) => activity::audit(&paths, cmd).await,
