@@ -285,7 +285,6 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// One API call: through the running gateway if there is one, else locally.
 /// One API call as the signed-in person: through the running gateway if
 /// there is one, else on the data folder directly.
 async fn call(paths: &Paths, req: Request) -> Result<Response> {
