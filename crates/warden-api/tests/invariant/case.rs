@@ -1,4 +1,6 @@
-//! One case: a server, two roles, two agents, and the operations run on them.
+//! One case: two servers, two roles, two agents, and the operations run on
+//! them. The calls of the notes server are checked here; `side.rs` checks
+//! the messages outside calls and the retried calls of the confirm server.
 
 use crate::*;
 
@@ -14,9 +16,14 @@ pub struct Case {
     pub roles: [String; 2],
     pub agents: Vec<Agent>,
     pub upstream: Arc<Upstream>,
+    /// The 2026-07-28 server and its name in Warden.
+    pub confirm: Arc<Upstream>,
+    pub confirm_server: String,
     pub model: Model,
     /// Every call forwarded so far, as (tool, note), in order.
     pub forwarded: Vec<(String, String)>,
+    /// Messages outside calls the model expects servers to have received.
+    pub side_sent: BTreeMap<&'static str, usize>,
     pub log: Vec<String>,
 }
 
@@ -24,23 +31,27 @@ impl Case {
     pub async fn start(fx: &'static Fixture) -> Case {
         let n = fx.cases.fetch_add(1, Ordering::SeqCst);
         let server = format!("notes{n}");
-        let (upstream, url) = start_upstream(&server, &fx.db).await;
-        fx.admin(Request::ServerAdd {
-            name: server.clone(),
-            spec: warden_gateway::config::ServerSpec {
-                url: Some(url),
-                ..Default::default()
-            },
-        })
-        .await
-        .expect("add the case's server");
-        fx.admin(Request::ServerTrust {
-            name: server.clone(),
-            trusted: true,
-            auto_trust_new_tools: false,
-        })
-        .await
-        .expect("trust its annotations");
+        let (upstream, url) = start_upstream(&server, Era::Legacy, &fx.db).await;
+        let confirm_server = format!("confirm{n}");
+        let (confirm, confirm_url) = start_upstream(&confirm_server, Era::Modern, &fx.db).await;
+        for (name, url) in [(&server, url), (&confirm_server, confirm_url)] {
+            fx.admin(Request::ServerAdd {
+                name: name.clone(),
+                spec: warden_gateway::config::ServerSpec {
+                    url: Some(url),
+                    ..Default::default()
+                },
+            })
+            .await
+            .expect("add the case's server");
+            fx.admin(Request::ServerTrust {
+                name: name.clone(),
+                trusted: true,
+                auto_trust_new_tools: false,
+            })
+            .await
+            .expect("trust its annotations");
+        }
         let roles = [format!("r{n}a"), format!("r{n}b")];
         let mut agents = Vec::new();
         for (i, role) in roles.iter().enumerate() {
@@ -75,11 +86,14 @@ impl Case {
             roles,
             agents,
             upstream,
+            confirm,
+            confirm_server,
             model: Model {
                 revision: [1; 3],
                 ..Default::default()
             },
             forwarded: Vec::new(),
+            side_sent: BTreeMap::new(),
             log: Vec::new(),
         };
         // The server is up, its GET stream open, and its tools vetted as the
@@ -94,6 +108,7 @@ impl Case {
             };
             assert_eq!(risk, want, "{t} is vetted as {want}: {}", tools[i]);
         }
+        case.wait_for_confirm(fx).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while case.upstream.listeners.load(Ordering::SeqCst) == 0 {
             assert!(
@@ -157,7 +172,7 @@ impl Case {
             None,
             json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                 "protocolVersion": "2025-06-18",
-                "capabilities": {},
+                "capabilities": {"roots": {}, "elicitation": {}},
                 "clientInfo": {"name": "invariant-test", "version": "1"},
             }}),
         )
@@ -182,32 +197,56 @@ impl Case {
         assert!(status.is_success(), "initialized: {status}");
     }
 
-    /// The call as agent `agent` would send it, owning what it needs.
+    /// The call as agent `agent` would send it, owning what it needs; what
+    /// it answers a server request names `nonce`.
     pub fn call(
         &self,
         fx: &'static Fixture,
         agent: usize,
-        tool: usize,
+        server: &str,
+        tool: &str,
         note: usize,
-    ) -> impl std::future::Future<Output = Told> + use<> {
+        nonce: String,
+    ) -> impl std::future::Future<Output = (Told, Vec<(Value, Value)>)> + use<> {
         let a = &self.agents[agent];
         call_tool(
             fx,
             a.credential.clone(),
             a.session.clone(),
-            format!("{}__{}", self.server, TOOLS[tool]),
+            format!("{server}__{tool}"),
             NOTES[note],
+            nonce,
         )
     }
 
+    /// A nonce no other call of the run uses.
+    pub fn nonce(&self) -> String {
+        format!("case{}-step{}", self.n, self.log.len())
+    }
+
     pub async fn pending(&self, fx: &'static Fixture, agent: usize, tool: usize) -> Option<Value> {
+        self.pending_on(fx, agent, &self.server, TOOLS[tool], None)
+            .await
+    }
+
+    /// The approval the agent's call of `tool` on `server` waits for, other
+    /// than `not` (an earlier one).
+    pub async fn pending_on(
+        &self,
+        fx: &'static Fixture,
+        agent: usize,
+        server: &str,
+        tool: &str,
+        not: Option<&str>,
+    ) -> Option<Value> {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Response::Approvals(p)) = fx.admin(Request::Approvals).await
                 && let Some(r) = p.requests.into_iter().find(|r| {
                     r.agent == self.agents[agent].name
-                        && r.server == self.server
-                        && r.tool == TOOLS[tool]
+                        && r.server == server
+                        && r.tool == tool
+                        && not.is_none_or(|id| r.id != id)
                 })
             {
                 return serde_json::to_value(r).ok();
@@ -217,17 +256,33 @@ impl Case {
         None
     }
 
+    /// The server and name of the tool the model keys as `tool`.
+    pub fn tool_at(&self, tool: usize) -> (String, &'static str) {
+        match tool {
+            CONFIRM_TOOL => (self.confirm_server.clone(), CONFIRM),
+            t => (self.server.clone(), TOOLS[t]),
+        }
+    }
+
+    pub fn server_name(&self, server: usize) -> String {
+        match server {
+            NOTES_SERVER => self.server.clone(),
+            _ => self.confirm_server.clone(),
+        }
+    }
+
     pub async fn grant(
         &mut self,
         fx: &'static Fixture,
         role: usize,
+        server: usize,
         pattern: usize,
         effect: Effect,
         explicit: bool,
     ) {
         fx.admin(Request::Grant {
             role: self.roles[role].clone(),
-            server: self.server.clone(),
+            server: self.server_name(server),
             pattern: PATTERNS[pattern].into(),
             effect: match effect {
                 Effect::Allow => "allow",
@@ -241,7 +296,7 @@ impl Case {
         .expect("grant");
         self.model
             .grants
-            .insert((role, pattern), (effect, explicit));
+            .insert((role, server, pattern), (effect, explicit));
     }
 
     pub async fn change_tool(&mut self, fx: &'static Fixture, tool: usize) {
@@ -298,19 +353,27 @@ impl Case {
         match *op {
             Op::Grant {
                 role,
+                server,
                 pattern,
                 effect,
                 explicit,
-            } => self.grant(fx, role, pattern, effect, explicit).await,
-            Op::RevokeGrant { role, pattern } => {
+            } => {
+                self.grant(fx, role, server, pattern, effect, explicit)
+                    .await
+            }
+            Op::RevokeGrant {
+                role,
+                server,
+                pattern,
+            } => {
                 let r = fx
                     .admin(Request::RevokeGrant {
                         role: self.roles[role].clone(),
-                        server: self.server.clone(),
+                        server: self.server_name(server),
                         pattern: PATTERNS[pattern].into(),
                     })
                     .await;
-                let had = self.model.grants.remove(&(role, pattern)).is_some();
+                let had = self.model.grants.remove(&(role, server, pattern)).is_some();
                 assert_eq!(r.is_ok(), had, "revoke grant: {r:?}");
             }
             Op::ChangeTool { tool } => self.change_tool(fx, tool).await,
@@ -385,8 +448,7 @@ impl Case {
                     .into_iter()
                     .filter(|s| {
                         s.agent == self.agents[agent].name
-                            && s.server == self.server
-                            && s.tool == TOOLS[tool]
+                            && (s.server.clone(), s.tool.as_str()) == self.tool_at(tool)
                             && s.arguments.as_deref().is_some_and(|a| {
                                 serde_json::from_str::<Value>(a).ok()
                                     == Some(json!({"note": NOTES[note]}))
@@ -421,6 +483,15 @@ impl Case {
                 self.check_call(fx, agent, tool, note, answer, meanwhile)
                     .await
             }
+            Op::SetLevel { agent, level } => self.set_level(fx, agent, level).await,
+            Op::RootsChanged { agent } => self.roots_changed(fx, agent).await,
+            Op::Subscribe { agent, note, on } => self.subscribe(fx, agent, note, on).await,
+            Op::Confirm {
+                agent,
+                note,
+                first,
+                again,
+            } => self.check_confirm(fx, agent, note, first, again).await,
         }
     }
 
@@ -442,10 +513,19 @@ impl Case {
                 .expect("rows")
         };
         let received_before = self.upstream.received.lock().len();
+        let answered_before = {
+            let (db, server) = (fx.db.clone(), self.server.clone());
+            tokio::task::spawn_blocking(move || {
+                rows_of(&db, "server_request.answered", &server, None)
+            })
+            .await
+            .expect("rows")
+        };
+        let nonce = self.nonce();
 
         let mut should_arrive = expect == Expect::Forwarded;
-        let told = if expect == Expect::Asked {
-            let call = self.call(fx, agent, tool, note);
+        let (told, asked) = if expect == Expect::Asked {
+            let call = self.call(fx, agent, &self.server, TOOLS[tool], note, nonce.clone());
             let decide = async {
                 let request = self
                     .pending(fx, agent, tool)
@@ -463,7 +543,8 @@ impl Case {
                     Meanwhile::Nothing => {}
                     Meanwhile::DenyTool => {
                         let exact = PATTERNS.iter().position(|p| *p == TOOLS[tool]).unwrap_or(0);
-                        self.grant(fx, agent, exact, Effect::Deny, false).await;
+                        self.grant(fx, agent, NOTES_SERVER, exact, Effect::Deny, false)
+                            .await;
                         still_valid = false;
                     }
                     Meanwhile::ChangeTool => {
@@ -518,11 +599,13 @@ impl Case {
             told
         } else {
             // Nothing waits, so nothing can change meanwhile.
-            self.call(fx, agent, tool, note).await
+            self.call(fx, agent, &self.server, TOOLS[tool], note, nonce.clone())
+                .await
         };
 
         // What the upstream received during this call.
-        let received: Vec<Received> = self.upstream.received.lock()[received_before..].to_vec();
+        let received = self.upstream.received_since(received_before, "tools/call");
+        let answers = self.upstream.received_since(received_before, "response");
         let context = || {
             format!(
                 "case {} step {}: expected {expect:?} (arrive: {should_arrive}), told {told:?}, upstream got {received:?}\nsteps: {:#?}",
@@ -546,6 +629,28 @@ impl Case {
                 context()
             );
             assert!(matches!(told, Told::Done), "{}", context());
+            if TOOLS[tool] == "list_notes" {
+                // The server asked the agent for its roots in the middle of
+                // the call; the agent's answer reached the server unchanged,
+                // after its row.
+                assert_eq!(asked.len(), 1, "one server request: {}", context());
+                assert_eq!(asked[0].0["method"], "roots/list", "{}", context());
+                assert_eq!(
+                    answers.len(),
+                    1,
+                    "the answer reaches the server once: {}",
+                    context()
+                );
+                assert_eq!(answers[0].params, asked[0].1, "{}", context());
+                assert!(
+                    answers[0].rows_at_receipt > answered_before,
+                    "the agent's answer was logged before the server saw it: {}",
+                    context()
+                );
+                bump(&seen().server_requests_answered);
+            } else {
+                assert!(asked.is_empty(), "{}", context());
+            }
             self.forwarded
                 .push((TOOLS[tool].to_string(), NOTES[note].to_string()));
             self.model.forwarded(tool);
@@ -553,6 +658,11 @@ impl Case {
             assert!(
                 received.is_empty(),
                 "the call must not reach the server: {}",
+                context()
+            );
+            assert!(
+                asked.is_empty() && answers.is_empty(),
+                "no server request comes of a call that never reached the server: {}",
                 context()
             );
             assert!(
@@ -614,16 +724,14 @@ impl Case {
         // Everything the server ever received is what the test forwarded.
         let got: Vec<(String, String)> = self
             .upstream
-            .received
-            .lock()
+            .received_since(0, "tools/call")
             .iter()
             .map(|r| (r.tool.clone(), r.note.clone()))
             .collect();
         assert_eq!(got, self.forwarded, "case {}", self.n);
-        let _ = fx
-            .admin(Request::ServerRemove {
-                name: self.server.clone(),
-            })
-            .await;
+        self.finish_side().await;
+        for name in [&self.server, &self.confirm_server] {
+            let _ = fx.admin(Request::ServerRemove { name: name.clone() }).await;
+        }
     }
 }

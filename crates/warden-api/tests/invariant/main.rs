@@ -6,6 +6,14 @@
 //! arguments and definition — and the call's activity row is committed before
 //! the server sees it.
 //!
+//! The same holds for every other message an agent causes a server to get:
+//! the agent's answer to a server's request in the middle of a call
+//! (`roots/list`), `logging/setLevel` (the level alone), the notification
+//! that its roots changed, resource subscriptions (only to what it may
+//! read), and the retries Warden makes for it when a 2026-07-28 server
+//! answers `input_required` (each decided again, a person asked again when
+//! the retry sends more than they approved, and recorded before it goes).
+//!
 //! The gateway runs in-process (`Running::start`, as `warden serve` runs it)
 //! and agents reach it over HTTP like any MCP client. The upstream is an MCP
 //! server in this test that records every call it receives and, at that
@@ -42,6 +50,7 @@ mod case;
 mod client;
 mod fixture;
 mod model;
+mod side;
 mod upstream;
 
 use case::*;
@@ -61,6 +70,14 @@ pub struct Seen {
     pub refused: AtomicUsize,
     pub unauthenticated: AtomicUsize,
     pub by_standing_or_session: AtomicUsize,
+    pub server_requests_answered: AtomicUsize,
+    pub messages_sent: AtomicUsize,
+    pub messages_withheld: AtomicUsize,
+    pub subscriptions_made: AtomicUsize,
+    pub subscriptions_refused: AtomicUsize,
+    pub retries_sent: AtomicUsize,
+    pub retries_approved_again: AtomicUsize,
+    pub retries_refused: AtomicUsize,
 }
 
 pub fn seen() -> &'static Seen {
@@ -77,13 +94,13 @@ pub fn a_call_reaches_the_server_only_when_allowed_and_logged_first() {
     let cases = std::env::var("WARDEN_INVARIANT_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(48);
+        .unwrap_or(96);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases,
         max_shrink_iters: 256,
         ..ProptestConfig::default()
     });
-    let result = runner.run(&proptest::collection::vec(op_strategy(), 1..40), |ops| {
+    let result = runner.run(&proptest::collection::vec(op_strategy(), 1..48), |ops| {
         let fx = fixture();
         fx.rt.block_on(async {
             let mut case = Case::start(fx).await;
@@ -113,10 +130,27 @@ pub fn a_call_reaches_the_server_only_when_allowed_and_logged_first() {
             "forwarded by a standing or session approval",
             &s.by_standing_or_session,
         ),
+        (
+            "answered a server request in the middle",
+            &s.server_requests_answered,
+        ),
+        ("a message outside a call that was sent", &s.messages_sent),
+        (
+            "a message outside a call that was withheld",
+            &s.messages_withheld,
+        ),
+        ("a subscription that was made", &s.subscriptions_made),
+        ("a subscription that was refused", &s.subscriptions_refused),
+        ("retried without asking again", &s.retries_sent),
+        (
+            "retried after the person approved the retry",
+            &s.retries_approved_again,
+        ),
+        ("not retried, or not sent at all", &s.retries_refused),
     ] {
         assert!(
             n.load(Ordering::Relaxed) > 0,
-            "no call was {what} in {cases} cases: the run proves too little"
+            "nothing was {what} in {cases} cases: the run proves too little"
         );
     }
 }

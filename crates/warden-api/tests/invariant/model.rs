@@ -16,14 +16,27 @@ pub enum Risk {
     High,
 }
 
-pub const PATTERNS: [&str; 6] = [
+pub const PATTERNS: [&str; 8] = [
     "*",
     "read_notes",
     "delete_note",
     "*_notes",
     "*note*",
     "delete_*",
+    // A bare pattern names tools; a resource is named with its prefix (or
+    // by `*` alone).
+    "resource:*://A",
+    "confirm_*",
 ];
+
+/// Whether a grant's pattern reaches `name`, a tool or (`resource`) a URI.
+fn reaches(pattern: &str, resource: bool, name: &str) -> bool {
+    match (pattern, pattern.strip_prefix("resource:")) {
+        ("*", _) => true,
+        (_, Some(uri)) => resource && warden_policy::glob(uri, name),
+        (tool, None) => !resource && warden_policy::glob(tool, name),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -58,16 +71,25 @@ pub enum Meanwhile {
     RevokeAgent,
 }
 
+/// The case's servers: the 2025-06-18 one with [`TOOLS`], and the
+/// 2026-07-28 one with [`CONFIRM`].
+pub const NOTES_SERVER: usize = 0;
+pub const CONFIRM_SERVER: usize = 1;
+/// [`CONFIRM`]'s index where the model keys approvals by tool.
+pub const CONFIRM_TOOL: usize = 3;
+
 #[derive(Debug, Clone)]
 pub enum Op {
     Grant {
         role: usize,
+        server: usize,
         pattern: usize,
         effect: Effect,
         explicit: bool,
     },
     RevokeGrant {
         role: usize,
+        server: usize,
         pattern: usize,
     },
     Call {
@@ -97,6 +119,62 @@ pub enum Op {
     RevokeAgent {
         agent: usize,
     },
+    /// `logging/setLevel`, with more in its params than the level.
+    SetLevel {
+        agent: usize,
+        level: usize,
+    },
+    /// `notifications/roots/list_changed`.
+    RootsChanged {
+        agent: usize,
+    },
+    /// `resources/subscribe` (or `unsubscribe`) to one note.
+    Subscribe {
+        agent: usize,
+        note: usize,
+        on: bool,
+    },
+    /// A call of [`CONFIRM`]: the server answers `input_required`, Warden
+    /// asks the agent, and retries with its answer; `first` answers the
+    /// approval of the call, `again` the approval of the retry.
+    Confirm {
+        agent: usize,
+        note: usize,
+        first: Answer,
+        again: Answer,
+    },
+}
+
+fn answer() -> impl Strategy<Value = Answer> + Clone {
+    prop_oneof![
+        4 => Just(Answer::Once),
+        3 => Just(Answer::Session),
+        3 => Just(Answer::Always),
+        2 => Just(Answer::Deny),
+        1 => Just(Answer::Nobody),
+    ]
+}
+
+/// The messages an agent sends outside a tools/call, and calls with retries.
+fn side_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0..2usize, 0..LEVELS.len()).prop_map(|(agent, level)| Op::SetLevel { agent, level }),
+        1 => (0..2usize).prop_map(|agent| Op::RootsChanged { agent }),
+        3 => (
+            0..2usize,
+            0..NOTES.len(),
+            prop_oneof![3 => Just(true), 1 => Just(false)]
+        )
+            .prop_map(|(agent, note, on)| Op::Subscribe { agent, note, on }),
+        4 => (0..2usize, 0..NOTES.len(), answer(), answer()).prop_map(|(agent, note, first, again)| {
+            Op::Confirm {
+                agent,
+                note,
+                first,
+                again,
+            }
+        }),
+    ]
 }
 
 pub fn op_strategy() -> impl Strategy<Value = Op> {
@@ -107,12 +185,14 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         3 => Just(Effect::Ask),
         1 => Just(Effect::Deny),
     ];
-    let answer = prop_oneof![
-        4 => Just(Answer::Once),
-        3 => Just(Answer::Session),
-        3 => Just(Answer::Always),
-        2 => Just(Answer::Deny),
-        1 => Just(Answer::Nobody),
+    let answer = answer();
+    // A grant's server and pattern: on the confirm server, mostly patterns
+    // that reach its one tool.
+    let target = prop_oneof![
+        3 => (Just(NOTES_SERVER), 0..PATTERNS.len()),
+        // The two that reach a resource, more often.
+        2 => (Just(NOTES_SERVER), prop_oneof![Just(0usize), Just(6)]),
+        2 => (Just(CONFIRM_SERVER), prop_oneof![Just(0usize), Just(4), Just(7), Just(1)]),
     ];
     let meanwhile = prop_oneof![
         12 => Just(Meanwhile::Nothing),
@@ -121,17 +201,18 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Meanwhile::RevokeAgent),
     ];
     prop_oneof![
-        12 => (0..2usize, 0..PATTERNS.len(), effect, any::<bool>()).prop_map(
-            |(role, pattern, effect, explicit)| Op::Grant {
+        16 => (0..2usize, target.clone(), effect, any::<bool>()).prop_map(
+            |(role, (server, pattern), effect, explicit)| Op::Grant {
                 role,
+                server,
                 pattern,
                 effect,
                 // Only an allow can be explicit.
                 explicit: explicit && effect == Effect::Allow,
             }
         ),
-        4 => (0..2usize, 0..PATTERNS.len())
-            .prop_map(|(role, pattern)| Op::RevokeGrant { role, pattern }),
+        4 => (0..2usize, target)
+            .prop_map(|(role, (server, pattern))| Op::RevokeGrant { role, server, pattern }),
         28 => (0..2usize, 0..TOOLS.len(), 0..NOTES.len(), answer, meanwhile).prop_map(
             |(agent, tool, note, answer, meanwhile)| Op::Call { agent, tool, note, answer, meanwhile }
         ),
@@ -142,13 +223,14 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (0..8usize).prop_map(|pick| Op::RevokeStanding { pick }),
         2 => (0..2usize).prop_map(|agent| Op::NewSession { agent }),
         1 => (0..2usize).prop_map(|agent| Op::RevokeAgent { agent }),
+        16 => side_op(),
     ]
 }
 
 #[derive(Debug, Default)]
 pub struct Model {
-    /// (role, pattern) → (effect, explicit).
-    pub grants: BTreeMap<(usize, usize), (Effect, bool)>,
+    /// (role, server, pattern) → (effect, explicit).
+    pub grants: BTreeMap<(usize, usize, usize), (Effect, bool)>,
     pub revoked: [bool; 2],
     pub revision: [u32; 3],
     /// The revision a tool was pinned at (first allowed use, an admin's
@@ -161,6 +243,8 @@ pub struct Model {
     pub session_approvals: BTreeSet<(usize, u32, usize, u32)>,
     /// (agent, tool, note, revision) approved for good.
     pub standing: BTreeSet<(usize, usize, usize, u32)>,
+    /// Notes some agent subscribed to in this case.
+    pub subscribed: BTreeSet<usize>,
 }
 
 pub const BASE_RISK: [Risk; 3] = [Risk::Low, Risk::Low, Risk::High];
@@ -188,11 +272,31 @@ impl Model {
 
     /// The agent's role is its own index.
     pub fn decide(&self, role: usize, tool: usize) -> Effect {
-        let name = TOOLS[tool];
+        self.decide_on(role, NOTES_SERVER, TOOLS[tool], self.risk(tool))
+    }
+
+    /// The decision for the tool `name` on `server`.
+    pub fn decide_on(&self, role: usize, server: usize, name: &str, risk: Risk) -> Effect {
+        self.decide_kind(role, server, false, name, risk)
+    }
+
+    /// Whether the agent may read (so subscribe to) the resource `uri`.
+    pub fn may_read(&self, role: usize, uri: &str) -> bool {
+        self.decide_kind(role, NOTES_SERVER, true, uri, Risk::Low) == Effect::Allow
+    }
+
+    fn decide_kind(
+        &self,
+        role: usize,
+        server: usize,
+        resource: bool,
+        name: &str,
+        risk: Risk,
+    ) -> Effect {
         let mut best: Option<Effect> = None;
         let mut explicit_allow = false;
-        for (&(r, p), &(effect, explicit)) in &self.grants {
-            if r != role || !warden_policy::glob(PATTERNS[p], name) {
+        for (&(r, s, p), &(effect, explicit)) in &self.grants {
+            if r != role || s != server || !reaches(PATTERNS[p], resource, name) {
                 continue;
             }
             if effect == Effect::Deny {
@@ -204,7 +308,7 @@ impl Model {
             }
             best = Some(best.map_or(effect, |b| b.min(effect)));
         }
-        match (best.unwrap_or(Effect::Deny), self.risk(tool)) {
+        match (best.unwrap_or(Effect::Deny), risk) {
             (Effect::Allow, Risk::High) if !explicit_allow => Effect::Ask,
             (e, _) => e,
         }
@@ -226,6 +330,39 @@ impl Model {
                     || self
                         .session_approvals
                         .contains(&(agent, self.session[agent], tool, rev))
+                {
+                    Expect::Forwarded
+                } else {
+                    Expect::Asked
+                }
+            }
+        }
+    }
+
+    /// Whether the agent may use anything on `server`, and so hears of
+    /// (and is heard by) it outside calls.
+    pub fn touches(&self, agent: usize, server: usize) -> bool {
+        self.grants
+            .iter()
+            .any(|(&(r, s, _), &(effect, _))| r == agent && s == server && effect != Effect::Deny)
+    }
+
+    /// [`CONFIRM`]: high risk (it writes), never changed.
+    pub fn expect_confirm(&self, agent: usize, note: usize) -> Expect {
+        if self.revoked[agent] {
+            return Expect::Unauthenticated;
+        }
+        match self.decide_on(agent, CONFIRM_SERVER, CONFIRM, Risk::High) {
+            Effect::Deny => Expect::Refused,
+            Effect::Allow => Expect::Forwarded,
+            Effect::Ask => {
+                if self.standing.contains(&(agent, CONFIRM_TOOL, note, 1))
+                    || self.session_approvals.contains(&(
+                        agent,
+                        self.session[agent],
+                        CONFIRM_TOOL,
+                        1,
+                    ))
                 {
                     Expect::Forwarded
                 } else {
