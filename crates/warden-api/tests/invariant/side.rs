@@ -39,6 +39,27 @@ async fn rows_now(db: &Path, kind: &str, server: &str, tool: &str) -> i64 {
 }
 
 impl Case {
+    /// Sends one message as the agent, on its session; `None` when the agent
+    /// is revoked (and so refused, which this checks).
+    async fn send_as(
+        &self,
+        fx: &'static Fixture,
+        agent: usize,
+        body: Value,
+    ) -> Option<(StatusCode, Option<Value>)> {
+        let a = &self.agents[agent];
+        let (status, _, answer) = post(fx, &a.credential, a.session.as_deref(), body).await;
+        if self.model.revoked[agent] {
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "a revoked agent is refused"
+            );
+            return None;
+        }
+        Some((status, answer))
+    }
+
     /// The confirm server is up and its tool vetted, high risk.
     pub async fn wait_for_confirm(&self, fx: &'static Fixture) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -75,20 +96,13 @@ impl Case {
     pub async fn set_level(&mut self, fx: &'static Fixture, agent: usize, level: usize) {
         let before = self.upstream.count(SET_LEVEL);
         let rows_before = message_rows_now(&fx.db, &self.server, SET_LEVEL, None).await;
-        let a = &self.agents[agent];
         let body = json!({"jsonrpc": "2.0", "id": 9, "method": SET_LEVEL, "params": {
             "level": LEVELS[level],
             "notes": "what the agent read, smuggled beside the level",
         }});
-        let (status, _, answer) = post(fx, &a.credential, a.session.as_deref(), body).await;
-        if self.model.revoked[agent] {
-            assert_eq!(
-                status,
-                StatusCode::UNAUTHORIZED,
-                "a revoked agent is refused"
-            );
+        let Some((status, answer)) = self.send_as(fx, agent, body).await else {
             return;
-        }
+        };
         let context = self.side_context(&format!("{SET_LEVEL} by agent {agent}"));
         assert!(
             status.is_success() && answer.as_ref().is_some_and(|a| a.get("result").is_some()),
@@ -130,17 +144,10 @@ impl Case {
             let rows = message_rows_now(&fx.db, &up.server, ROOTS_CHANGED, None).await;
             before.push((up.count(ROOTS_CHANGED), rows));
         }
-        let a = &self.agents[agent];
         let body = json!({"jsonrpc": "2.0", "method": ROOTS_CHANGED});
-        let (status, _, _) = post(fx, &a.credential, a.session.as_deref(), body).await;
-        if self.model.revoked[agent] {
-            assert_eq!(
-                status,
-                StatusCode::UNAUTHORIZED,
-                "a revoked agent is refused"
-            );
+        let Some((status, _)) = self.send_as(fx, agent, body).await else {
             return;
-        }
+        };
         let context = self.side_context(&format!("{ROOTS_CHANGED} by agent {agent}"));
         assert!(status.is_success(), "{ROOTS_CHANGED}: {status}: {context}");
         for ((s, up), (count, rows)) in servers.iter().zip(before) {
@@ -189,17 +196,10 @@ impl Case {
                 .count()
         };
         let before = arrived(&self.upstream);
-        let a = &self.agents[agent];
         let body = json!({"jsonrpc": "2.0", "id": 11, "method": method, "params": {"uri": uri}});
-        let (status, _, answer) = post(fx, &a.credential, a.session.as_deref(), body).await;
-        if self.model.revoked[agent] {
-            assert_eq!(
-                status,
-                StatusCode::UNAUTHORIZED,
-                "a revoked agent is refused"
-            );
+        let Some((_, answer)) = self.send_as(fx, agent, body).await else {
             return;
-        }
+        };
         let context = self.side_context(&format!("{method} {uri} by agent {agent}: {answer:?}"));
         let answer = answer.unwrap_or_else(|| panic!("no answer: {context}"));
         let rows_after = message_rows_now(&fx.db, &self.server, method, Some(&uri)).await;

@@ -108,19 +108,25 @@ fn confirm_definition() -> Value {
     })
 }
 
-/// Rows of `kind` for `server`, and `tool` when given, committed now.
-pub fn rows_of(db: &Path, kind: &str, server: &str, tool: Option<&str>) -> i64 {
+/// One count over the activity log, through the upstream's own read-only
+/// connection.
+fn count_rows(db: &Path, sql: &str, params: impl rusqlite::Params) -> i64 {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("the upstream opens the activity log read-only");
     conn.busy_timeout(Duration::from_secs(5))
         .expect("busy timeout");
-    conn.query_row(
+    conn.query_row(sql, params, |r| r.get(0))
+        .expect("count the message's rows")
+}
+
+/// Rows of `kind` for `server`, and `tool` when given, committed now.
+pub fn rows_of(db: &Path, kind: &str, server: &str, tool: Option<&str>) -> i64 {
+    count_rows(
+        db,
         "SELECT count(*) FROM activity WHERE kind = ?1 AND server = ?2 AND (?3 IS NULL OR tool = ?3)",
         rusqlite::params![kind, server, tool],
-        |r| r.get(0),
     )
-    .expect("count the message's rows")
 }
 
 pub fn rows_for(db: &Path, server: &str, tool: &str) -> i64 {
@@ -129,17 +135,11 @@ pub fn rows_for(db: &Path, server: &str, tool: &str) -> i64 {
 
 /// `message.sent` rows for one method (and URI, for a subscription).
 pub fn message_rows(db: &Path, server: &str, method: &str, uri: Option<&str>) -> i64 {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("the upstream opens the activity log read-only");
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    conn.query_row(
+    count_rows(
+        db,
         "SELECT count(*) FROM activity WHERE kind = 'message.sent' AND server = ?1 AND tool = ?2 AND (?3 IS NULL OR json_extract(arguments, '$.uri') = ?3)",
         rusqlite::params![server, method, uri],
-        |r| r.get(0),
     )
-    .expect("count the message's rows")
 }
 
 fn rpc_result(id: &Value, result: Value) -> HttpResponse {
