@@ -345,6 +345,50 @@ mod tests {
         );
     }
 
+    /// A name that answers the check with one address and the connection
+    /// with another (DNS rebinding) still reaches the one that was checked:
+    /// the request is pinned to it, and the name is looked up once.
+    #[tokio::test]
+    async fn the_request_goes_to_the_address_that_was_checked() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let checked = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = checked.local_addr().expect("address").port();
+        let elsewhere = tokio::net::TcpListener::bind(("127.0.0.2", port))
+            .await
+            .expect("bind a second loopback address on the same port");
+        for (listener, name) in [(checked, "checked"), (elsewhere, "elsewhere")] {
+            let app = axum::Router::new()
+                .route("/token", axum::routing::get(move || async move { name }));
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+        let lookups = Arc::new(AtomicUsize::new(0));
+        let counted = lookups.clone();
+        let rebinding: Resolver = Arc::new(move |host: &str, _| {
+            assert_eq!(host, "rebind.test");
+            let ip = if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                "127.0.0.1"
+            } else {
+                "127.0.0.2"
+            };
+            Ok(vec![ip.parse().expect("ip")])
+        });
+        let guard = Guard::new(rebinding, false, true);
+        let request = http::Request::get(format!("http://rebind.test:{port}/token"))
+            .body(Vec::new())
+            .expect("request");
+        let answer = guard.send(request, "token URL").await.expect("sent");
+        assert_eq!(answer.body().as_slice(), b"checked");
+        assert_eq!(
+            lookups.load(Ordering::SeqCst),
+            1,
+            "the name is looked up once"
+        );
+    }
+
     #[test]
     fn metadata_link_local_and_private_addresses_are_refused() {
         let g = Guard::new(resolver(HOSTS), false, false);
