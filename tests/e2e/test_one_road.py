@@ -233,3 +233,28 @@ def test_an_input_required_retry_is_checked_again_even_when_nobody_was_asked(war
     assert r.is_error and "access changed while the call was waiting" in r.content[0].text, r
     assert len(received(record, "tools/call")) == 1, "the retry never reached the server"
     assert not [r for r in log(warden, "--agent", "bot") if r["kind"] == "tool_call.retried"]
+
+
+def test_only_the_meta_the_protocol_defines_reaches_a_server(warden):
+    """An agent's `_meta` is not recorded nor bound by an approval, so what
+    else it carries must not reach the server: only a progress token (Warden's
+    own in its place), the protocol's own keys, and a log level that is a
+    level go on."""
+    record = add_recorder(warden, "rec", "legacy")
+    token = warden.add_agent("bot")
+    warden.start()
+    post = legacy_session(warden, token)
+    secret = "exfil-" + str(time.time())
+    r = post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "rec__plain", "arguments": {},
+        "_meta": {"progressToken": "agent-token", "notes": secret,
+                  "io.modelcontextprotocol/logLevel": secret}}})
+    assert "result" in r, r
+    r = warden.post({"jsonrpc": "2.0", "id": 2, "method": "custom/report", "params": {
+        "period": "q3", "_meta": {**MODERN_META, "notes": secret}}}, token, path="/servers/rec/mcp").json()
+    assert "result" in r, r
+    [call] = received(record, "tools/call")
+    [report] = received(record, "custom/report")
+    assert secret not in json.dumps(call) and secret not in json.dumps(report), (call, report)
+    meta = call["params"].get("_meta", {})
+    assert set(meta) == {"progressToken"} and meta["progressToken"] != "agent-token", meta

@@ -264,7 +264,7 @@ impl Gateway {
 }
 
 /// The levels `logging/setLevel` takes (RFC 5424's, as MCP names them).
-const LOG_LEVELS: [&str; 8] = [
+pub(super) const LOG_LEVELS: [&str; 8] = [
     "debug",
     "info",
     "notice",

@@ -82,6 +82,10 @@ impl Gateway {
         if self.paused() {
             return denial(&id, method, PAUSED, caller.modern);
         }
+        // Of the agent's `_meta`, only what the protocol defines goes on (a
+        // progress token is swapped for Warden's own below). Anything else
+        // would reach the server outside the row and what an approval binds.
+        params.set_meta(kept_meta(&params.meta()));
         let Some(up) = self.upstream(&server) else {
             return Answer::Message(jsonrpc::error(
                 Some(&id),
@@ -217,7 +221,7 @@ impl Gateway {
         // `_meta` is read once: a 2026-07-28 client hears log messages only
         // when it asked for them, and a progress token is swapped for ours.
         let mut meta = params.meta();
-        let wants_logs = !caller.modern || meta.0.contains_key("io.modelcontextprotocol/logLevel");
+        let wants_logs = !caller.modern || meta.0.contains_key(LOG_LEVEL_META);
         let client_token = meta.0.get("progressToken").map(|t| t.get().to_string());
         if client_token.is_some() {
             meta.set_str(
@@ -409,7 +413,7 @@ impl Gateway {
         let upstream_modern = matches!(peer.era, upstream::Era::Modern(_));
         if upstream_modern && let Some(level) = session.and_then(|s| s.log_level.lock().clone()) {
             let mut meta = params.meta();
-            meta.set_str("io.modelcontextprotocol/logLevel", &level);
+            meta.set_str(LOG_LEVEL_META, &level);
             params.set_meta(meta);
         }
         // A legacy client cannot answer a 2026-07-28 server's
@@ -555,6 +559,30 @@ impl Gateway {
             Stopped::Refused("Warden could not record the retried call in its activity log, so it was not sent. Check that the disk has space and the data folder is writable, then try again.".into(), "failed")
         })
     }
+}
+
+/// Where a 2026-07-28 request carries the log level its client wants.
+const LOG_LEVEL_META: &str = "io.modelcontextprotocol/logLevel";
+
+/// What of an agent's `_meta` Warden passes to a server: a progress token,
+/// the protocol's own keys (`io.modelcontextprotocol/…`: the version, the
+/// client's capabilities and name, which a 2026-07-28 server checks), with a
+/// log level only when it is one of the levels.
+fn kept_meta(meta: &Params) -> Params {
+    let mut kept = Params::default();
+    for (key, value) in &meta.0 {
+        let protocol = key.starts_with("io.modelcontextprotocol/") && key != LOG_LEVEL_META;
+        if protocol || key == "progressToken" {
+            kept.set_raw(key, value.clone());
+        }
+    }
+    if let Some(level) = meta
+        .str(LOG_LEVEL_META)
+        .filter(|l| super::relay::LOG_LEVELS.contains(&l.as_str()))
+    {
+        kept.set_str(LOG_LEVEL_META, &level);
+    }
+    kept
 }
 
 /// How many notifications one call passes on to its client.
