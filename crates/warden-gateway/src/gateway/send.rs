@@ -85,7 +85,9 @@ impl Gateway {
         // Of the agent's `_meta`, only what the protocol defines goes on (a
         // progress token is swapped for Warden's own below). Anything else
         // would reach the server outside the row and what an approval binds.
-        params.set_meta(kept_meta(&params.meta()));
+        if params.0.contains_key("_meta") {
+            params.set_meta(kept_meta(&params.meta()));
+        }
         let Some(up) = self.upstream(&server) else {
             return Answer::Message(jsonrpc::error(
                 Some(&id),
