@@ -310,6 +310,11 @@ def test_a_changed_local_command_waits_for_an_admins_fresh_consent(warden):
     assert "Not approved" in shown
     no_code = warden.cli("server", "consent", "ev", "--yes", "--totp", "", check=False)
     assert no_code.returncode != 0
+    # The running Warden checks the code once it has seen the admin's
+    # password, which seals the authenticator secret.
+    early = warden.cli("server", "consent", "ev", "--yes", "--totp", warden.admin.next_code(), check=False)
+    assert early.returncode != 0 and "sign in again" in early.stderr.lower(), early.stderr
+    warden.admin.login()
     warden.cli("server", "consent", "ev", "--yes", "--totp", warden.admin.next_code())
     warden.wait_state("ev", "ready")
     assert any(n.startswith("ev__") for n in list_tools(warden, token))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 
 from conftest import peer
 
@@ -70,10 +71,66 @@ def test_a_session_whose_code_is_stale_cannot_grant_power(warden, files_root):
     assert len([r for r in refused if r["why"] == "no recent second factor"]) == len(attempts), refused
     assert "intact" in warden.cli("audit", "verify").stdout
 
-    # The person, with a code of their own, does it in one step.
-    warden.cli("confirm", "--totp", warden.admin.next_code())
+    # The person, with their password and a code of their own, does it in
+    # one step (no Warden runs, so this process opens the sealed secret).
+    warden.cli("confirm", "--password-stdin", "--totp", warden.admin.next_code(), input=warden.admin.password + "\n")
     warden.cli("user", "enable", "mia")
     assert {p["name"]: p["status"] for p in snapshot(warden)["people"]}["mia"] == "active"
+
+
+def every_keychain_secret() -> list[str]:
+    """What `secret-tool search --all service warden` shows a process of this user."""
+    out = subprocess.run(["secret-tool", "search", "--all", "--unlock", "service", "warden"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 or "secret = " in out.stdout, out.stderr
+    return [line.split(" = ", 1)[1] for line in out.stdout.splitlines() if line.startswith("secret = ")]
+
+
+def codes_from(text: str, at: float) -> list[str]:
+    """Every code a value could make if it were an authenticator secret."""
+    from conftest import totp
+
+    found = []
+    for candidate in {text, text.upper(), *text.split("$")}:
+        try:
+            found.append(totp(candidate, at))
+        except Exception:
+            pass
+    return found
+
+
+def test_nothing_a_process_of_yours_can_read_makes_your_codes(warden):
+    """The attacker reads every keychain item and the whole database, and
+    tries each value as the authenticator secret: the codes it computes
+    confirm nothing, and each try is logged. Only the person's own code (from
+    their phone, which the test stands in for) confirms."""
+    warden.start()
+    warden.admin.login()  # through the running Warden, as the app does
+    secrets = every_keychain_secret()
+    assert secrets, "the keychain holds Warden's items"
+    assert warden.admin.secret not in " ".join(secrets), "the authenticator secret is in the keychain in the clear"
+    with sqlite3.connect(warden.data_dir / "warden.db") as db:
+        cells = [str(c) for t, in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                 for row in db.execute(f'SELECT * FROM "{t}"') for c in row if c is not None]
+    assert not any(warden.admin.secret in c for c in cells), "the authenticator secret is in the database"
+
+    import time
+    # The keychain's values first; fewer tries than would lock the account,
+    # so that the person's own code still works at the end.
+    codes = list(dict.fromkeys(c for v in secrets + cells for c in codes_from(v, time.time())))[:3]
+    for code in codes:
+        out = warden.cli("confirm", "--totp", code, check=False)
+        assert out.returncode != 0, "a code computed from a stolen value confirmed"
+    tried = len(codes)
+    rows = [json.loads(l) for l in warden.cli("log", "--json", "--limit", "2000").stdout.splitlines()]
+    failed = [json.loads(r["detail"]) for r in rows if r["kind"] == "approval.step_up"]
+    assert len([d for d in failed if d["result"] != "verified"]) == tried, failed
+
+    # No Warden running and no password: nothing to check a code against.
+    warden.stop()
+    out = warden.cli("confirm", "--totp", warden.admin.next_code(), check=False, input="")
+    assert out.returncode != 0, "a code confirmed without the password that unseals its secret"
+    warden.cli("confirm", "--password-stdin", "--totp", warden.admin.next_code(), input=warden.admin.password + "\n")
 
 
 def test_an_admin_who_adds_a_person_never_holds_what_signs_in_as_them(warden):

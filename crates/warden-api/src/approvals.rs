@@ -10,6 +10,7 @@ use warden_gateway::approvals::{ApprovalRequest, Approver, Choice, DecideError};
 use warden_store::tools::{Pin, StandingApproval};
 use warden_store::users::{self, User};
 
+use crate::people::Unseal;
 use crate::{Api, ApiError, ApiResult, ErrorCode, Response, blocking};
 
 /// The pending requests a person may answer, and a version to wait on.
@@ -123,20 +124,39 @@ impl Api {
         actor: &User,
         token: &Sensitive<String>,
         code: &str,
+        password: Option<&Sensitive<String>>,
     ) -> ApiResult<Response> {
-        self.step_up(actor, Some(token), code.trim(), "confirm")
+        let unseal = password.map_or(Unseal::Unlocked, Unseal::Password);
+        self.step_up(actor, Some(token), code.trim(), "confirm", unseal)
             .await?;
         Ok(Response::Done)
     }
+}
 
+impl Api {
+    async fn record_step_up(&self, purpose: &str, result: &str) -> ApiResult<()> {
+        let detail = serde_json::json!({"for": purpose, "result": result});
+        self.record("approval.step_up", None, None, Some(detail.to_string()))
+            .await
+    }
+}
+
+/// Why a code cannot be checked by a Warden that has not seen the person's
+/// password since it started.
+pub(crate) const NOT_UNLOCKED: &str = "this Warden cannot check your authenticator codes yet: they are locked with your password, and it has not seen your password since it started. Sign in again (in the app, or `warden login NAME`), then try again";
+
+impl Api {
     /// Checks a fresh authenticator code for `actor` (step-up). A code is
-    /// good once; wrong codes count toward the account's lockout.
+    /// good once; wrong codes count toward the account's lockout. The
+    /// secret comes from `unseal`: the password given with the code, or
+    /// what this process opened at the person's last sign-in.
     pub(crate) async fn step_up(
         &self,
         actor: &User,
         token: Option<&Sensitive<String>>,
         code: &str,
         purpose: &str,
+        unseal: Unseal<'_>,
     ) -> ApiResult<()> {
         let now = self.clock.now();
         let store = self.store.clone();
@@ -144,7 +164,16 @@ impl Api {
         let creds = blocking(move || Ok(users::credentials(&store.connect()?, &name)?))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "your account was removed"))?;
+        if matches!(unseal, Unseal::Unlocked) && !self.has_unlocked_totp(creds.user.id).await? {
+            // The secret is sealed under the person's password, and this
+            // process has not seen it: no code can be checked here.
+            self.record_step_up(purpose, "authenticator not unlocked")
+                .await?;
+            return Err(ApiError::new(ErrorCode::MfaRequired, NOT_UNLOCKED));
+        }
         if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
+            self.record_step_up(purpose, "locked after failed attempts")
+                .await?;
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 format!(
@@ -154,7 +183,7 @@ impl Api {
             ));
         }
         let id = creds.user.id;
-        let verdict = self.check_totp(&creds, code, now, true).await?;
+        let verdict = self.check_totp(&creds, code, now, true, unseal).await?;
         let store = self.store.clone();
         match verdict {
             Some(Ok(_)) => {
@@ -168,13 +197,7 @@ impl Api {
                     Ok(())
                 })
                 .await?;
-                self.record(
-                    "approval.step_up",
-                    None,
-                    None,
-                    Some(serde_json::json!({"for": purpose, "result": "verified"}).to_string()),
-                )
-                .await?;
+                self.record_step_up(purpose, "verified").await?;
                 Ok(())
             }
             other => {
@@ -184,13 +207,7 @@ impl Api {
                 } else {
                     "wrong authenticator code"
                 };
-                self.record(
-                    "approval.step_up",
-                    None,
-                    None,
-                    Some(serde_json::json!({"for": purpose, "result": why}).to_string()),
-                )
-                .await?;
+                self.record_step_up(purpose, why).await?;
                 Err(ApiError::new(
                     ErrorCode::Unauthenticated,
                     format!("{why}: enter the current code from your authenticator app"),
@@ -224,8 +241,14 @@ impl Api {
         })?;
         let fresh_mfa = match code.as_deref().filter(|c| !c.trim().is_empty()) {
             Some(c) if choice != Choice::Deny => {
-                self.step_up(actor, Some(token), c.trim(), &format!("approval {id}"))
-                    .await?;
+                self.step_up(
+                    actor,
+                    Some(token),
+                    c.trim(),
+                    &format!("approval {id}"),
+                    Unseal::Unlocked,
+                )
+                .await?;
                 true
             }
             // A fresh provider sign-in (`warden approvals approve ID --sso`).
@@ -511,6 +534,7 @@ impl Api {
             Some(token),
             code.trim(),
             &format!("the command of {name}"),
+            Unseal::Unlocked,
         )
         .await?;
         let store = self.store.clone();

@@ -39,7 +39,7 @@ fn sensitive(actor: &User, req: &Request) -> Option<&'static str> {
         Request::ServerRemove { .. } => Some("remove a server"),
         Request::UserAdd { .. } => Some("add a person"),
         Request::UserReset { .. } => Some("reset a person's sign-in"),
-        Request::TotpReenrol => Some("set up your authenticator again"),
+        Request::TotpReenrol { .. } => Some("set up your authenticator again"),
         Request::UserEnable { .. } => Some("enable a person"),
         Request::UserAllowRole { .. } => Some("let a person give a role"),
         Request::UserSsoBind { .. } => Some("link a person to a provider account"),
@@ -92,8 +92,12 @@ impl Api {
                 self.change_password(actor, token, current, new).await?;
                 Ok(Response::Done)
             }
-            Request::TotpReenrol => Ok(Response::Enrolled(Box::new(self.reenrol(actor).await?))),
-            Request::Confirm { totp } => self.confirm(actor, token, &totp).await,
+            Request::TotpReenrol { password } => Ok(Response::Enrolled(Box::new(
+                self.reenrol(actor, password).await?,
+            ))),
+            Request::Confirm { totp, password } => {
+                self.confirm(actor, token, &totp, password.as_ref()).await
+            }
 
             // Single sign-on (sso/).
             Request::SsoConfigure {

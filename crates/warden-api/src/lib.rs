@@ -55,6 +55,10 @@ pub use sso::{SsoConfig, SsoStarted, spawn_refresher};
 /// How long an agent's old credential keeps working after a rotation.
 pub const ROTATION_OVERLAP_US: i64 = 60 * 60 * 1_000_000;
 
+/// An authenticator secret this process opened, with the sealed text it
+/// was opened from.
+type Unlocked = (String, Sensitive<Vec<u8>>);
+
 /// What the API works on: the store, the configuration file, the keychain,
 /// and the running gateway when there is one.
 #[derive(Clone)]
@@ -74,6 +78,9 @@ pub struct Api {
     /// The data folder when it was chosen (`--data-dir`), which commands
     /// written for other programs must name.
     explicit_data_dir: Option<PathBuf>,
+    /// Authenticator secrets this process opened with their owners'
+    /// passwords, by person: only in this (non-dumpable) process's memory.
+    unlocked: Arc<std::sync::Mutex<std::collections::HashMap<i64, Unlocked>>>,
 }
 
 impl Api {
@@ -94,6 +101,7 @@ impl Api {
             endpoint: None,
             data_dir: None,
             explicit_data_dir: None,
+            unlocked: Arc::default(),
         }
     }
 
@@ -161,8 +169,13 @@ impl Api {
             )),
             Request::Status => self.status(session).await,
             Request::SsoLoginStart => self.sso_start(sso::Purpose::SignIn).await,
-            Request::SsoLoginFinish { flow, totp } => {
-                self.sso_login_finish(&flow, totp.as_deref()).await
+            Request::SsoLoginFinish {
+                flow,
+                totp,
+                password,
+            } => {
+                self.sso_login_finish(&flow, totp.as_deref(), password.as_ref())
+                    .await
             }
             req => {
                 let token = session.ok_or_else(|| {

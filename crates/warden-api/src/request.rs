@@ -76,8 +76,12 @@ pub enum Request {
         #[ts(type = "string")]
         new: Sensitive<String>,
     },
-    /// The signed-in person sets up their authenticator again.
-    TotpReenrol,
+    /// The signed-in person sets up their authenticator again; their
+    /// password seals the new secret.
+    TotpReenrol {
+        #[ts(type = "string")]
+        password: Sensitive<String>,
+    },
     UserList,
     UserDisable {
         name: String,
@@ -219,6 +223,11 @@ pub enum Request {
         /// the admin allowed that fallback.
         #[serde(default)]
         totp: Option<String>,
+        /// The person's Warden password with that code, for a Warden that
+        /// has not seen it since it started: it opens the sealed secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(type = "string | null", optional)]
+        password: Option<Sensitive<String>>,
     },
     /// A fresh provider sign-in with MFA, to approve a critical call.
     SsoStepUpStart,
@@ -234,6 +243,12 @@ pub enum Request {
     /// A fresh authenticator code: opens sensitive changes for 5 minutes.
     Confirm {
         totp: String,
+        /// The person's password, for a Warden that has not seen it since
+        /// it started (the CLI on the data folder): it opens the sealed
+        /// authenticator secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(type = "string | null", optional)]
+        password: Option<Sensitive<String>>,
     },
     /// Calls waiting for a person (a member sees their own agents').
     Approvals,

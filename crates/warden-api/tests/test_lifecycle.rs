@@ -31,6 +31,7 @@ struct Setup {
     clock: Arc<TestClock>,
     secret: Vec<u8>,
     password: String,
+    service: String,
     _dir: tempfile::TempDir,
 }
 
@@ -42,7 +43,7 @@ async fn setup() -> Setup {
     let api = Api::new(
         store,
         dir.path().join("config.toml"),
-        Keychain::with_service(service),
+        Keychain::with_service(service.clone()),
         None,
     )
     .with_clock(clock.clone());
@@ -66,6 +67,7 @@ async fn setup() -> Setup {
         clock,
         secret,
         password,
+        service,
         _dir: dir,
     }
 }
@@ -497,6 +499,7 @@ async fn sensitive_changes_need_a_second_factor_from_the_last_five_minutes() {
             Some(&token),
             Request::Confirm {
                 totp: "000000".into(),
+                password: None,
             },
         )
         .await
@@ -504,7 +507,13 @@ async fn sensitive_changes_need_a_second_factor_from_the_last_five_minutes() {
     assert_eq!(wrong.code, ErrorCode::Unauthenticated);
     s.clock.set(s.clock.now() + 2);
     s.api
-        .call(Some(&token), Request::Confirm { totp: s.code() })
+        .call(
+            Some(&token),
+            Request::Confirm {
+                totp: s.code(),
+                password: None,
+            },
+        )
         .await
         .expect("a fresh code confirms");
     s.api
@@ -664,7 +673,12 @@ async fn a_person_enrols_themselves_and_the_admin_never_holds_their_secrets() {
     // A new phone: the old secret stops working.
     let Response::Enrolled(again) = s
         .api
-        .call(Some(&bob), Request::TotpReenrol)
+        .call(
+            Some(&bob),
+            Request::TotpReenrol {
+                password: Sensitive::new("a brand new passphrase".into()),
+            },
+        )
         .await
         .expect("just signed in, so the code is fresh")
     else {
@@ -715,4 +729,99 @@ async fn a_person_enrols_themselves_and_the_admin_never_holds_their_secrets() {
     enrol(&s, "bob", reset.code.expose(), "yet another passphrase")
         .await
         .expect_err("an expired code enrols no one");
+}
+
+#[tokio::test]
+async fn an_authenticator_secret_is_sealed_with_the_password_and_an_old_clear_one_is_sealed_at_sign_in()
+ {
+    let s = setup().await;
+    let service = s.service.clone();
+    let account = format!("{}/totp/1", s.api.store().install_id().expect("install id"));
+    let kc = Keychain::with_service(service.clone());
+    // The keychain blocks: off the async threads, as Warden calls it.
+    let read = |kc: Keychain, account: String| async move {
+        tokio::task::spawn_blocking(move || kc.get(&account))
+            .await
+            .expect("joined")
+            .expect("keychain")
+            .expect("an item")
+    };
+    let stored = read(kc.clone(), account.clone()).await;
+    assert!(warden_auth::seal::is_sealed(stored.expose()));
+    assert!(
+        !stored
+            .expose()
+            .contains(totp::encode_secret(&s.secret).expose().as_str())
+    );
+
+    // An older Warden kept it in the clear: the next sign-in seals it.
+    let (k, a, clear) = (kc.clone(), account.clone(), totp::encode_secret(&s.secret));
+    tokio::task::spawn_blocking(move || k.set(&a, &clear))
+        .await
+        .expect("joined")
+        .expect("keychain");
+    s.login(&s.code())
+        .await
+        .expect("the clear secret still signs in");
+    let resealed = read(kc.clone(), account.clone()).await;
+    assert!(
+        warden_auth::seal::is_sealed(resealed.expose()),
+        "sealed once the password proved itself"
+    );
+    s.clock.set(s.clock.now() + 30);
+    s.login(&s.code()).await.expect("and signs in sealed");
+
+    // A second process on the same data (the CLI beside the app) has not
+    // seen the password: it cannot check a code, while the first can.
+    let other = Api::new(
+        s.api.store().clone(),
+        s._dir.path().join("config.toml"),
+        Keychain::with_service(service),
+        None,
+    )
+    .with_clock(s.clock.clone());
+    s.clock.set(s.clock.now() + 30);
+    let token = s.login(&s.code()).await.expect("signed in");
+    s.clock.set(s.clock.now() + 30);
+    let confirm = |code: String| Request::Confirm {
+        totp: code,
+        password: None,
+    };
+    let refused = other
+        .call(Some(&token), confirm(s.code()))
+        .await
+        .expect_err("not unlocked in this process");
+    assert_eq!(refused.code, ErrorCode::MfaRequired);
+    other
+        .call(
+            Some(&token),
+            Request::Confirm {
+                totp: s.code(),
+                password: Some(Sensitive::new(s.password.clone())),
+            },
+        )
+        .await
+        .expect("with the password it can");
+
+    // A new authenticator set up through the second process retires what
+    // the first remembers.
+    let Response::Enrolled(_) = other
+        .call(
+            Some(&token),
+            Request::TotpReenrol {
+                password: Sensitive::new(s.password.clone()),
+            },
+        )
+        .await
+        .expect("re-enrolled")
+    else {
+        panic!("an enrollment")
+    };
+    s.clock.set(s.clock.now() + 30);
+    let stale = s
+        .api
+        .call(Some(&token), confirm(s.code()))
+        .await
+        .expect_err("the old secret is not checked any more");
+    assert_eq!(stale.code, ErrorCode::MfaRequired);
 }

@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod password;
 pub mod process;
+pub mod seal;
 mod sensitive;
 pub mod totp;
 

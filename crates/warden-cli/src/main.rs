@@ -70,6 +70,9 @@ enum Command {
     /// Set up your authenticator app again (a new phone): a new secret and new
     /// recovery codes; the old ones stop working.
     Reenrol {
+        /// Read your password from stdin instead of prompting (it seals the new secret).
+        #[arg(long)]
+        password_stdin: bool,
         #[arg(long)]
         json: bool,
     },
@@ -79,11 +82,13 @@ enum Command {
         #[arg(required_unless_present = "sso")]
         name: Option<String>,
         /// Sign in with your company's identity provider (opens the browser).
-        #[arg(long, conflicts_with_all = ["password_stdin", "recovery"])]
+        #[arg(long, conflicts_with = "recovery")]
         sso: bool,
         /// With --sso: print the address to open instead of opening a browser.
         #[arg(long, requires = "sso")]
         no_browser: bool,
+        /// Read the password from stdin. With --sso and --totp: your Warden password, which
+        /// unlocks the authenticator when no Warden is running.
         #[arg(long)]
         password_stdin: bool,
         /// The 6-digit code from your authenticator app.
@@ -101,6 +106,10 @@ enum Command {
     Confirm {
         #[arg(long)]
         totp: Option<String>,
+        /// Read your password from stdin instead of prompting. It is asked only when no Warden is
+        /// running: your authenticator secret is sealed with it.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Who is signed in.
     Whoami,
@@ -219,7 +228,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Connect { agent } => connect::run(&paths, &agent).await,
         Command::Server(cmd) => servers::server(&paths, cmd).await,
         Command::Approvals { cmd } => approvals::run(&paths, cmd).await,
-        Command::Confirm { totp } => people::confirm(&paths, totp).await,
+        Command::Confirm {
+            totp,
+            password_stdin,
+        } => people::confirm(&paths, totp, password_stdin).await,
         Command::Tool(cmd) => approvals::tool(&paths, cmd).await,
         Command::Agent(cmd) => agents::agent(&paths, cmd).await,
         Command::Init {
@@ -231,8 +243,9 @@ async fn run(cli: Cli) -> Result<()> {
             sso: true,
             no_browser,
             totp,
+            password_stdin,
             ..
-        } => sso::login_sso(&paths, no_browser, totp).await,
+        } => sso::login_sso(&paths, no_browser, totp, password_stdin).await,
         Command::Login {
             name,
             password_stdin,
@@ -255,7 +268,10 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => people::enrol(&paths, name, password_stdin, json).await,
         Command::Passwd { password_stdin } => people::passwd(&paths, password_stdin).await,
-        Command::Reenrol { json } => people::reenrol(&paths, json).await,
+        Command::Reenrol {
+            password_stdin,
+            json,
+        } => people::reenrol(&paths, password_stdin, json).await,
         Command::Sso(cmd) => sso::sso(&paths, cmd).await,
         Command::Logout => people::logout(&paths).await,
         Command::Whoami => people::whoami(&paths).await,

@@ -167,8 +167,9 @@ pub async fn passwd(paths: &Paths, password_stdin: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn reenrol(paths: &Paths, json: bool) -> Result<()> {
-    let Response::Enrolled(e) = call(paths, Request::TotpReenrol).await? else {
+pub async fn reenrol(paths: &Paths, password_stdin: bool, json: bool) -> Result<()> {
+    let password = read_password(password_stdin, "Your password: ")?;
+    let Response::Enrolled(e) = call(paths, Request::TotpReenrol { password }).await? else {
         bail!("unexpected answer")
     };
     print_enrollment(&e, json)
@@ -235,7 +236,17 @@ pub async fn whoami(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-pub async fn confirm(paths: &Paths, totp: Option<String>) -> Result<()> {
+pub async fn confirm(paths: &Paths, totp: Option<String>, password_stdin: bool) -> Result<()> {
+    // A running Warden opened the authenticator secret when you signed in
+    // through it; this process on its own has to open it with your password.
+    let running = warden_api::ControlClient::connect(&paths.data_dir)
+        .await
+        .is_some();
+    let password = if running && !password_stdin {
+        None
+    } else {
+        Some(read_password(password_stdin, "Your password: ")?)
+    };
     let totp = match totp {
         Some(t) => t,
         None => {
@@ -246,7 +257,7 @@ pub async fn confirm(paths: &Paths, totp: Option<String>) -> Result<()> {
             code.trim().to_string()
         }
     };
-    call(paths, Request::Confirm { totp }).await?;
+    call(paths, Request::Confirm { totp, password }).await?;
     println!("Confirmed for the next 5 minutes.");
     Ok(())
 }

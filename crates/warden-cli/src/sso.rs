@@ -38,11 +38,32 @@ pub async fn sso_round_trip(
     Ok(started.flow)
 }
 
-pub async fn login_sso(paths: &Paths, no_browser: bool, totp: Option<String>) -> Result<()> {
+pub async fn login_sso(
+    paths: &Paths,
+    no_browser: bool,
+    totp: Option<String>,
+    password_stdin: bool,
+) -> Result<()> {
+    // A Warden code stands in for the provider's MFA. Its secret is sealed
+    // with your Warden password: a running Warden opened it when you last
+    // signed in to it; this process on its own needs the password.
+    let running = warden_api::ControlClient::connect(&paths.data_dir)
+        .await
+        .is_some();
+    let password = match &totp {
+        Some(_) if password_stdin || !running => Some(crate::people::read_password(
+            password_stdin,
+            "Your Warden password (it unlocks your authenticator): ",
+        )?),
+        _ => None,
+    };
     let flow = sso_round_trip(paths, Request::SsoLoginStart, no_browser, None).await?;
-    let Response::SignedIn(signed) =
-        call_as(paths, None, Request::SsoLoginFinish { flow, totp }).await?
-    else {
+    let finish = Request::SsoLoginFinish {
+        flow,
+        totp,
+        password,
+    };
+    let Response::SignedIn(signed) = call_as(paths, None, finish).await? else {
         bail!("unexpected answer")
     };
     let account = session_account(paths)?;

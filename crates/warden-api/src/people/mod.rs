@@ -15,6 +15,16 @@ pub const IDLE_S: i64 = 30 * 60;
 /// …and in any case this long after sign-in.
 pub const ABSOLUTE_S: i64 = 12 * 60 * 60;
 
+/// Where a TOTP check finds the person's secret, which is sealed under
+/// their password.
+pub(crate) enum Unseal<'a> {
+    /// Opened with the password that comes with the code (sign-in).
+    Password(&'a Sensitive<String>),
+    /// What this process opened at the person's last password sign-in
+    /// through it (step-up); nothing if it never saw them sign in.
+    Unlocked,
+}
+
 /// What a new person needs once, to set up their authenticator.
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Enrollment {
@@ -107,6 +117,123 @@ impl Api {
         Ok(format!("{}/totp/{user_id}", self.store.install_id()?))
     }
 
+    /// The person's TOTP secret, opened with their password. A sealed
+    /// secret that opens is kept in this process's memory, so that a
+    /// running Warden checks later codes (step-up) without the password. A
+    /// secret an older Warden kept in the clear is returned as it is;
+    /// [`Api::seal_legacy_totp`] seals it once the sign-in succeeded.
+    async fn open_totp(
+        &self,
+        user_id: i64,
+        pw: &Sensitive<String>,
+    ) -> ApiResult<Option<Sensitive<Vec<u8>>>> {
+        let Some(stored) = self.stored_totp(user_id).await? else {
+            return Ok(None);
+        };
+        if !warden_auth::seal::is_sealed(stored.expose()) {
+            return Ok(totp::decode_secret(stored.expose()).map(Sensitive::new));
+        }
+        let account = self.totp_account(user_id)?;
+        let (pw, text) = (pw.clone(), stored.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            warden_auth::seal::open(&pw, &account, text.expose())
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        if let Some(secret) = &opened {
+            self.unlocked_lock()
+                .insert(user_id, (stored.into_inner(), secret.clone()));
+        }
+        Ok(opened)
+    }
+
+    /// What the keychain holds for the person's authenticator: sealed, or
+    /// in the clear from an older Warden.
+    async fn stored_totp(&self, user_id: i64) -> ApiResult<Option<Sensitive<String>>> {
+        let account = self.totp_account(user_id)?;
+        let kc = self.keychain.clone();
+        tokio::task::spawn_blocking(move || kc.get(&account))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))
+    }
+
+    fn unlocked_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, crate::Unlocked>> {
+        self.unlocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The secret this process opened at the person's last password
+    /// sign-in through it, while the keychain still holds what it was
+    /// opened from: a new authenticator set up through another process (or
+    /// a reset) retires what this one remembers.
+    async fn unlocked_totp(&self, user_id: i64) -> ApiResult<Option<Sensitive<Vec<u8>>>> {
+        let Some((from, secret)) = self.unlocked_lock().get(&user_id).cloned() else {
+            return Ok(None);
+        };
+        let now = self.stored_totp(user_id).await?;
+        if now.as_ref().map(|s| s.expose()) == Some(&from) {
+            Ok(Some(secret))
+        } else {
+            self.forget_totp(user_id);
+            Ok(None)
+        }
+    }
+
+    /// Whether this process can check the person's codes without their
+    /// password.
+    pub(crate) async fn has_unlocked_totp(&self, user_id: i64) -> ApiResult<bool> {
+        Ok(self.unlocked_totp(user_id).await?.is_some())
+    }
+
+    /// Seals `secret` under the person's password and keeps it in the
+    /// keychain (and in this process's memory).
+    async fn seal_totp(
+        &self,
+        user_id: i64,
+        pw: &Sensitive<String>,
+        secret: Sensitive<Vec<u8>>,
+    ) -> ApiResult<()> {
+        let account = self.totp_account(user_id)?;
+        let kc = self.keychain.clone();
+        let (pw, plain) = (pw.clone(), secret.clone());
+        let sealed = tokio::task::spawn_blocking(move || {
+            let sealed = warden_auth::seal::seal(&pw, &account, plain.expose())
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+            kc.set(&account, &sealed)
+                .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+            Ok::<_, ApiError>(sealed)
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))??;
+        self.unlocked_lock()
+            .insert(user_id, (sealed.into_inner(), secret));
+        Ok(())
+    }
+
+    /// After a successful sign-in: a secret an older Warden kept in the
+    /// clear is sealed under the password that just proved itself.
+    async fn seal_legacy_totp(&self, user_id: i64, pw: &Sensitive<String>) -> ApiResult<()> {
+        match self.stored_totp(user_id).await? {
+            Some(s) if !warden_auth::seal::is_sealed(s.expose()) => {
+                match totp::decode_secret(s.expose()) {
+                    Some(plain) => self.seal_totp(user_id, pw, Sensitive::new(plain)).await,
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets what this process opened for the person (their sign-in was
+    /// reset, or they set up a new authenticator).
+    fn forget_totp(&self, user_id: i64) {
+        self.unlocked_lock().remove(&user_id);
+    }
+
     /// Counts an attempt at a person's password or code before it is
     /// checked, so concurrent attempts cannot all be checked before the
     /// first failure is written. `Err(until)` while a lockout runs.
@@ -125,22 +252,23 @@ impl Api {
 
     /// Checks a TOTP code against the person's secret and, when it is
     /// right and `take` says so, takes its step: once, however many
-    /// requests carry the code. `None` when the person has no secret.
+    /// requests carry the code. `None` when the person has no secret, or
+    /// when it is sealed and `unseal` cannot open it (a wrong password, or
+    /// a running Warden that has not seen the person's password).
     pub(crate) async fn check_totp(
         &self,
         creds: &users::Credentials,
         code: &str,
         now: i64,
         take: bool,
+        unseal: Unseal<'_>,
     ) -> ApiResult<Option<Result<i64, totp::Rejected>>> {
-        let account = self.totp_account(creds.user.id)?;
-        let kc = self.keychain.clone();
-        let secret = tokio::task::spawn_blocking(move || kc.get(&account))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
-            .and_then(|s| totp::decode_secret(s.expose()));
-        let Some(verdict) = secret.map(|s| totp::verify(&s, code, now, creds.totp_last_step))
+        let secret = match unseal {
+            Unseal::Password(pw) => self.open_totp(creds.user.id, pw).await?,
+            Unseal::Unlocked => self.unlocked_totp(creds.user.id).await?,
+        };
+        let Some(verdict) =
+            secret.map(|s| totp::verify(s.expose(), code, now, creds.totp_last_step))
         else {
             return Ok(None);
         };
@@ -173,7 +301,7 @@ impl Api {
         validate_person_name(name)?;
         password::check_policy(pw.expose(), name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
-        let hash = hash_password(pw).await?;
+        let hash = hash_password(pw.clone()).await?;
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
         let store = self.store.clone();
@@ -193,7 +321,7 @@ impl Api {
             Ok(user)
         })
         .await?;
-        match self.new_totp(&user).await {
+        match self.new_totp(&user, &pw).await {
             Ok(e) => Ok(Enrollment {
                 recovery_codes: codes,
                 ..e
@@ -242,6 +370,7 @@ impl Api {
             )?)
         })
         .await?;
+        self.forget_totp(user.id);
         let account = self.totp_account(user.id)?;
         let kc = self.keychain.clone();
         let _ = tokio::task::spawn_blocking(move || kc.delete(&account)).await;
@@ -300,7 +429,7 @@ impl Api {
         }
         password::check_policy(pw.expose(), name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
-        let pw_hash = hash_password(pw).await?;
+        let pw_hash = hash_password(pw.clone()).await?;
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
         let store = self.store.clone();
@@ -319,7 +448,7 @@ impl Api {
             // Another request with the same code got there first.
             return Err(refuse("enrolment code already used").await);
         }
-        let enrollment = match self.new_totp(&creds.user).await {
+        let enrollment = match self.new_totp(&creds.user, &pw).await {
             Ok(e) => e,
             Err(e) => {
                 // No keychain: the code stays good for another try.
@@ -344,17 +473,11 @@ impl Api {
         })
     }
 
-    /// A fresh TOTP secret for `user`, kept in the keychain (recovery codes
-    /// left empty for the caller to fill).
-    async fn new_totp(&self, user: &User) -> ApiResult<Enrollment> {
+    /// A fresh TOTP secret for `user`, sealed under their password in the
+    /// keychain (recovery codes left empty for the caller to fill).
+    async fn new_totp(&self, user: &User, pw: &Sensitive<String>) -> ApiResult<Enrollment> {
         let secret = totp::generate_secret();
-        let account = self.totp_account(user.id)?;
-        let kc = self.keychain.clone();
-        let stored = totp::encode_secret(secret.expose());
-        tokio::task::spawn_blocking(move || kc.set(&account, &stored))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        self.seal_totp(user.id, pw, secret.clone()).await?;
         let uri = totp::otpauth_uri(secret.expose(), &user.name, "Warden");
         let store = self.store.clone();
         let id = user.id;
@@ -371,11 +494,17 @@ impl Api {
     }
 
     /// The signed-in person sets up their authenticator again (a new phone):
-    /// a new secret and new recovery codes; the old ones stop working.
-    pub(crate) async fn reenrol(&self, actor: &User) -> ApiResult<Enrollment> {
+    /// a new secret and new recovery codes; the old ones stop working. Their
+    /// password seals the new secret, so they prove it here.
+    pub(crate) async fn reenrol(
+        &self,
+        actor: &User,
+        pw: Sensitive<String>,
+    ) -> ApiResult<Enrollment> {
+        self.prove_password(actor, &pw).await?;
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
-        let enrollment = self.new_totp(actor).await?;
+        let enrollment = self.new_totp(actor, &pw).await?;
         let store = self.store.clone();
         let id = actor.id;
         blocking(move || {
@@ -394,15 +523,9 @@ impl Api {
         })
     }
 
-    /// The signed-in person changes their password, proving the old one.
-    pub(crate) async fn change_password(
-        &self,
-        actor: &User,
-        session: &Sensitive<String>,
-        current: Sensitive<String>,
-        new: Sensitive<String>,
-    ) -> ApiResult<()> {
-        let keep = warden_auth::hash_token("session", session.expose());
+    /// The signed-in person proves their password again (counted toward
+    /// the account's lockout like a sign-in); a wrong one is logged.
+    async fn prove_password(&self, actor: &User, pw: &Sensitive<String>) -> ApiResult<()> {
         let now = self.clock.now();
         let store = self.store.clone();
         let n = actor.name.clone();
@@ -413,29 +536,58 @@ impl Api {
             return Err(locked_out(until, now));
         }
         let stored = creds.password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&stored, &current))
+        let given = pw.clone();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&stored, &given))
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         if !ok {
-            self.record("person.password_change_failed", None, None, None)
+            self.record("person.password_check_failed", None, None, None)
                 .await?;
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 "your current password is not right; check it and try again",
             ));
         }
+        Ok(())
+    }
+
+    /// The signed-in person changes their password, proving the old one.
+    /// Their authenticator secret is sealed again under the new one.
+    pub(crate) async fn change_password(
+        &self,
+        actor: &User,
+        session: &Sensitive<String>,
+        current: Sensitive<String>,
+        new: Sensitive<String>,
+    ) -> ApiResult<()> {
+        let keep = warden_auth::hash_token("session", session.expose());
+        self.prove_password(actor, &current).await?;
         password::check_policy(new.expose(), &actor.name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+        let secret = self.open_totp(actor.id, &current).await?;
+        let before = self.stored_totp(actor.id).await?;
+        if let Some(secret) = secret {
+            self.seal_totp(actor.id, &new, secret).await?;
+        }
         let hash = hash_password(new).await?;
         let store = self.store.clone();
         let id = actor.id;
-        blocking(move || {
+        let changed = blocking(move || {
             let conn = store.connect()?;
             users::set_password(&conn, id, &hash, &keep)?;
             users::record_success(&conn, id)?;
             Ok(())
         })
-        .await?;
+        .await;
+        if let (Err(e), Some(before)) = (&changed, before) {
+            // The old password stays; so must what it opens.
+            let account = self.totp_account(actor.id)?;
+            let kc = self.keychain.clone();
+            let _ = tokio::task::spawn_blocking(move || kc.set(&account, &before)).await;
+            self.forget_totp(actor.id);
+            return Err(e.clone());
+        }
+        changed?;
         self.record("person.password_changed", None, None, None)
             .await
     }
@@ -481,14 +633,17 @@ impl Api {
             return Err(locked_out(until, now));
         }
         let stored = creds.password_hash.clone();
-        let pw_ok = tokio::task::spawn_blocking(move || password::verify(&stored, &pw))
+        let given = pw.clone();
+        let pw_ok = tokio::task::spawn_blocking(move || password::verify(&stored, &given))
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let second_ok = match (&code, &recovery) {
             // Checked either way, so the time taken does not tell whether
             // the password was right; used up only with the right one.
             (Some(code), _) => {
-                let verdict = self.check_totp(&creds, code, now, pw_ok).await?;
+                let verdict = self
+                    .check_totp(&creds, code, now, pw_ok, Unseal::Password(&pw))
+                    .await?;
                 match verdict {
                     Some(Ok(_)) => true,
                     Some(Err(totp::Rejected::Replayed)) => {
@@ -527,6 +682,7 @@ impl Api {
             };
             return Err(fail(why).await);
         }
+        self.seal_legacy_totp(creds.user.id, &pw).await?;
         let token = warden_auth::random_token();
         let hash = warden_auth::hash_token("session", token.expose());
         let store = self.store.clone();
@@ -637,7 +793,7 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::ActivityStats { .. }
         | Request::Whoami
         | Request::PasswordChange { .. }
-        | Request::TotpReenrol
+        | Request::TotpReenrol { .. }
         | Request::Logout
         | Request::Confirm { .. }
         | Request::SsoStepUpStart

@@ -132,7 +132,7 @@ impl Api {
         flow: &str,
     ) -> ApiResult<Response> {
         let hash = warden_auth::hash_token("session", token.expose());
-        let (outcome, purpose) = self.sso_finish(flow, None).await?;
+        let (outcome, purpose) = self.sso_finish(flow, None, None).await?;
         match purpose {
             Purpose::Link(h, id) if h == hash && id == actor.id => {
                 Ok(Response::Linked(self.sso_link(actor, &outcome).await?))
@@ -152,7 +152,7 @@ impl Api {
         flow: &str,
     ) -> ApiResult<Response> {
         let hash = warden_auth::hash_token("session", token.expose());
-        let (outcome, purpose) = self.sso_finish(flow, None).await?;
+        let (outcome, purpose) = self.sso_finish(flow, None, None).await?;
         match purpose {
             Purpose::StepUp(h, id) if h == hash && id == actor.id => {
                 self.sso_step_up_done(&outcome, h, id).await?;

@@ -358,6 +358,7 @@ impl Api {
         &self,
         flow_id: &str,
         totp: Option<&str>,
+        password: Option<&Sensitive<String>>,
     ) -> ApiResult<(SsoOutcome, Purpose)> {
         let p = pending()
             .lock()
@@ -410,7 +411,7 @@ impl Api {
             Some(claims.auth_time.map_or(0, |t| t.min(now)))
         } else if cfg.totp_fallback
             && p.purpose == Purpose::SignIn
-            && self.totp_second_step(&claims, &who, totp).await?
+            && self.totp_second_step(&claims, &who, totp, password).await?
         {
             Some(now)
         } else {
@@ -454,6 +455,7 @@ impl Api {
         claims: &IdClaims,
         who: &str,
         code: Option<&str>,
+        password: Option<&Sensitive<String>>,
     ) -> ApiResult<bool> {
         let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
             return Ok(false);
@@ -473,8 +475,17 @@ impl Api {
                 )
                 .await);
         };
-        self.step_up(&user, None, code.trim(), "sso sign-in")
-            .await?;
+        self.step_up(
+            &user,
+            None,
+            code.trim(),
+            "sso sign-in",
+            password.map_or(
+                crate::people::Unseal::Unlocked,
+                crate::people::Unseal::Password,
+            ),
+        )
+        .await?;
         Ok(true)
     }
 
@@ -512,8 +523,9 @@ impl Api {
         &self,
         flow: &str,
         totp: Option<&str>,
+        password: Option<&Sensitive<String>>,
     ) -> ApiResult<Response> {
-        let (outcome, purpose) = self.sso_finish(flow, totp).await?;
+        let (outcome, purpose) = self.sso_finish(flow, totp, password).await?;
         if purpose != Purpose::SignIn {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
