@@ -182,6 +182,23 @@ impl Api {
                 ),
             ));
         }
+        if let Unseal::Password(pw) = &unseal {
+            // The password opens the sealed secret, but a same-user process
+            // could have sealed one of its own under a password it knows:
+            // the person's own password hash decides.
+            let (stored, given) = (creds.password_hash.clone(), (*pw).clone());
+            let ok =
+                tokio::task::spawn_blocking(move || warden_auth::password::verify(&stored, &given))
+                    .await
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            if !ok {
+                self.record_step_up(purpose, "wrong password").await?;
+                return Err(ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "your password is not right: check it and try again",
+                ));
+            }
+        }
         let id = creds.user.id;
         let verdict = self.check_totp(&creds, code, now, true, unseal).await?;
         let store = self.store.clone();

@@ -56,8 +56,8 @@ pub use sso::{SsoConfig, SsoStarted, spawn_refresher};
 pub const ROTATION_OVERLAP_US: i64 = 60 * 60 * 1_000_000;
 
 /// An authenticator secret this process opened, with the sealed text it
-/// was opened from.
-type Unlocked = (String, Sensitive<Vec<u8>>);
+/// was opened from (none for a clear secret from an older Warden).
+type Unlocked = (Option<String>, Sensitive<Vec<u8>>);
 
 /// What the API works on: the store, the configuration file, the keychain,
 /// and the running gateway when there is one.

@@ -825,3 +825,65 @@ async fn an_authenticator_secret_is_sealed_with_the_password_and_an_old_clear_on
         .expect_err("the old secret is not checked any more");
     assert_eq!(stale.code, ErrorCode::MfaRequired);
 }
+
+#[tokio::test]
+async fn a_secret_planted_by_a_same_user_process_confirms_nothing() {
+    let s = setup().await;
+    let account = format!("{}/totp/1", s.api.store().install_id().expect("install id"));
+    let token = s.login(&s.code()).await.expect("ada signs in");
+    let plant = |value: Sensitive<String>| {
+        let (kc, a) = (Keychain::with_service(s.service.clone()), account.clone());
+        async move {
+            tokio::task::spawn_blocking(move || kc.set(&a, &value))
+                .await
+                .expect("joined")
+                .expect("keychain")
+        }
+    };
+    let mine = totp::generate_secret();
+    let own_pw = Sensitive::new("the attacker's own passphrase".to_string());
+    let confirm = |password: Option<Sensitive<String>>| Request::Confirm {
+        totp: totp::code_at(mine.expose(), s.clock.now()),
+        password,
+    };
+
+    // Sealed under a password of its own: it opens with that password, but
+    // that is not ada's.
+    plant(warden_auth::seal::seal(&own_pw, &account, mine.expose()).expect("seal")).await;
+    s.clock.set(s.clock.now() + 30);
+    let refused = s
+        .api
+        .call(Some(&token), confirm(Some(own_pw.clone())))
+        .await
+        .expect_err("the attacker's password is not ada's");
+    assert_eq!(refused.code, ErrorCode::Unauthenticated);
+    // A failed sign-in with that password leaves nothing behind in memory.
+    s.clock.set(s.clock.now() + 30);
+    let req = Request::Login {
+        name: "ada".into(),
+        password: own_pw.clone(),
+        totp: Some(totp::code_at(mine.expose(), s.clock.now())),
+        recovery: None,
+    };
+    s.api.call(None, req).await.expect_err("not ada's password");
+    s.clock.set(s.clock.now() + 30);
+    let refused = s
+        .api
+        .call(Some(&token), confirm(None))
+        .await
+        .expect_err("what ada's sign-in opened was replaced, so nothing is unlocked");
+    assert_eq!(refused.code, ErrorCode::MfaRequired);
+
+    // In the clear, as an older Warden kept it: no password, no check.
+    plant(totp::encode_secret(mine.expose())).await;
+    s.clock.set(s.clock.now() + 30);
+    s.api
+        .call(Some(&token), confirm(Some(own_pw)))
+        .await
+        .expect_err("a clear secret does not stand in for ada's password");
+    s.clock.set(s.clock.now() + 30);
+    s.api
+        .call(Some(&token), confirm(None))
+        .await
+        .expect_err("nor for her sign-in");
+}

@@ -117,21 +117,23 @@ impl Api {
         Ok(format!("{}/totp/{user_id}", self.store.install_id()?))
     }
 
-    /// The person's TOTP secret, opened with their password. A sealed
-    /// secret that opens is kept in this process's memory, so that a
-    /// running Warden checks later codes (step-up) without the password. A
-    /// secret an older Warden kept in the clear is returned as it is;
-    /// [`Api::seal_legacy_totp`] seals it once the sign-in succeeded.
+    /// The person's TOTP secret, opened with their password, with the
+    /// sealed text it came from (`None` for a secret an older Warden kept
+    /// in the clear, which [`Api::seal_legacy_totp`] seals once a sign-in
+    /// succeeded). Nothing is remembered here: a value that opens may be
+    /// one a same-user process sealed under a password of its own, so it
+    /// is kept only once the caller has checked the password against the
+    /// person's hash and the code against the secret.
     async fn open_totp(
         &self,
         user_id: i64,
         pw: &Sensitive<String>,
-    ) -> ApiResult<Option<Sensitive<Vec<u8>>>> {
+    ) -> ApiResult<Option<crate::Unlocked>> {
         let Some(stored) = self.stored_totp(user_id).await? else {
             return Ok(None);
         };
         if !warden_auth::seal::is_sealed(stored.expose()) {
-            return Ok(totp::decode_secret(stored.expose()).map(Sensitive::new));
+            return Ok(totp::decode_secret(stored.expose()).map(|s| (None, Sensitive::new(s))));
         }
         let account = self.totp_account(user_id)?;
         let (pw, text) = (pw.clone(), stored.clone());
@@ -140,11 +142,15 @@ impl Api {
         })
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        if let Some(secret) = &opened {
-            self.unlocked_lock()
-                .insert(user_id, (stored.into_inner(), secret.clone()));
+        Ok(opened.map(|secret| (Some(stored.into_inner()), secret)))
+    }
+
+    /// Keeps an opened secret in this process's memory, so that a running
+    /// Warden checks later codes (step-up) without the password.
+    fn remember_totp(&self, user_id: i64, opened: crate::Unlocked) {
+        if let (Some(from), secret) = opened {
+            self.unlocked_lock().insert(user_id, (Some(from), secret));
         }
-        Ok(opened)
     }
 
     /// What the keychain holds for the person's authenticator: sealed, or
@@ -171,7 +177,7 @@ impl Api {
     /// opened from: a new authenticator set up through another process (or
     /// a reset) retires what this one remembers.
     async fn unlocked_totp(&self, user_id: i64) -> ApiResult<Option<Sensitive<Vec<u8>>>> {
-        let Some((from, secret)) = self.unlocked_lock().get(&user_id).cloned() else {
+        let Some((Some(from), secret)) = self.unlocked_lock().get(&user_id).cloned() else {
             return Ok(None);
         };
         let now = self.stored_totp(user_id).await?;
@@ -210,7 +216,7 @@ impl Api {
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))??;
         self.unlocked_lock()
-            .insert(user_id, (sealed.into_inner(), secret));
+            .insert(user_id, (Some(sealed.into_inner()), secret));
         Ok(())
     }
 
@@ -263,15 +269,14 @@ impl Api {
         take: bool,
         unseal: Unseal<'_>,
     ) -> ApiResult<Option<Result<i64, totp::Rejected>>> {
-        let secret = match unseal {
+        let opened = match unseal {
             Unseal::Password(pw) => self.open_totp(creds.user.id, pw).await?,
-            Unseal::Unlocked => self.unlocked_totp(creds.user.id).await?,
+            Unseal::Unlocked => self.unlocked_totp(creds.user.id).await?.map(|s| (None, s)),
         };
-        let Some(verdict) =
-            secret.map(|s| totp::verify(s.expose(), code, now, creds.totp_last_step))
-        else {
+        let Some(opened) = opened else {
             return Ok(None);
         };
+        let verdict = totp::verify(opened.1.expose(), code, now, creds.totp_last_step);
         let Ok(step) = verdict else {
             return Ok(Some(verdict));
         };
@@ -283,6 +288,9 @@ impl Api {
         let claimed =
             blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, step)?)).await?;
         Ok(Some(if claimed {
+            // `take` means the caller proved the password (or the secret
+            // came from memory already).
+            self.remember_totp(id, opened);
             Ok(step)
         } else {
             Err(totp::Rejected::Replayed)
@@ -564,12 +572,21 @@ impl Api {
         self.prove_password(actor, &current).await?;
         password::check_policy(new.expose(), &actor.name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
-        let secret = self.open_totp(actor.id, &current).await?;
         let before = self.stored_totp(actor.id).await?;
-        if let Some(secret) = secret {
+        let secret = self.open_totp(actor.id, &current).await?;
+        if before.is_some() && secret.is_none() {
+            // Changing the password now would leave the authenticator
+            // sealed under the old one, for good.
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "your authenticator could not be unlocked with your current password, so your password was not changed: sign in again, or ask an admin to reset your sign-in",
+            ));
+        }
+        // Everything that can fail before the keychain is written.
+        let hash = hash_password(new.clone()).await?;
+        if let Some((_, secret)) = secret {
             self.seal_totp(actor.id, &new, secret).await?;
         }
-        let hash = hash_password(new).await?;
         let store = self.store.clone();
         let id = actor.id;
         let changed = blocking(move || {
