@@ -22,7 +22,12 @@ explicit: boolean, } | { "call": "revoke_grant", role: string, server: string, p
  * Warden's own code, when the provider's sign-in shows no MFA and
  * the admin allowed that fallback.
  */
-totp: string | null, } | { "call": "sso_step_up_start" } | { "call": "sso_step_up_finish", flow: string, } | { "call": "sso_link_start" } | { "call": "sso_link_finish", flow: string, } | { "call": "confirm", totp: string, 
+totp: string | null, 
+/**
+ * The person's Warden password with that code, for a Warden that
+ * has not seen it since it started: it opens the sealed secret.
+ */
+password?: string | null, } | { "call": "sso_step_up_start" } | { "call": "sso_step_up_finish", flow: string, } | { "call": "sso_link_start" } | { "call": "sso_link_finish", flow: string, } | { "call": "confirm", totp: string, 
 /**
  * The person's password, for a Warden that has not seen it since
  * it started (the CLI on the data folder): it opens the sealed
