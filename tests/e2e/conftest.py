@@ -74,6 +74,11 @@ def peer(name: str) -> str:
 class Warden:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
+        # How the binary is run: as this process's user, or (a test of the
+        # boundary between OS users) through setpriv as another one.
+        self.prefix: list[str] = []
+        self.binary = WARDEN
+        self.env: dict | None = None
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.admin: Person | None = None
@@ -94,7 +99,8 @@ class Warden:
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
         out = subprocess.run(
-            [str(WARDEN), "--data-dir", str(self.data_dir), *args],
+            self.argv(*args),
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -103,6 +109,9 @@ class Warden:
         if check and out.returncode != 0:
             raise AssertionError(f"warden {' '.join(args)} failed: {out.stderr}")
         return out
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self.prefix, str(self.binary), "--data-dir", str(self.data_dir), *args]
 
     def ensure_all_role(self) -> str:
         """A role that may use everything, for tests about other things."""
@@ -123,7 +132,8 @@ class Warden:
     def start(self, *, settle: bool = True) -> None:
         self.stderr = open(self.data_dir / "serve.err", "w")
         self.proc = subprocess.Popen(
-            [str(WARDEN), "--data-dir", str(self.data_dir), "serve", "--listen", "127.0.0.1:0"],
+            self.argv("serve", "--listen", "127.0.0.1:0"),
+            env=self.env,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,

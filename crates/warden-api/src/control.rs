@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Api, ApiError, ApiResult, ErrorCode, Request, Response};
+use crate::{Api, ApiError, ApiResult, ErrorCode, Peer, Presence, Request, Response};
 
 /// Largest control request accepted.
 const MAX_REQUEST: usize = 1024 * 1024;
@@ -17,11 +17,14 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("warden.sock")
 }
 
-/// One control call: the caller's session (if any) and what it asks.
+/// One control call: the caller's session (if any), what it asks, and the
+/// proof that the person is there, for the requests that need one.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Envelope {
     session: Option<warden_auth::Sensitive<String>>,
     request: Request,
+    #[serde(default)]
+    presence: Option<Presence>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -69,12 +72,22 @@ pub async fn serve_control(
 }
 
 async fn answer(api: Api, stream: UnixStream) -> std::io::Result<()> {
+    // The kernel's word on who connected: the process polkit is asked about.
+    let peer = stream.peer_cred().ok().and_then(|c| {
+        Some(Peer {
+            pid: u32::try_from(c.pid()?).ok()?,
+            uid: c.uid(),
+        })
+    });
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
     reader.read_line(&mut line).await?;
     let reply = match serde_json::from_str::<Envelope>(&line) {
-        Ok(env) => match api.call(env.session.as_ref(), env.request).await {
+        Ok(env) => match api
+            .call_remote(env.session.as_ref(), env.request, peer, env.presence)
+            .await
+        {
             Ok(r) => Reply::Ok(r),
             Err(e) => Reply::Error(e),
         },
@@ -108,6 +121,7 @@ impl ControlClient {
         &self,
         session: Option<&warden_auth::Sensitive<String>>,
         req: Request,
+        presence: Option<Presence>,
     ) -> ApiResult<Response> {
         let io = |e: std::io::Error| {
             ApiError::new(
@@ -120,6 +134,7 @@ impl ControlClient {
         let envelope = Envelope {
             session: session.cloned(),
             request: req,
+            presence,
         };
         let mut body = serde_json::to_string(&envelope)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;

@@ -11,7 +11,7 @@ use crate::{Api, ApiError, ApiResult, ErrorCode, Request, Response, desktop, sso
 /// Changes that need a recent second factor in this session, in words:
 /// every change that can grant power, so a process that finds a signed-in
 /// session (or a person's stale one) cannot use it to widen anything.
-fn sensitive(actor: &User, req: &Request) -> Option<&'static str> {
+fn sensitive(actor: Option<&User>, req: &Request) -> Option<&'static str> {
     match req {
         // With a code the request proves it itself.
         Request::ApprovalDecide { choice, totp, .. }
@@ -47,7 +47,10 @@ fn sensitive(actor: &User, req: &Request) -> Option<&'static str> {
             Some("link your account to a provider account")
         }
         Request::AgentAdd { roles, owner, .. }
-            if !roles.is_empty() || owner.as_deref().is_some_and(|o| o != actor.name) =>
+            if !roles.is_empty()
+                || owner
+                    .as_deref()
+                    .is_some_and(|o| actor.is_none_or(|a| o != a.name)) =>
         {
             Some("create an agent with roles")
         }
@@ -60,6 +63,13 @@ fn sensitive(actor: &User, req: &Request) -> Option<&'static str> {
     }
 }
 
+/// What `req` does, in words, when it needs the person's proof over the
+/// control socket; the CLI asks so that it can start a password prompt
+/// first. (An agent owned by someone needs it, whoever asks.)
+pub fn needs_presence(req: &Request) -> Option<&'static str> {
+    sensitive(None, req)
+}
+
 impl Api {
     pub(crate) async fn dispatch(
         &self,
@@ -67,11 +77,21 @@ impl Api {
         token: &Sensitive<String>,
         req: Request,
     ) -> ApiResult<Response> {
-        if let Some(what) = sensitive(actor, &req)
-            && let Err(e) = self.require_recent_mfa(token, what).await
-        {
-            self.record_refusal(&req, "no recent second factor").await?;
-            return Err(e);
+        if let Some(what) = sensitive(Some(actor), &req) {
+            match &self.remote {
+                // Over the socket, from a process that may be an agent's:
+                // this request's own proof.
+                Some(remote) => {
+                    self.require_presence(remote, actor, token, &req, what)
+                        .await?
+                }
+                None => {
+                    if let Err(e) = self.require_recent_mfa(token, what).await {
+                        self.record_refusal(&req, "no recent second factor").await?;
+                        return Err(e);
+                    }
+                }
+            }
         }
         match req {
             // Signing in and out.

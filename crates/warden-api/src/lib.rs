@@ -21,6 +21,7 @@ pub mod export;
 pub mod logging;
 mod oauth;
 mod people;
+mod presence;
 mod record;
 mod request;
 mod review;
@@ -44,9 +45,11 @@ pub use desktop::{
     AppStatus, ApprovalsChanged, ClientApp, ClientConnected, EVENT_ACTIVITY, EVENT_APPROVALS,
     EVENT_NAVIGATE, EVENT_SERVERS, EVENT_SESSION, Exported, ServerPreset,
 };
+pub use dispatch::needs_presence;
 pub use error::{ApiError, ApiResult, ErrorCode};
 pub use oauth::{LoginStarted, OAuthTokens, ProbeCheck, ProbeReport};
 pub use people::{Enrollment, Invitation, SignedIn};
+pub use presence::{POLKIT_ACTION, Peer, Presence};
 pub use request::{AgentCreated, Request, Response};
 pub use review::{AgentReview, PersonReview, Review};
 pub use secrets::secret_resolver;
@@ -81,6 +84,9 @@ pub struct Api {
     /// Authenticator secrets this process opened with their owners'
     /// passwords, by person: only in this (non-dumpable) process's memory.
     unlocked: Arc<std::sync::Mutex<std::collections::HashMap<i64, Unlocked>>>,
+    /// Set for a request that came over the control socket: who sent it and
+    /// the proof of presence it brought ([`presence`]).
+    remote: Option<presence::Remote>,
 }
 
 impl Api {
@@ -102,6 +108,7 @@ impl Api {
             data_dir: None,
             explicit_data_dir: None,
             unlocked: Arc::default(),
+            remote: None,
         }
     }
 
@@ -127,6 +134,23 @@ impl Api {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// One call that came over the control socket from `peer`, with the
+    /// proof of presence it brought: approvals and changes of policy need
+    /// that proof, for this request, instead of a session's recent code.
+    pub async fn call_remote(
+        &self,
+        session: Option<&Sensitive<String>>,
+        req: Request,
+        peer: Option<Peer>,
+        presence: Option<Presence>,
+    ) -> ApiResult<Response> {
+        let api = Api {
+            remote: Some(presence::Remote { peer, presence }),
+            ..self.clone()
+        };
+        api.call(session, req).await
     }
 
     /// One call. Every call but `init` and `login` needs a session; what the

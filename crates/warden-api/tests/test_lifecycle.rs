@@ -887,3 +887,101 @@ async fn a_secret_planted_by_a_same_user_process_confirms_nothing() {
         .await
         .expect_err("nor for her sign-in");
 }
+
+/// Over the control socket, where any process of the person's OS user can
+/// send a request with a session it found, a change of policy brings its
+/// own proof each time: a session that just proved a code is not enough,
+/// a wrong code or none is refused and recorded, and a fresh code (checked
+/// against the secret this Warden unsealed at sign-in) goes through once.
+#[tokio::test]
+async fn over_the_socket_each_change_of_policy_brings_its_own_proof() {
+    let s = setup().await;
+    let token = s.login(&s.code()).await.expect("sign in");
+    s.api
+        .call(
+            Some(&token),
+            Request::RoleAdd {
+                name: "writers".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .expect("role");
+    let grant = || Request::Grant {
+        role: "writers".into(),
+        server: "fs".into(),
+        pattern: "write_*".into(),
+        effect: "allow".into(),
+        explicit: true,
+    };
+    let peer = Some(warden_api::Peer {
+        pid: std::process::id(),
+        uid: 0,
+    });
+    let code = |c: String| Some(warden_api::Presence::Code(Sensitive::new(c)));
+
+    let none = s
+        .api
+        .call_remote(Some(&token), grant(), peer, None)
+        .await
+        .expect_err("a fresh session alone proves nothing over the socket");
+    assert_eq!(none.code, ErrorCode::MfaRequired);
+    assert!(none.message.contains("--code"), "{}", none.message);
+    let unknown = s
+        .api
+        .call_remote(
+            Some(&token),
+            grant(),
+            None,
+            Some(warden_api::Presence::System),
+        )
+        .await
+        .expect_err("the system cannot be asked about a caller nobody knows");
+    assert_eq!(unknown.code, ErrorCode::MfaRequired);
+    s.clock.set(s.clock.now() + 30);
+    let wrong = s
+        .api
+        .call_remote(Some(&token), grant(), peer, code("000000".into()))
+        .await
+        .expect_err("a wrong code");
+    assert_eq!(wrong.code, ErrorCode::Unauthenticated);
+    s.clock.set(s.clock.now() + 2);
+    let fresh = s.code();
+    s.api
+        .call_remote(Some(&token), grant(), peer, code(fresh.clone()))
+        .await
+        .expect("a fresh code from the person's app");
+    let again = s
+        .api
+        .call_remote(Some(&token), grant(), peer, code(fresh))
+        .await
+        .expect_err("the same code twice");
+    assert_eq!(again.code, ErrorCode::Unauthenticated);
+
+    let Response::Log(rows) = s
+        .api
+        .call(
+            Some(&token),
+            Request::Log {
+                filter: Default::default(),
+                limit: 100,
+            },
+        )
+        .await
+        .expect("log")
+    else {
+        panic!("log answers with rows")
+    };
+    let refused: Vec<String> = rows
+        .iter()
+        .filter(|r| r.event.kind == "access.refused")
+        .filter_map(|r| r.event.detail.as_deref())
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .map(|d| d["why"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        refused,
+        vec!["presence not confirmed", "no proof of presence"],
+        "each refusal without a step-up is recorded (newest first)"
+    );
+}

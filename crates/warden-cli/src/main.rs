@@ -7,6 +7,7 @@ mod agents;
 mod approvals;
 mod connect;
 mod people;
+mod presence;
 mod review;
 mod roles;
 mod secrets;
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use warden_api::{ControlClient, Request, Response};
+use warden_api::{ControlClient, Presence, Request, Response};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +33,12 @@ struct Cli {
     /// Folder for the database, configuration and logs (default: the platform's data folder).
     #[arg(long, global = true, env = "WARDEN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// With a running Warden, approving and changing what agents may do ask
+    /// your system to confirm it is you (your password, in the desktop's
+    /// prompt or this terminal). With --code, give a code from your
+    /// authenticator app instead; it is asked for in the terminal.
+    #[arg(long, global = true)]
+    code: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -223,6 +230,7 @@ fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     let paths = Paths::resolve(cli.data_dir)?;
+    presence::ask_for_code(cli.code);
     match cli.command {
         Command::Serve { listen } => serve::run(&paths, listen).await,
         Command::Connect { agent } => connect::run(&paths, &agent).await,
@@ -314,7 +322,17 @@ async fn call_as(
     req: Request,
 ) -> Result<Response> {
     let result = match ControlClient::connect(&paths.data_dir).await {
-        Some(client) => client.call(session, req).await,
+        Some(client) => {
+            // The running Warden asks for proof of presence with approvals
+            // and changes of policy; in a terminal, the system's password
+            // prompt appears here.
+            let proof = presence::for_request(&req)?;
+            let _agent = match proof {
+                Some(Presence::System) => presence::TextAgent::start(),
+                _ => None,
+            };
+            client.call(session, req, proof).await
+        }
         None => {
             let api = paths.open_api(None)?;
             let answer = api.call(session, req).await;
