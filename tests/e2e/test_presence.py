@@ -21,6 +21,7 @@ import select
 import shutil
 import subprocess
 import tempfile
+import termios
 import time
 from pathlib import Path
 
@@ -115,6 +116,11 @@ def in_terminal(warden: Warden, *args: str, answer: str | None, timeout: float =
                 break
             shown += chunk
             if answer is not None and not answered and b"Password:" in shown:
+                # The agent turns echo off with TCSAFLUSH, which drops what
+                # was typed before: answer once it has.
+                quiet_by = time.time() + 10
+                while termios.tcgetattr(fd)[3] & termios.ECHO and time.time() < quiet_by:
+                    time.sleep(0.05)
                 os.write(fd, (answer + "\n").encode())
                 answered = True
     else:
@@ -168,6 +174,7 @@ def test_approving_from_the_command_line_needs_the_persons_os_password(person_os
         code, shown = in_terminal(warden, "approvals", "approve", req["id"], answer="not-" + os_password)
         assert "Password:" in shown and "Warden: confirm it is you" in shown, shown
         assert code != 0 and "did not confirm it is you" in shown, shown
+        assert "not-" + os_password not in shown, "the password was typed with echo on"
         assert [p["id"] for p in pending(warden)] == [req["id"]], "the call still waits"
         assert not notes.exists(), "the server received nothing"
 
