@@ -33,11 +33,23 @@ fn allowed(window: &str, request: &Request) -> bool {
     }
 }
 
+/// What the window says when a click may not have been the person's.
+const NOT_THE_PERSON: &str = "Warden could not tell that this click came from you (on this desktop, a program can click for you). Type the 6-digit code from your authenticator app, then choose again";
+
+fn approves_without_code(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::ApprovalDecide { choice, totp, .. }
+            if choice != "deny" && totp.as_deref().is_none_or(|t| t.trim().is_empty())
+    )
+}
+
 #[tauri::command]
 pub async fn rpc(
     app: AppHandle,
     webview: tauri::Webview,
     shell: State<'_, Shell>,
+    inputs: State<'_, std::sync::Arc<crate::input::Inputs>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     if !allowed(webview.label(), &request) {
@@ -48,6 +60,16 @@ pub async fn rpc(
     }
     let api = shell.api()?;
     let session = shell.session();
+    // A program can click for the person on X11: an approval counts as a
+    // click only after the person's own input in that window; otherwise
+    // their code is the proof.
+    if approves_without_code(&request)
+        && let Err(not) = inputs.was_the_person(webview.label())
+    {
+        api.record_refused(session.as_ref(), &request, not.why())
+            .await?;
+        return Err(ApiError::new(ErrorCode::MfaRequired, NOT_THE_PERSON));
+    }
     let signing_in = matches!(
         request,
         Request::Init { .. }

@@ -8,6 +8,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod input;
 mod state;
 mod tray;
 mod watch;
@@ -87,7 +88,21 @@ fn main() {
         .and_then(|c| c.log.level);
     let _log_guard = warden_api::logging::init(&paths.data_dir, level.as_deref());
 
+    // WebKit's remote control (what tauri-driver drives the tests with)
+    // would let any process of this user click through the windows; a
+    // release build never allows it.
+    #[cfg(not(debug_assertions))]
+    if std::env::var_os("TAURI_WEBVIEW_AUTOMATION").is_some() {
+        eprintln!(
+            "warning: TAURI_WEBVIEW_AUTOMATION is ignored: Warden's windows cannot be remote-controlled"
+        );
+        // SAFETY: no other thread runs yet.
+        unsafe { std::env::remove_var("TAURI_WEBVIEW_AUTOMATION") };
+    }
+    let inputs = std::sync::Arc::new(input::Inputs::default());
     let app = tauri::Builder::default()
+        .manage(inputs.clone())
+        .plugin(inputs.plugin())
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             windows::show_main(app);
         }))

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess as sp
 import sys
 import threading
@@ -359,7 +360,8 @@ def prompt_window(app: App, timeout: float = 60) -> str:
     raise AssertionError("the approval window did not open")
 
 
-def answer_prompt(app: App, button: str, reason: str | None = None) -> None:
+def answer_prompt(app: App, button: str, reason: str | None = None, code_shot: str | None = None) -> bool:
+    """Answers the approval window; says whether it asked for a code."""
     assert "write_file" in app.wait_text("prompt-tool", "write_file")
     assert "claude" in app.text("prompt-agent")
     risk = app.find("prompt-risk").get_attribute("textContent").lower()
@@ -370,9 +372,13 @@ def answer_prompt(app: App, button: str, reason: str | None = None) -> None:
         app.type("prompt-deny-reason", reason)
     app.click(button)
     time.sleep(1)
-    if app.present("prompt-totp"):
-        app.type("prompt-totp", app.codes.next())
-        app.click(button)
+    if not app.present("prompt-totp"):
+        return False
+    if code_shot:
+        app.shot(code_shot)
+    app.type("prompt-totp", app.codes.next())
+    app.click(button)
+    return True
 
 
 def test_first_run_connect_a_server_and_an_app_then_approve_a_write(app: App):
@@ -392,7 +398,10 @@ def test_first_run_connect_a_server_and_an_app_then_approve_a_write(app: App):
     assert not target.exists(), "Enter approved the call"
     app.shot("09-approval-window")
     app.screen("09-approval-window-on-screen")
-    answer_prompt(app, "prompt-approve-once")
+    # WebDriver's click is made inside WebKit, not by a mouse: like any
+    # click Warden cannot tell is the person's, it asks for a code.
+    assert answer_prompt(app, "prompt-approve-once", code_shot="09b-approval-asks-for-a-code"), \
+        "a click WebDriver made approved without a code"
     call.join(90)
     assert not call.is_alive(), "the call never finished after it was approved"
     assert call.error is None, repr(call.error)
@@ -417,6 +426,17 @@ def test_first_run_connect_a_server_and_an_app_then_approve_a_write(app: App):
     app.shot("13-settings")
 
 
+def xtest_click(element, window_name: str) -> None:
+    """Clicks the middle of `element` with xdotool, which makes the click
+    through the X server's XTEST extension, as an attacking program would."""
+    found = sp.run(["xdotool", "search", "--name", window_name], capture_output=True, text=True, timeout=30)
+    assert found.returncode == 0 and found.stdout.split(), f"no window named {window_name!r}: {found.stderr}"
+    rect = element.rect
+    x, y = int(rect["x"] + rect["width"] / 2), int(rect["y"] + rect["height"] / 2)
+    sp.run(["xdotool", "mousemove", "--window", found.stdout.split()[-1], str(x), str(y), "click", "1"],
+           check=True, timeout=30)
+
+
 def test_a_denied_write_reaches_the_agent_as_a_denial(app: App):
     first_run(app, "ben")
     connect_filesystem(app)
@@ -425,6 +445,21 @@ def test_a_denied_write_reaches_the_agent_as_a_denial(app: App):
     call = Call(entry, "files__write_file", {"path": str(target), "content": "should never be written"})
     call.start()
     prompt_window(app)
+
+    # A program of ben's clicks "Allow once" through XTEST, as any X11
+    # client can: the window asks for ben's code instead of approving.
+    button = app.find("prompt-approve-once")
+    time.sleep(1.5)  # past the moment a new request is not yet clickable
+    xtest_click(button, "an agent is waiting")
+    note = app.wait_text("prompt-totp-note", "could not tell that this click came from you")
+    assert "authenticator app" in note, note
+    app.shot("16-a-programs-click-asks-for-a-code")
+    time.sleep(1)
+    assert not target.exists(), "a synthetic click approved the call"
+    with sqlite3.connect(app.data / "warden.db") as db:
+        why = [json.loads(d)["why"] for (d,) in db.execute("SELECT detail FROM activity WHERE kind = 'access.refused'")]
+    assert "synthetic input in the window" in why, why
+
     answer_prompt(app, "prompt-deny", reason="not on my machine")
     call.join(60)
     assert not call.is_alive() and call.error is None, repr(call.error)

@@ -153,6 +153,26 @@ impl Api {
         api.call(session, req).await
     }
 
+    /// Records that the shell refused `req` before it reached the API (an
+    /// approval from a window whose input did not come from the person),
+    /// under the session's person.
+    pub async fn record_refused(
+        &self,
+        session: Option<&Sensitive<String>>,
+        req: &Request,
+        why: &str,
+    ) -> ApiResult<()> {
+        let actor = match session {
+            Some(token) => Some(self.session_user(token).await?.name),
+            None => None,
+        };
+        let api = Api {
+            actor,
+            ..self.clone()
+        };
+        api.record_refusal(req, why).await
+    }
+
     /// One call. Every call but `init` and `login` needs a session; what the
     /// person may do is decided here, not by the UI or CLI.
     pub async fn call(

@@ -167,6 +167,26 @@ describe("approval prompt window", () => {
     expect(fake.made("approval_decide")).toHaveLength(2);
   });
 
+  it("says why when a click may have been a program's, and approves with the code", async () => {
+    const { user, fake } = renderApp({ route: "#/prompt", state: { pending: [approval("a1")] } });
+    fake.handle("approval_decide", (req, f) => {
+      if (!("totp" in req && req.totp)) {
+        fail(
+          "mfa_required",
+          "Warden could not tell that this click came from you (on this desktop, a program can click for you). Type the 6-digit code from your authenticator app, then choose again",
+        );
+      }
+      f.state.pending = [];
+      return { kind: "done" };
+    });
+    await user.click(await armed("prompt-approve-once"));
+    expect(await screen.findByTestId("prompt-totp-note")).toHaveTextContent(/a program can click for you/);
+    await user.type(screen.getByTestId("prompt-totp"), "654321");
+    await user.click(await armed("prompt-approve-once"));
+    expect(await screen.findByText("Nothing is waiting")).toBeInTheDocument();
+    expect(fake.made("approval_decide")[1]).toMatchObject({ totp: "654321", choice: "once" });
+  });
+
   it("notes a request that was answered elsewhere", async () => {
     const { fake } = renderApp({ route: "#/prompt", state: { pending: [approval("a1")] } });
     await screen.findByTestId("prompt-agent");

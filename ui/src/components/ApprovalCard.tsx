@@ -7,7 +7,7 @@ import { Alert, Button, Divider, Group, Stack, Text, TextInput, Title } from "@m
 import { IconCheck, IconShieldLock, IconX } from "@tabler/icons-react";
 import { ask } from "../backend";
 import { useBackend } from "../api";
-import { isCode } from "../errors";
+import { friendly, isCode } from "../errors";
 import type { ApprovalRequest } from "../types";
 import { Countdown } from "./Countdown";
 import { DelegationChain } from "./DelegationChain";
@@ -95,9 +95,14 @@ export function ApprovalCard({
       onDecided(choice);
     } catch (e) {
       if (isCode(e, "mfa_required")) {
+        // A click Warden could not tell was the person's says so in the
+        // shell's words; otherwise the session's code is not fresh.
+        const why = friendly(e).detail;
         setNeedsCode(true);
         setCodeNote(
-          "Approving needs a fresh code: type the 6-digit code from your authenticator app, then choose again.",
+          why.startsWith("Warden could not tell")
+            ? why
+            : "Approving needs a fresh code: type the 6-digit code from your authenticator app, then choose again.",
         );
       } else if (isCode(e, "not_found") && onGone) {
         onGone();
@@ -174,6 +179,7 @@ export function ApprovalCard({
           onKeyDown={swallowEnter}
           data-testid="prompt-totp"
           error={codeNote}
+          errorProps={{ "data-testid": "prompt-totp-note" }}
         />
       ) : null}
 
