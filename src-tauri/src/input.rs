@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(inputs.was_the_person("prompt"), Ok(()));
         assert_eq!(inputs.was_the_person("main"), Err(NotThePerson::NoInput));
         inputs.saw("prompt", false);
-        assert_eq!(inputs.was_the_person("prompt"), Err(NotThePerson::Synthetic));
+        assert_eq!(
+            inputs.was_the_person("prompt"),
+            Err(NotThePerson::Synthetic)
+        );
         inputs.latest.lock().insert(
             "prompt".into(),
             Seen {
