@@ -18,7 +18,9 @@
 //!   Nothing a process of the user can read answers it.
 //! - [`Presence::Code`]: a fresh code from the person's authenticator app,
 //!   checked against the secret this process unsealed with the person's
-//!   password ([`crate::people`]): a same-user process can compute none.
+//!   password ([`crate::people`]): a process that only reads files and the
+//!   keychain can compute none (one that writes the database can swap in a
+//!   secret of its own; the README's threat model says so).
 //!
 //! The app's own window does not come through here: it is this process.
 
@@ -35,6 +37,10 @@ use crate::{Api, ApiError, ApiResult, ErrorCode};
 /// The polkit action Warden asks for (`polkit/dev.warden.app.policy`, which
 /// the package installs in `/usr/share/polkit-1/actions/`).
 pub const POLKIT_ACTION: &str = "dev.warden.app.confirm";
+
+/// Where the system bus listens (the address polkit's own helper uses).
+#[cfg(target_os = "linux")]
+const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 
 /// How long the person has to answer the system's prompt.
 const SYSTEM_PROMPT_LIMIT: Duration = Duration::from_secs(120);
@@ -137,9 +143,16 @@ async fn system_confirms(peer: Peer) -> ApiResult<()> {
             "the program that asked has already gone; nothing was changed",
         )
     })?;
-    let conn = zbus::Connection::system()
-        .await
-        .map_err(|e| unavailable(format!("no system bus: {e}")))?;
+    // The system bus at its fixed address, never DBUS_SYSTEM_BUS_ADDRESS:
+    // an environment a process of the person's could have set for Warden's
+    // start would name a bus where anything answers as polkit.
+    let conn = async {
+        zbus::connection::Builder::address(SYSTEM_BUS)?
+            .build()
+            .await
+    }
+    .await
+    .map_err(|e| unavailable(format!("no system bus: {e}")))?;
     let subject_details: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::from([
         ("pid", zbus::zvariant::Value::from(peer.pid)),
         ("start-time", zbus::zvariant::Value::from(start_time)),

@@ -12,6 +12,9 @@ use anyhow::{Result, bail};
 use warden_api::{Presence, Request};
 use warden_auth::Sensitive;
 
+/// polkit's own text agent, where Debian, Fedora and Arch install it.
+const PKTTYAGENT: &str = "/usr/bin/pkttyagent";
+
 /// `--code`: prove presence with an authenticator code instead of the
 /// system's password prompt.
 static ASK_FOR_CODE: OnceLock<bool> = OnceLock::new();
@@ -58,7 +61,9 @@ impl TextAgent {
         }
         let (ready_read, ready_write) = nix::unistd::pipe().ok()?;
         let notify_fd = ready_write.as_raw_fd();
-        let mut cmd = Command::new("pkttyagent");
+        // By its full path: a `pkttyagent` earlier on the search path could be
+        // anyone's program, shown the person's password.
+        let mut cmd = Command::new(PKTTYAGENT);
         cmd.arg("--process")
             .arg(std::process::id().to_string())
             .arg("--notify-fd")
