@@ -36,12 +36,11 @@ fn allowed(window: &str, request: &Request) -> bool {
 /// What the window says when a click may not have been the person's.
 const NOT_THE_PERSON: &str = "Warden could not tell that this click came from you (on this desktop, a program can click for you). Type the 6-digit code from your authenticator app, then choose again";
 
+/// An approval that brings no code of its own (the API's own rule for which
+/// requests need the person's proof).
 fn approves_without_code(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::ApprovalDecide { choice, totp, .. }
-            if choice != "deny" && totp.as_deref().is_none_or(|t| t.trim().is_empty())
-    )
+    matches!(request, Request::ApprovalDecide { .. })
+        && warden_api::needs_presence(request).is_some()
 }
 
 #[tauri::command]

@@ -70,17 +70,6 @@ pub(crate) struct Remote {
     pub presence: Option<Presence>,
 }
 
-/// Why presence was not shown, in the words the record keeps.
-fn refused_why(e: &ApiError) -> &'static str {
-    if e.message.starts_with(NO_PROOF_START) {
-        "no proof of presence"
-    } else {
-        "presence not confirmed"
-    }
-}
-
-const NO_PROOF_START: &str = "from the command line";
-
 impl Api {
     /// For a request over the socket that needs the person (`what` says
     /// what it does): its own proof, checked now. Refusals are recorded.
@@ -92,13 +81,17 @@ impl Api {
         req: &crate::Request,
         what: &str,
     ) -> ApiResult<()> {
-        let result = match &remote.presence {
-            None => Err(ApiError::new(
-                ErrorCode::MfaRequired,
-                format!(
-                    "{NO_PROOF_START}, Warden asks each time before it lets you {what}: run the command in a terminal so your system can ask for your password, or add `--code CODE` with a code from your authenticator app"
+        // Each refusal with the words its record keeps.
+        let refused = match &remote.presence {
+            None => (
+                "no proof of presence",
+                ApiError::new(
+                    ErrorCode::MfaRequired,
+                    format!(
+                        "from the command line, Warden asks each time before it lets you {what}: run the command in a terminal so your system can ask for your password, or add `--code CODE` with a code from your authenticator app"
+                    ),
                 ),
-            )),
+            ),
             // The code is counted and recorded by the step-up itself.
             Some(Presence::Code(code)) => {
                 return self
@@ -112,17 +105,22 @@ impl Api {
                     .await;
             }
             Some(Presence::System) => match remote.peer {
-                Some(peer) => system_confirms(peer).await,
-                None => Err(ApiError::new(
-                    ErrorCode::MfaRequired,
-                    "Warden could not tell which program asked, so it cannot ask your system to confirm it is you: add `--code CODE` with a code from your authenticator app",
-                )),
+                Some(peer) => match system_confirms(peer).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => ("presence not confirmed", e),
+                },
+                None => (
+                    "presence not confirmed",
+                    ApiError::new(
+                        ErrorCode::MfaRequired,
+                        "Warden could not tell which program asked, so it cannot ask your system to confirm it is you: add `--code CODE` with a code from your authenticator app",
+                    ),
+                ),
             },
         };
-        if let Err(e) = &result {
-            self.record_refusal(req, refused_why(e)).await?;
-        }
-        result
+        let (why, error) = refused;
+        self.record_refusal(req, why).await?;
+        Err(error)
     }
 }
 
