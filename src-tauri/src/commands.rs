@@ -36,13 +36,6 @@ fn allowed(window: &str, request: &Request) -> bool {
 /// What the window says when a click may not have been the person's.
 const NOT_THE_PERSON: &str = "Warden could not tell that this click came from you (on this desktop, a program can click for you). Type the 6-digit code from your authenticator app, then choose again";
 
-/// An approval that brings no code of its own (the API's own rule for which
-/// requests need the person's proof).
-fn approves_without_code(request: &Request) -> bool {
-    matches!(request, Request::ApprovalDecide { .. })
-        && warden_api::needs_presence(request).is_some()
-}
-
 #[tauri::command]
 pub async fn rpc(
     app: AppHandle,
@@ -59,16 +52,32 @@ pub async fn rpc(
     }
     let api = shell.api()?;
     let session = shell.session();
-    // A program can click for the person on X11: an approval counts as a
-    // click only after the person's own input in that window; otherwise
-    // their code is the proof.
-    if approves_without_code(&request)
-        && let Err(not) = inputs.was_the_person(webview.label())
+    // A program can click for the person on X11: an approval, or a change
+    // of policy, counts as a click only after the person's own input in
+    // that window. Otherwise their code is the proof: an approval carries
+    // it, any other change runs on the code just confirmed there.
+    let label = webview.label().to_string();
+    if let Some(what) = warden_api::needs_presence(&request)
+        && let Err(not) = inputs.was_the_person(&label)
     {
-        api.record_refused(session.as_ref(), &request, not.why())
-            .await?;
-        return Err(ApiError::new(ErrorCode::MfaRequired, NOT_THE_PERSON));
+        let approval = matches!(request, Request::ApprovalDecide { .. });
+        if approval || !inputs.take_confirmation(&label) {
+            api.record_refused(session.as_ref(), &request, not.why())
+                .await?;
+            let message = if approval {
+                NOT_THE_PERSON.to_string()
+            } else {
+                format!(
+                    "Warden could not tell that this click came from you (on this desktop, a program can click for you). To {what}, type the 6-digit code from your authenticator app"
+                )
+            };
+            return Err(ApiError::new(ErrorCode::MfaRequired, message));
+        }
     }
+    let confirming = matches!(
+        request,
+        Request::Confirm { .. } | Request::SsoStepUpFinish { .. }
+    );
     let signing_in = matches!(
         request,
         Request::Init { .. }
@@ -111,6 +120,9 @@ pub async fn rpc(
             Ok(Response::LoginStarted(started))
         }
         Ok(r) => {
+            if confirming {
+                inputs.confirmed(&label);
+            }
             if logout {
                 sign_out(&app, &shell, session.as_ref());
             }

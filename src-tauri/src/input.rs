@@ -10,7 +10,9 @@
 //! remembered with whether a physical device made it, and an approval from a
 //! window whose latest input was not the person's, or was not recent, is
 //! answered with a request for an authenticator code instead
-//! (`commands::rpc`). Wayland gives other clients no way to make input, so
+//! (`commands::rpc`). The same holds for every change of policy from the
+//! main window: after a program's click, or none, it runs only on the next
+//! code the person confirms there, one code per change. Wayland gives other clients no way to make input, so
 //! there every event counts as the person's.
 
 use std::collections::HashMap;
@@ -25,6 +27,10 @@ use tauri::{Runtime, Webview};
 /// window still counts as theirs.
 const RECENT: Duration = Duration::from_secs(5);
 
+/// How long a code the person just typed into a window stands for the next
+/// change of policy asked from it.
+const CONFIRMED: Duration = Duration::from_secs(60);
+
 #[derive(Clone, Copy)]
 struct Seen {
     at: Instant,
@@ -35,6 +41,9 @@ struct Seen {
 #[derive(Default)]
 pub struct Inputs {
     latest: Mutex<HashMap<String, Seen>>,
+    /// When a code was last confirmed from each window, until a change of
+    /// policy from that window uses it.
+    confirmed: Mutex<HashMap<String, Instant>>,
 }
 
 /// Why a decision does not count as the person's.
@@ -76,6 +85,24 @@ impl Inputs {
             Some(_) => Err(NotThePerson::Synthetic),
             None => Err(NotThePerson::NoInput),
         }
+    }
+
+    /// The person just proved a code from `window` (a program of theirs
+    /// cannot: the secret is sealed); the next change of policy asked from
+    /// it within a minute counts as theirs.
+    pub fn confirmed(&self, window: &str) {
+        self.confirmed
+            .lock()
+            .insert(window.to_string(), Instant::now());
+    }
+
+    /// Uses up the code confirmed from `window`, if it is recent: one code,
+    /// one change.
+    pub fn take_confirmation(&self, window: &str) -> bool {
+        self.confirmed
+            .lock()
+            .remove(window)
+            .is_some_and(|at| at.elapsed() <= CONFIRMED)
     }
 
     /// Watches every webview the app opens.
@@ -184,5 +211,20 @@ mod tests {
             },
         );
         assert_eq!(inputs.was_the_person("prompt"), Err(NotThePerson::NoInput));
+    }
+
+    #[test]
+    fn a_confirmed_code_stands_for_one_change_from_its_window() {
+        let inputs = Inputs::default();
+        assert!(!inputs.take_confirmation("main"));
+        inputs.confirmed("main");
+        assert!(!inputs.take_confirmation("prompt"), "another window's code");
+        assert!(inputs.take_confirmation("main"));
+        assert!(!inputs.take_confirmation("main"), "used once");
+        inputs.confirmed.lock().insert(
+            "main".into(),
+            Instant::now() - CONFIRMED - Duration::from_millis(1),
+        );
+        assert!(!inputs.take_confirmation("main"), "too old");
     }
 }

@@ -81,11 +81,25 @@ pub fn set_paused(app: &AppHandle, paused: bool) {
 }
 
 /// Pausing needs an admin's session; without one, the app opens to say so.
+/// Resuming is never done from here: any process of the session can click a
+/// tray item over D-Bus (the menu is exported on the session bus), and
+/// letting agents run again is a change of policy that needs the person. So
+/// the menu opens Home, where "Resume agents" is a click in the window (with
+/// its input check) or a code.
 fn toggle_pause(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let shell = app.state::<Shell>();
         let want = !shell.gateway().is_some_and(|g| g.paused());
+        if !want {
+            set_paused(&app, true);
+            crate::windows::show_main(&app);
+            let _ = app.emit(
+                "warden://notice",
+                "Agents are still paused. To let them run again, choose Resume agents on Home.",
+            );
+            return;
+        }
         let result = match shell.api() {
             Ok(api) => {
                 api.call(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -49,7 +50,9 @@ def tauri_driver() -> str:
 
 
 class Codes:
-    """An authenticator app: each 30 s step's code is used once."""
+    """An authenticator app: each 30 s step's code is used once. Warden
+    takes the codes of the steps next to the current one (a phone's clock is
+    seldom exact), so the next step's code may be used before its time."""
 
     def __init__(self, secret: str):
         self.secret, self.last = secret, -1
@@ -57,11 +60,10 @@ class Codes:
     def next(self) -> str:
         now = time.time()
         step = max(int(now // 30), self.last + 1)
-        if step > int(now // 30):
-            time.sleep(step * 30 - now + 0.2)
-            now = time.time()
+        if step > int(now // 30) + 1:
+            time.sleep((step - 1) * 30 - now + 0.2)
         self.last = step
-        return totp(self.secret, now)
+        return totp(self.secret, step * 30 + 1)
 
 
 class App:
@@ -179,6 +181,39 @@ def app_pids(data: Path) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def gdbus(*args: str, timeout: float = 20) -> str:
+    return sp.run(["gdbus", *args], capture_output=True, text=True, check=True, timeout=timeout).stdout
+
+
+def tray_click(label: str) -> None:
+    """Clicks an item of the app's tray menu the way any process of the
+    session can: the menu is a D-Bus object (com.canonical.dbusmenu) on the
+    session bus, under the app's StatusNotifierItem, and its Event method is
+    the click. Only one app runs in a test's session, so the name that
+    exports that object is the app."""
+    bus = ["--session", "--dest", "org.freedesktop.DBus", "--object-path", "/org/freedesktop/DBus"]
+    names = re.findall(r"'(:[0-9]+\.[0-9]+)'", gdbus("call", *bus, "--method", "org.freedesktop.DBus.ListNames"))
+    for name in names:
+        try:
+            tree = gdbus("introspect", "--session", "--dest", name, "--object-path",
+                         "/org/ayatana/NotificationItem", "--recurse", timeout=5)
+        except (sp.CalledProcessError, sp.TimeoutExpired):
+            continue
+        path = None
+        for line in tree.splitlines():
+            if m := re.match(r"\s*node (\S+) \{", line):
+                path = m.group(1)
+            elif "interface com.canonical.dbusmenu {" in line and path and "warden" in path:
+                at = ["--session", "--dest", name, "--object-path", path]
+                layout = gdbus("call", *at, "--method", "com.canonical.dbusmenu.GetLayout", "--", "0", "-1", "[]")
+                item = re.search(r"\((\d+), \{[^}]*'label': <'" + re.escape(label) + "'>", layout)
+                assert item, f"no {label!r} in the tray menu: {layout}"
+                gdbus("call", *at, "--method", "com.canonical.dbusmenu.Event", "--",
+                      item.group(1), "clicked", "<int32 0>", "0")
+                return
+    raise AssertionError(f"the app exported no tray menu on the session bus ({len(names)} names searched)")
 
 
 def end_app(data: Path) -> None:
@@ -312,7 +347,14 @@ def connect_claude(app: App, agent: str, server: str = "files") -> dict:
     app.type("app-agent-name", agent)
     app.click(f"app-server-{server}")
     app.click("app-write")
-    app.confirm_if_asked()
+    # Under Xvfb no click is a physical device's, so a change of policy from
+    # the main window waits for a code even in a session that proved one a
+    # moment ago (a program could have made the click), and says for what.
+    why = app.wait_text("mfa-why", "To connect an AI app")
+    assert "could not tell that this click came from you" in why, why
+    app.shot("08a-connect-app-code")
+    app.type("mfa-code", app.codes.next())
+    app.click("mfa-submit")
     app.wait_text("app-result", "claude_desktop_config.json")
     app.shot("08-connect-app")
     config = json.loads((app.home / ".config" / "Claude" / "claude_desktop_config.json").read_text())
@@ -482,6 +524,21 @@ def test_a_denied_write_reaches_the_agent_as_a_denial(app: App):
     assert not call.is_alive() and call.error is None, repr(call.error)
     assert call.result.is_error and "paused" in text_of(call.result), text_of(call.result)
     assert not target.exists()
+
+    # A program of ben's clicks the tray's "Pause all agents" over D-Bus, as
+    # any process of the session can, to let agents run again: the agents
+    # stay paused, and Home says how ben resumes them himself.
+    tray_click("Pause all agents")
+    time.sleep(2)
+    app.find("paused-banner")
+    call = Call(entry, "files__write_file", {"path": str(target), "content": "unpaused by a program"})
+    call.start()
+    call.join(60)
+    assert not call.is_alive(), "the write waited for an approval: a tray click over D-Bus resumed the agents"
+    assert call.error is None, repr(call.error)
+    assert call.result.is_error and "paused" in text_of(call.result), text_of(call.result)
+    assert not target.exists(), "a tray click over D-Bus let the agents run again"
+    app.shot("15b-tray-resume-opens-home")
 
 
 def test_a_person_an_admin_added_sets_up_their_own_account(app: App):

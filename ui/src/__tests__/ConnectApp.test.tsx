@@ -1,5 +1,5 @@
 import { screen, waitFor } from "@testing-library/react";
-import { server } from "../test/fakeBackend";
+import { fail, server } from "../test/fakeBackend";
 import { renderApp } from "../test/render";
 
 describe("Connect your AI app", () => {
@@ -57,5 +57,30 @@ describe("Connect your AI app", () => {
       ),
     );
     expect(screen.getByRole("alert")).toHaveTextContent("Wait a moment and try again");
+  });
+
+  it("asks for a code, naming the change, when the app could not tell the click was the person's", async () => {
+    const { user, fake } = renderApp({ route: "#/connect-app" });
+    let asked = 0;
+    fake.handle("client_connect", (req, f) => {
+      asked += 1;
+      if (asked === 1) {
+        fail(
+          "mfa_required",
+          "Warden could not tell that this click came from you (on this desktop, a program can click for you). To connect an AI app, type the 6-digit code from your authenticator app",
+        );
+      }
+      return f.answer(req);
+    });
+    await user.click(await screen.findByTestId("app-cursor"));
+    await user.click(await screen.findByTestId("app-server-filesystem"));
+    await user.click(screen.getByTestId("app-write"));
+    expect(await screen.findByTestId("mfa-why")).toHaveTextContent("To connect an AI app, type the 6-digit code");
+    expect(screen.queryByText(/will not ask again for 5 minutes/)).toBeNull();
+    await user.type(screen.getByTestId("mfa-code"), "123456");
+    await user.click(screen.getByTestId("mfa-submit"));
+    await screen.findByTestId("app-result");
+    expect(fake.made("confirm")).toHaveLength(1);
+    expect(asked).toBe(2);
   });
 });

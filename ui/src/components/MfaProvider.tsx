@@ -1,6 +1,8 @@
 // Sensitive changes need a fresh authenticator code (within 5 minutes).
 // When the API answers `mfa_required`, ask for the code here, confirm it,
-// and let the original request run again.
+// and let the original request run again. When the app could not tell that
+// the click was the person's, the API's answer says which change the code is
+// for, and the dialog shows those words instead.
 import { createContext, useCallback, useContext, useMemo, useRef, useState, type ReactNode } from "react";
 import { Button, Group, Modal, Stack, Text, TextInput } from "@mantine/core";
 import { IconShieldLock } from "@tabler/icons-react";
@@ -13,6 +15,12 @@ interface Mfa {
 }
 
 const MfaContext = createContext<Mfa | null>(null);
+
+/** The app's own words when it could not tell a click was the person's. */
+function clickNote(e: unknown): string | null {
+  const message = (e as { message?: unknown }).message;
+  return typeof message === "string" && message.startsWith("Warden could not tell") ? message : null;
+}
 
 export function useMfa(): Mfa {
   const m = useContext(MfaContext);
@@ -27,12 +35,14 @@ export function MfaProvider({ backend, children }: { backend: Backend; children:
   const [code, setCode] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [why, setWhy] = useState<string | null>(null);
   const waiters = useRef<Waiter[]>([]);
 
   const requestCode = useCallback(
-    () =>
+    (message: string | null) =>
       new Promise<void>((resolve, reject) => {
         waiters.current.push({ resolve, reject });
+        setWhy(message);
         setOpen(true);
       }),
     [],
@@ -78,7 +88,7 @@ export function MfaProvider({ backend, children }: { backend: Backend; children:
             return await run();
           } catch (e) {
             if (!isCode(e, "mfa_required")) throw e;
-            await requestCode();
+            await requestCode(clickNote(e));
           }
         }
       },
@@ -92,6 +102,8 @@ export function MfaProvider({ backend, children }: { backend: Backend; children:
       <Modal
         opened={open}
         onClose={() => finish(false)}
+        // Above any dialog the change was asked from (Mantine's default is 200).
+        zIndex={400}
         title={
           <Group gap="xs">
             <IconShieldLock size={20} aria-hidden />
@@ -107,10 +119,16 @@ export function MfaProvider({ backend, children }: { backend: Backend; children:
           }}
         >
           <Stack>
-            <Text size="sm">
-              This change needs a fresh code from your authenticator app. After you confirm, Warden will not ask again
-              for 5 minutes.
-            </Text>
+            {why ? (
+              <Text size="sm" data-testid="mfa-why">
+                {why}.
+              </Text>
+            ) : (
+              <Text size="sm">
+                This change needs a fresh code from your authenticator app. After you confirm, Warden will not ask again
+                for 5 minutes.
+              </Text>
+            )}
             <TextInput
               label="6-digit code"
               data-testid="mfa-code"

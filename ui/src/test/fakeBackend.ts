@@ -254,7 +254,8 @@ export class FakeBackend implements Backend {
     return this.answer(req);
   }
 
-  private answer(req: Request): Response {
+  /** The fake's own answer, for a handler that only changes some. */
+  answer(req: Request): Response {
     const s = this.state;
     const needUser = () => s.status.user ?? fail("unauthenticated", "sign in first");
     switch (req.call) {
