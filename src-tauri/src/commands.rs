@@ -33,8 +33,9 @@ fn allowed(window: &str, request: &Request) -> bool {
     }
 }
 
-/// What the window says when a click may not have been the person's.
-const NOT_THE_PERSON: &str = "Warden could not tell that this click came from you (on this desktop, a program can click for you). Type the 6-digit code from your authenticator app, then choose again";
+/// What the window says when a click may not have been the person's (the UI
+/// shows the answers that start with these words in its code dialog).
+const COULD_NOT_TELL: &str = "Warden could not tell that this click came from you (on this desktop, a program can click for you)";
 
 #[tauri::command]
 pub async fn rpc(
@@ -65,10 +66,12 @@ pub async fn rpc(
             api.record_refused(session.as_ref(), &request, not.why())
                 .await?;
             let message = if approval {
-                NOT_THE_PERSON.to_string()
+                format!(
+                    "{COULD_NOT_TELL}. Type the 6-digit code from your authenticator app, then choose again"
+                )
             } else {
                 format!(
-                    "Warden could not tell that this click came from you (on this desktop, a program can click for you). To {what}, type the 6-digit code from your authenticator app"
+                    "{COULD_NOT_TELL}. To {what}, type the 6-digit code from your authenticator app"
                 )
             };
             return Err(ApiError::new(ErrorCode::MfaRequired, message));
