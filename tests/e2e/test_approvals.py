@@ -4,6 +4,7 @@ from the command line as a person would."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -385,3 +386,104 @@ def test_a_stateless_client_gets_no_session_approval_that_would_cover_the_whole_
     [again] = wait_pending(warden)
     warden.cli("approvals", "deny", again["id"])
     assert result_of(f)[0]["isError"] and not (files_root / "t.txt").exists()
+
+
+class Recorder:
+    """An HTTP listener on 127.0.0.1 that keeps the headers of every request
+    it gets and answers 404: where an edited address would send a secret."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                seen.append(dict(self.headers))
+                self.send_response(404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_GET = do_DELETE = do_POST
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mcp"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_an_edit_of_the_configuration_that_loosens_it_waits_for_an_admin(warden, files_root):
+    ana, token = setup_writer(warden, files_root)
+    first, elsewhere = Recorder(), Recorder()
+    try:
+        secret = "tok-" + os.urandom(12).hex()
+        warden.cli("secret", "set", "work-token", input=secret + "\n")
+        warden.cli("server", "add", "work", "--url", first.url, "--header", "Authorization=keychain:work-token")
+        # A process of the person's OS user edits the file: the secret's
+        # server somewhere else, calls that wait an hour, no notifications,
+        # and a log cut to one row.
+        cfg = warden.data_dir / "config.toml"
+        text_ = cfg.read_text()
+        for old, new in (("timeout_secs = 120", "timeout_secs = 3600"),
+                         ("desktop_notifications = true", "desktop_notifications = false"),
+                         (first.url, elsewhere.url),
+                         ("[activity]\n", "[activity]\nmax_rows = 1\n")):
+            assert old in text_, (old, text_)
+            text_ = text_.replace(old, new)
+        cfg.write_text(text_)
+        warden.start()
+        work = warden.wait_state("work", "blocked")
+        assert "keychain secret would go somewhere new" in work["reason"], work
+        assert first.seen == [] and elsewhere.seen == [], "the secret went nowhere"
+
+        review = warden.cli("config", "review").stdout
+        for name in ("approvals.timeout_secs", "approvals.desktop_notifications", "activity.max_rows"):
+            assert name in review, review
+        [held] = [r for r in log(warden) if r["kind"] == "config.change_held"]
+        assert {h["setting"] for h in json.loads(held["detail"])["held"]} == {
+            "approvals.timeout_secs", "approvals.desktop_notifications", "activity.max_rows"}
+        assert len(log(warden)) > 1, "the log was not cut to one row"
+
+        # Meanwhile the approved values hold: a call waits 120 s, and asks
+        # with a notification.
+        f = call_later(warden, token, "fs__write_file", {"path": str(files_root / "a.txt"), "content": "x"})
+        [req] = wait_pending(warden)
+        waits = req["expires_at_us"] / 1e6 - time.time()
+        assert 60 < waits <= 120, waits
+        assert "could not show a desktop notification" in warden.log()
+        ana.login()
+        warden.cli("approvals", "deny", req["id"])
+        result_of(f)
+
+        # Approving needs the admin's code; a wrong one changes nothing.
+        warden.admin.login()
+        wrong = warden.cli("config", "approve", "--yes", input="000000\n", check=False)
+        assert wrong.returncode != 0, wrong.stdout
+        assert "approvals.timeout_secs" in warden.cli("config", "review").stdout
+        warden.cli("config", "approve", "--yes", input=warden.admin.next_code() + "\n")
+        assert "Every setting in config.toml is in force" in warden.cli("config", "review").stdout
+        [approved] = [r for r in log(warden) if r["kind"] == "config.change_approved"]
+        assert approved["on_behalf_of"] == "admin"
+        # (This call waits until Warden stops at the end of the test.)
+        call_later(warden, token, "fs__write_file", {"path": str(files_root / "b.txt"), "content": "y"}, i=2)
+        [req] = wait_pending(warden)
+        assert req["expires_at_us"] / 1e6 - time.time() > 3000, "the approved timeout is in force"
+
+        # Where the secret goes is approved the same way, and only then sent.
+        shown = warden.cli("server", "consent", "work", input="n\n").stdout
+        assert elsewhere.url in shown and "work-token" in shown, shown
+        warden.cli("server", "consent", "work", "--yes", "--totp", warden.admin.next_code())
+        deadline = time.time() + 30
+        while not elsewhere.seen and time.time() < deadline:
+            time.sleep(0.2)
+        assert elsewhere.seen and {k.lower(): v for k, v in elsewhere.seen[0].items()}["authorization"] == secret, elsewhere.seen
+        assert first.seen == []
+    finally:
+        first.close()
+        elsewhere.close()

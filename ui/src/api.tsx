@@ -83,4 +83,5 @@ export const keys = {
   sso: ["sso"] as const,
   serverAuth: ["server-auth"] as const,
   consent: (name: string) => ["consent", name] as const,
+  heldSettings: ["held-settings"] as const,
 };

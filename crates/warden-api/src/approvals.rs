@@ -29,11 +29,16 @@ pub struct ToolReview {
     pub diff: String,
 }
 
-/// A local server's command as an admin consents to it.
+/// What an admin consents to for a server: a local server's command, or
+/// where a remote server's keychain secret is sent.
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Consent {
     pub server: String,
+    /// The command line, or for a remote server its address and the
+    /// secrets its headers carry.
     pub command_line: String,
+    /// A remote server (nothing runs here; a secret is sent there).
+    pub remote: bool,
     pub hash: String,
     pub approved: bool,
     pub approved_by: Option<String>,
@@ -514,12 +519,16 @@ impl Api {
             .ok_or_else(|| {
                 ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
             })?;
-        let (Some(current), Some(command_line)) = (spec.consent_hash(), spec.command_line()) else {
+        let (Some(current), Some(command_line)) = (spec.consent_hash(), spec.consent_subject())
+        else {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                format!("{name:?} is a remote server: there is no local command to approve"),
+                format!(
+                    "{name:?} is a remote server that is sent no secret from the keychain: there is nothing to approve"
+                ),
             ));
         };
+        let remote = spec.command.is_none();
         let store = self.store.clone();
         let n = name.clone();
         let policy =
@@ -529,6 +538,7 @@ impl Api {
             return Ok(Response::Consent(Consent {
                 server: name,
                 command_line,
+                remote,
                 approved: policy.consent_hash.as_deref() == Some(current.as_str()),
                 approved_by: policy.consented_by,
                 hash: current,
@@ -537,13 +547,13 @@ impl Api {
         if hash != current {
             return Err(ApiError::new(
                 ErrorCode::Conflict,
-                "the command changed again since it was shown to you; review it again",
+                "the server's entry changed again since it was shown to you; review it again",
             ));
         }
         let code = code.filter(|c| !c.trim().is_empty()).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Unauthenticated,
-                "approving a command needs a fresh code from your authenticator app (--totp CODE)",
+                "approving a server's command or address needs a fresh code from your authenticator app",
             )
         })?;
         self.step_up(
@@ -569,7 +579,14 @@ impl Api {
             "server.command_approved",
             &name,
             Some(serde_json::json!({"hash": policy.consent_hash})),
-            Some(serde_json::json!({"hash": hash, "command": spec.command, "args": spec.args.len(), "env": spec.env.keys().collect::<Vec<_>>()})),
+            Some(serde_json::json!({
+                "hash": hash,
+                "command": spec.command,
+                "args": spec.args.len(),
+                "env": spec.env.keys().collect::<Vec<_>>(),
+                "url": spec.url.as_deref().map(|u| u.split(['?', '#']).next().unwrap_or_default().to_string()),
+                "headers": spec.headers.keys().collect::<Vec<_>>(),
+            })),
         )
         .await?;
         if let Some(gw) = &self.gateway {

@@ -31,6 +31,9 @@ pub struct AppStatus {
     pub paused: bool,
     pub version: String,
     pub data_dir: Option<String>,
+    /// For an admin: settings of config.toml looser than approved, which
+    /// wait for their approval.
+    pub held_settings: Vec<warden_gateway::config::HeldSetting>,
 }
 
 /// A well-known local server the "connect a server" wizard offers.
@@ -376,9 +379,17 @@ impl Api {
             Some(token) => self.session_user(token).await.ok(),
             None => None,
         };
+        let held_settings = match &user {
+            Some(u) => self.held_settings(u).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e.message, "could not compare the settings with the approved ones");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         Ok(Response::Status(AppStatus {
             initialized,
             user,
+            held_settings,
             sso: self.sso_config()?.is_some(),
             endpoint: self.endpoint.clone(),
             paused: self.gateway.as_ref().is_some_and(|g| g.paused()),

@@ -199,6 +199,9 @@ impl Api {
             Request::ServerConsent { name, hash, totp } => {
                 self.server_consent(actor, token, name, hash, totp).await
             }
+            Request::SettingsApprove { hash, totp } => {
+                self.settings_approve(actor, token, hash, totp).await
+            }
             Request::ServerLoginStart {
                 name,
                 client_id,

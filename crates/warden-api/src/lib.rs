@@ -29,6 +29,7 @@ mod roles;
 pub mod runtime;
 mod secrets;
 mod servers;
+pub mod settings;
 mod sso;
 
 use std::path::PathBuf;

@@ -314,6 +314,15 @@ pub enum Request {
         #[serde(default)]
         totp: Option<String>,
     },
+    /// Without `hash`: the settings of config.toml that are looser than an
+    /// admin approved, and wait. With the hash shown and a fresh code:
+    /// approves the file's settings exactly as shown.
+    SettingsApprove {
+        #[serde(default)]
+        hash: Option<String>,
+        #[serde(default)]
+        totp: Option<String>,
+    },
     /// The install's state for the app's first screen (no session needed).
     Status,
     /// Stops (or resumes) every agent's calls at once (admins).
@@ -366,6 +375,7 @@ pub enum Response {
     Pins(Vec<warden_store::tools::Pin>),
     ToolReview(Box<approvals::ToolReview>),
     Consent(approvals::Consent),
+    Settings(crate::settings::SettingsReview),
     LoginStarted(LoginStarted),
     SignedInTo(Box<warden_store::server_auth::ServerAuth>),
     ServerAuths(Vec<warden_store::server_auth::ServerAuth>),

@@ -104,6 +104,8 @@ impl Running {
         }
         let bare = paths.open_api(None)?;
         let store = bare.store().clone();
+        // What an edit of the file loosens waits for an admin.
+        let held = crate::settings::hold_loosened(&store, &mut config)?;
         let keychain = warden_auth::Keychain::default();
         // Agent credentials are checked under a key from the keychain:
         // without a keychain the gateway does not start (fails closed).
@@ -135,6 +137,7 @@ impl Running {
         )
         .with_data_dir(paths.data_dir.clone(), paths.explicit)
         .with_endpoint(endpoint.clone());
+        api.record_held_settings(&held).await?;
         api.teach_gateway_secrets().await.map_err(|e| {
             ApiError::new(
                 e.code,
@@ -168,16 +171,22 @@ impl Running {
                 }
             }
         });
-        if config.activity.retention_days.is_some() || config.activity.max_rows.is_some() {
-            let (days, rows) = (config.activity.retention_days, config.activity.max_rows);
+        {
+            // Retention as the gateway holds it now (an admin's approval of
+            // looser settings changes it while Warden runs).
             let api = api.clone();
             let stop = stop.clone();
+            let gateway = gateway.clone();
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(3600));
                 loop {
                     tokio::select! {
                         _ = every.tick() => {
-                            if let Err(e) = api.prune(days, rows).await {
+                            let a = gateway.config().activity;
+                            if a.retention_days.is_none() && a.max_rows.is_none() {
+                                continue;
+                            }
+                            if let Err(e) = api.prune(a.retention_days, a.max_rows).await {
                                 tracing::error!(error = %e.message, "could not apply activity retention");
                             }
                         }

@@ -37,7 +37,8 @@ impl Api {
                 ),
             ));
         }
-        // The admin adding a local server consents to its exact command.
+        // The admin adding a server consents to its exact command (or to
+        // where its keychain secret goes).
         if let Some(hash) = spec.consent_hash() {
             let store = self.store.clone();
             let (n, by) = (name.to_string(), self.actor.clone().unwrap_or_default());
@@ -135,7 +136,7 @@ impl Api {
         let spec = config.servers.get(name).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
         })?;
-        // A local command runs only as an admin approved it.
+        // A server runs (or is sent a secret) only as an admin approved it.
         if let Some(hash) = spec.consent_hash() {
             let store = self.store.clone();
             let n = name.to_string();
@@ -146,7 +147,7 @@ impl Api {
                 return Err(ApiError::new(
                     ErrorCode::Forbidden,
                     format!(
-                        "the command of server {name:?} has not been approved by an admin in its current form; review and approve it with: warden server consent {name}"
+                        "server {name:?} has not been approved by an admin in its current form (its command, or where its keychain secret is sent); review and approve it with: warden server consent {name}"
                     ),
                 ));
             }

@@ -14,6 +14,7 @@ mod secrets;
 mod serve;
 mod server_auth;
 mod servers;
+mod settings;
 mod sso;
 mod text;
 
@@ -146,6 +147,9 @@ enum Command {
     /// Single sign-on with your company's identity provider (admins).
     #[command(subcommand)]
     Sso(sso::SsoCommand),
+    /// Settings of config.toml that wait for an admin's approval because they loosen what agents get.
+    #[command(subcommand)]
+    Config(settings::ConfigCommand),
     /// Answer agents' calls that wait for a person. With no subcommand: show requests as they arrive and ask.
     Approvals {
         #[command(subcommand)]
@@ -281,6 +285,7 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => people::reenrol(&paths, password_stdin, json).await,
         Command::Sso(cmd) => sso::sso(&paths, cmd).await,
+        Command::Config(cmd) => settings::config(&paths, cmd).await,
         Command::Logout => people::logout(&paths).await,
         Command::Whoami => people::whoami(&paths).await,
         Command::Audit(cmd) => activity::audit(&paths, cmd).await,

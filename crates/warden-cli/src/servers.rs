@@ -85,7 +85,7 @@ pub enum ServerCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Review and approve the exact command of a local server (needed after it changed).
+    /// Review and approve the exact command of a local server, or where a remote server's keychain secret is sent (needed after either changed).
     Consent {
         name: String,
         /// A fresh code from your authenticator app.
@@ -295,16 +295,29 @@ pub async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
             else {
                 bail!("unexpected answer")
             };
-            println!("Server {name} runs this command:\n\n  {}\n", c.command_line);
+            let (shown, what, ask) = if c.remote {
+                (
+                    format!("Server {name} is reached at, and sent, this:"),
+                    "this address and these secrets",
+                    "Allow Warden to send these secrets there?",
+                )
+            } else {
+                (
+                    format!("Server {name} runs this command:"),
+                    "this command",
+                    "Allow Warden to run it?",
+                )
+            };
+            println!("{shown}\n\n  {}\n", text::safe(&c.command_line));
             if c.approved {
                 println!(
-                    "An admin ({}) already approved exactly this command.",
+                    "An admin ({}) already approved exactly {what}.",
                     c.approved_by.as_deref().unwrap_or("?")
                 );
                 return Ok(());
             }
             if !yes {
-                print!("Allow Warden to run it? [y/N] ");
+                print!("{ask} [y/N] ");
                 std::io::Write::flush(&mut std::io::stdout())?;
                 let mut answer = String::new();
                 std::io::stdin().read_line(&mut answer)?;
@@ -332,7 +345,7 @@ pub async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                 },
             )
             .await?;
-            println!("Approved; {name} starts now with this command.");
+            println!("Approved; {name} starts now with {what}.");
             Ok(())
         }
     }

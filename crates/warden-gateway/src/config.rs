@@ -144,21 +144,55 @@ pub enum Transport<'a> {
 }
 
 impl ServerSpec {
-    /// For a local server: the hash of exactly what runs (command,
-    /// arguments, folder, environment), which an admin consents to. A
-    /// change to any of it needs fresh consent. Remote servers have none.
+    /// The hash of what an admin consents to, when the server needs consent:
+    /// for a local server exactly what runs (command, arguments, folder,
+    /// environment); for a remote server that is sent a secret from the
+    /// keychain, its address and headers, so that an edit of the file
+    /// cannot send that secret somewhere else. A change to any of it needs
+    /// fresh consent. Other remote servers need none.
     pub fn consent_hash(&self) -> Option<String> {
         use sha2::Digest;
-        let command = self.command.as_ref()?;
-        let what = serde_json::json!({
-            "command": command,
-            "args": self.args,
-            "cwd": self.cwd,
-            "env": self.env,
-        });
+        let what = match (&self.command, &self.url) {
+            (Some(command), _) => serde_json::json!({
+                "command": command,
+                "args": self.args,
+                "cwd": self.cwd,
+                "env": self.env,
+            }),
+            (None, Some(url)) if self.sends_keychain_secret() => serde_json::json!({
+                "url": url,
+                "headers": self.headers,
+            }),
+            _ => return None,
+        };
         Some(hex::encode(sha2::Sha256::digest(
             what.to_string().as_bytes(),
         )))
+    }
+
+    /// Whether a remote server's headers carry a `keychain:` value.
+    pub fn sends_keychain_secret(&self) -> bool {
+        self.headers
+            .values()
+            .any(|v| v.trim_start().starts_with("keychain:"))
+    }
+
+    /// What an admin's consent covers, in words: the command line of a
+    /// local server, or where a remote server's keychain secret goes.
+    pub fn consent_subject(&self) -> Option<String> {
+        if self.command.is_some() {
+            return self.command_line();
+        }
+        let url = self.url.as_ref().filter(|_| self.sends_keychain_secret())?;
+        let secrets: Vec<String> = self
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = v.trim_start().strip_prefix("keychain:")?;
+                Some(format!("{k} (the secret {name})"))
+            })
+            .collect();
+        Some(format!("{url}, sent {}", secrets.join(", ")))
     }
 
     /// The full command line as an admin reviews it.
@@ -405,9 +439,190 @@ pub fn server_exists(name: &str) -> Error {
     ))
 }
 
+/// The settings of `config.toml` an edit of the file could loosen: how
+/// long a call waits for a person, whether approval requests show as
+/// notifications, and how long the activity log is kept. A value from the
+/// file applies at once when it is at least as strict as what an admin last
+/// approved; a looser one waits for an admin's approval (`warden config
+/// approve`), and the approved value stays in force meanwhile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
+pub struct Guarded {
+    pub approval_timeout_secs: u64,
+    pub desktop_notifications: bool,
+    /// `None`: kept for good.
+    pub retention_days: Option<u32>,
+    /// `None`: no limit.
+    pub max_rows: Option<i64>,
+}
+
+impl Default for Guarded {
+    /// What holds before any admin approved anything: Warden's defaults.
+    fn default() -> Self {
+        Guarded::of(&Config::default())
+    }
+}
+
+/// A looser value the file asks for, kept back until an admin approves it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
+pub struct HeldSetting {
+    /// The setting as the file names it, e.g. `approvals.timeout_secs`.
+    pub setting: String,
+    /// What the file asks for, in words.
+    pub wanted: String,
+    /// What stays in force meanwhile, in words.
+    pub kept: String,
+}
+
+impl Guarded {
+    pub fn of(config: &Config) -> Guarded {
+        Guarded {
+            approval_timeout_secs: config.approvals.timeout_secs,
+            desktop_notifications: config.approvals.desktop_notifications,
+            retention_days: config.activity.retention_days,
+            max_rows: config.activity.max_rows,
+        }
+    }
+
+    /// A hash of these values, so an approval covers exactly what was shown.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        let text = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    }
+}
+
+/// A limit where `None` is the strictest value (keep everything).
+fn keep_looser(wanted: Option<i64>, approved: Option<i64>) -> bool {
+    match (wanted, approved) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(w), Some(a)) => w < a,
+    }
+}
+
+fn days_words(days: Option<u32>) -> String {
+    match days {
+        None => "kept for good".into(),
+        Some(1) => "1 day".into(),
+        Some(d) => format!("{d} days"),
+    }
+}
+
+fn rows_words(rows: Option<i64>) -> String {
+    match rows {
+        None => "no limit".into(),
+        Some(1) => "1 row".into(),
+        Some(r) => format!("{r} rows"),
+    }
+}
+
+impl Config {
+    /// Puts the approved value in place of every guarded setting the file
+    /// loosens, and says which ones it held back.
+    pub fn hold_loosened(&mut self, approved: &Guarded) -> Vec<HeldSetting> {
+        let mut held = Vec::new();
+        let a = &mut self.approvals;
+        if a.timeout_secs > approved.approval_timeout_secs {
+            held.push(HeldSetting {
+                setting: "approvals.timeout_secs".into(),
+                wanted: format!("calls that wait up to {} s for a person", a.timeout_secs),
+                kept: format!("{} s", approved.approval_timeout_secs),
+            });
+            a.timeout_secs = approved.approval_timeout_secs;
+        }
+        if !a.desktop_notifications && approved.desktop_notifications {
+            held.push(HeldSetting {
+                setting: "approvals.desktop_notifications".into(),
+                wanted: "no notification when a call waits for a person".into(),
+                kept: "notifications on".into(),
+            });
+            a.desktop_notifications = true;
+        }
+        let r = &mut self.activity;
+        if keep_looser(
+            r.retention_days.map(i64::from),
+            approved.retention_days.map(i64::from),
+        ) {
+            held.push(HeldSetting {
+                setting: "activity.retention_days".into(),
+                wanted: format!("activity kept for only {}", days_words(r.retention_days)),
+                kept: days_words(approved.retention_days),
+            });
+            r.retention_days = approved.retention_days;
+        }
+        if keep_looser(r.max_rows, approved.max_rows) {
+            held.push(HeldSetting {
+                setting: "activity.max_rows".into(),
+                wanted: format!("only the newest {} of activity", rows_words(r.max_rows)),
+                kept: rows_words(approved.max_rows),
+            });
+            r.max_rows = approved.max_rows;
+        }
+        held
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_looser_setting_waits_and_a_stricter_one_applies() {
+        let approved = Guarded::default();
+        let mut c = Config::default();
+        c.approvals.timeout_secs = 3600;
+        c.approvals.desktop_notifications = false;
+        c.activity.retention_days = Some(1);
+        c.activity.max_rows = Some(10);
+        let held = c.hold_loosened(&approved);
+        let names: Vec<&str> = held.iter().map(|h| h.setting.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "approvals.timeout_secs",
+                "approvals.desktop_notifications",
+                "activity.retention_days",
+                "activity.max_rows"
+            ]
+        );
+        assert_eq!(Guarded::of(&c), approved, "the approved values stay");
+
+        // Stricter than approved: applies without anyone's approval.
+        let mut c = Config::default();
+        c.approvals.timeout_secs = 5;
+        assert!(c.hold_loosened(&approved).is_empty());
+        assert_eq!(c.approvals.timeout_secs, 5);
+
+        // Once approved, the same values apply; a shorter keep than the
+        // approved one waits again, a longer one does not.
+        let mut wanted = Config::default();
+        wanted.activity.retention_days = Some(30);
+        let approved = Guarded::of(&wanted);
+        let mut c = wanted.clone();
+        assert!(c.hold_loosened(&approved).is_empty());
+        c.activity.retention_days = Some(7);
+        assert_eq!(c.hold_loosened(&approved).len(), 1);
+        assert_eq!(c.activity.retention_days, Some(30));
+        c.activity.retention_days = None;
+        assert!(c.hold_loosened(&approved).is_empty());
+    }
+
+    #[test]
+    fn a_remote_server_sent_a_keychain_secret_needs_consent_to_its_address() {
+        let mut spec = ServerSpec {
+            url: Some("https://mcp.example.com/mcp".into()),
+            ..Default::default()
+        };
+        assert_eq!(spec.consent_hash(), None, "nothing secret goes there");
+        spec.headers
+            .insert("Authorization".into(), "keychain:work-token".into());
+        let before = spec.consent_hash().expect("a secret goes there");
+        spec.url = Some("https://elsewhere.example/mcp".into());
+        assert_ne!(spec.consent_hash().as_deref(), Some(before.as_str()));
+        let subject = spec.consent_subject().expect("words for the admin");
+        assert!(subject.contains("elsewhere.example"), "{subject}");
+        assert!(subject.contains("work-token"), "{subject}");
+    }
 
     #[test]
     fn errors_name_the_file_line_and_field() {

@@ -27,6 +27,9 @@ pub struct DesktopNotifier {
     timeout_ms: u32,
     /// Called when a person clicks a notification (the app opens the request).
     on_open: Option<OpenHandler>,
+    /// Whether notifications are on now (an admin's approval of the
+    /// settings can turn them off while Warden runs).
+    enabled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a click on a notification does (the app opens the request).
@@ -39,7 +42,14 @@ impl DesktopNotifier {
             shown: Arc::default(),
             timeout_ms: timeout.as_millis().min(u32::MAX as u128) as u32,
             on_open: None,
+            enabled: Arc::new(true.into()),
         }
+    }
+
+    /// Shows notifications only while `enabled` is set.
+    pub fn while_enabled(mut self, enabled: Arc<std::sync::atomic::AtomicBool>) -> DesktopNotifier {
+        self.enabled = enabled;
+        self
     }
 
     pub fn on_open(mut self, f: OpenHandler) -> DesktopNotifier {
@@ -75,6 +85,9 @@ fn body(r: &ApprovalRequest) -> String {
 
 impl Surface for DesktopNotifier {
     fn offer(&self, r: &ApprovalRequest) {
+        if !self.enabled.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let summary = format!("Approve {} on {}?", r.tool, r.server);
         let body = body(r);
         let id = r.id.clone();

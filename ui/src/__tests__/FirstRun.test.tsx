@@ -12,6 +12,7 @@ const fresh = {
     paused: false,
     version: "0.1.0",
     data_dir: null,
+    held_settings: [],
   },
 };
 

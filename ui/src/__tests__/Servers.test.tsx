@@ -156,7 +156,14 @@ describe("Servers screen", () => {
     });
     fake.handle("server_consent", () => ({
       kind: "consent",
-      value: { server: "shell", command_line: "bash -c serve", hash: "h1", approved: false, approved_by: null },
+      value: {
+        server: "shell",
+        command_line: "bash -c serve",
+        hash: "h1",
+        approved: false,
+        approved_by: null,
+        remote: false,
+      },
     }));
     await user.click(await screen.findByTestId("consent-show"));
     expect(await screen.findByTestId("consent-command")).toHaveTextContent("bash -c serve");

@@ -1,6 +1,6 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import { EVENTS } from "../backend";
-import { approval, user as person } from "../test/fakeBackend";
+import { approval, defaultState, user as person } from "../test/fakeBackend";
 import { renderApp, shell } from "../test/render";
 
 const member = person("bob", "member", 2);
@@ -12,6 +12,7 @@ const memberStatus = {
   paused: false,
   version: "0.1.0",
   data_dir: null,
+  held_settings: [],
 };
 
 describe("app shell", () => {
@@ -91,5 +92,30 @@ describe("app shell", () => {
     await user.click(within(banner).getByRole("button", { name: "Resume agents" }));
     await waitFor(() => expect(fake.made("agents_pause").at(-1)).toEqual({ call: "agents_pause", paused: false }));
     await waitFor(() => expect(screen.queryByTestId("paused-banner")).not.toBeInTheDocument());
+  });
+});
+
+describe("settings the configuration file loosens", () => {
+  const held = [
+    { setting: "approvals.timeout_secs", wanted: "calls that wait up to 3600 s for a person", kept: "120 s" },
+    { setting: "activity.max_rows", wanted: "only the newest 1 row of activity", kept: "no limit" },
+  ];
+
+  it("shows admins what waits, and applies it only with a right code", async () => {
+    const { fake, user } = renderApp({ state: { status: { ...defaultState().status, held_settings: held } } });
+    await shell();
+    const card = await screen.findByTestId("held-settings");
+    expect(card).toHaveTextContent("The file asks for calls that wait up to 3600 s for a person. In force now: 120 s.");
+    expect(card).toHaveTextContent("If you did not make this change");
+    await user.click(within(card).getByTestId("held-review"));
+    await user.type(await within(card).findByTestId("held-code"), "000000");
+    await user.click(within(card).getByTestId("held-approve"));
+    expect(await within(card).findByText(/code is not right/i)).toBeInTheDocument();
+    expect(fake.state.status.held_settings).toHaveLength(2);
+    await user.clear(within(card).getByTestId("held-code"));
+    await user.type(within(card).getByTestId("held-code"), "123456");
+    await user.click(within(card).getByTestId("held-approve"));
+    await waitFor(() => expect(screen.queryByTestId("held-settings")).not.toBeInTheDocument());
+    expect(fake.calls).toContainEqual({ call: "settings_approve", hash: "settings-1", totp: "123456" });
   });
 });

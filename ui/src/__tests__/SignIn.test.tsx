@@ -12,6 +12,7 @@ const signedOut = {
     paused: false,
     version: "0.1.0",
     data_dir: null,
+    held_settings: [],
   },
 };
 

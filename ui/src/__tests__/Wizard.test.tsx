@@ -200,6 +200,7 @@ describe("Connect a server", () => {
           paused: false,
           version: "0",
           data_dir: null,
+          held_settings: [],
         },
       },
     });

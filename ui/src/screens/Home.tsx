@@ -20,6 +20,7 @@ import { keys, useAction, useAsk, useCall } from "../api";
 import { decisionLook, describeRow } from "../activityWords";
 import { CopyField } from "../components/CopyField";
 import { ErrorAlert } from "../components/ErrorAlert";
+import { HeldSettings } from "../components/HeldSettings";
 import { ServerStatusBadge, serverState } from "../components/ServerStatus";
 import { TimeAgo } from "../components/TimeAgo";
 import { errorLine, isCode } from "../errors";
@@ -31,6 +32,7 @@ export function Home({ status, user }: { status: AppStatus; user: User }) {
     <Stack gap="lg">
       <Title order={2}>Hello, {user.name}</Title>
       {status.paused ? <PausedBanner admin={user.role === "admin"} /> : null}
+      {status.held_settings.length > 0 ? <HeldSettings held={status.held_settings} /> : null}
       <SimpleGrid cols={{ base: 1, md: 3 }}>
         <GatewayCard status={status} />
         <ServersCard />

@@ -168,6 +168,7 @@ export function defaultState(): FakeState {
       paused: false,
       version: "0.1.0",
       data_dir: "/home/alice/.local/share/warden",
+      held_settings: [],
     },
     password: "correct horse battery",
     users: [user("alice"), user("bob", "member", 2)],
@@ -358,6 +359,14 @@ export class FakeBackend implements Backend {
       case "agents_pause":
         s.status = { ...s.status, paused: req.paused };
         return { kind: "done" };
+      case "settings_approve": {
+        if (req.hash === null) {
+          return { kind: "settings", value: { held: s.status.held_settings, hash: "settings-1", approved_by: null } };
+        }
+        if (req.totp !== "123456") fail("unauthenticated", "that code is not right; check your authenticator app");
+        s.status = { ...s.status, held_settings: [] };
+        return { kind: "done" };
+      }
       case "client_connect": {
         const a = agent(req.agent, s.agents.length + 1);
         s.agents = [...s.agents, a];

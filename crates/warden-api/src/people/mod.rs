@@ -849,6 +849,7 @@ fn describe(req: &Request) -> &'static str {
         }
         Request::ServerTrust { .. } => "change whether a server is trusted",
         Request::ServerConsent { .. } => "approve a server's command",
+        Request::SettingsApprove { .. } => "approve Warden's settings",
         Request::ServerLoginStart { .. }
         | Request::ServerLoginFinish { .. }
         | Request::ServerLogout { .. }

@@ -81,6 +81,31 @@ pub fn fixture() -> &'static Fixture {
             let Response::SignedIn(s) = signed_in else {
                 panic!("sign-in answers with a session")
             };
+            // No notifications is looser than Warden's defaults: the admin
+            // approves it, with the next code.
+            let Response::Settings(review) = api
+                .call(
+                    Some(&s.token),
+                    Request::SettingsApprove {
+                        hash: None,
+                        totp: None,
+                    },
+                )
+                .await
+                .expect("settings review")
+            else {
+                panic!("the review answers with the settings")
+            };
+            clock.0.fetch_add(30, Ordering::SeqCst);
+            api.call(
+                Some(&s.token),
+                Request::SettingsApprove {
+                    hash: Some(review.hash),
+                    totp: Some(totp::code_at(&secret, clock.now())),
+                },
+            )
+            .await
+            .expect("the admin approves the settings");
             (running, api, s.token)
         });
         Fixture {

@@ -258,6 +258,8 @@ struct Inner {
     paused: std::sync::atomic::AtomicBool,
     /// What a click on an approval notification does (the app opens it).
     notification_open: Arc<RwLock<Option<crate::notify::OpenHandler>>>,
+    /// Whether approval requests show as desktop notifications now.
+    notifying: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -315,19 +317,22 @@ impl Gateway {
                 standing: RwLock::new(HashMap::new()),
                 paused: std::sync::atomic::AtomicBool::new(false),
                 notification_open: Arc::default(),
+                notifying: Arc::new(config.approvals.desktop_notifications.into()),
             }),
         };
-        if config.approvals.desktop_notifications {
+        {
             let timeout = Duration::from_secs(config.approvals.timeout_secs);
             gw.inner.broker.add_surface(Arc::new(
-                crate::notify::DesktopNotifier::new(&gw.inner.broker, timeout).on_open(Arc::new({
-                    let slot = gw.inner.notification_open.clone();
-                    move |id: &str| {
-                        if let Some(f) = slot.read().as_ref() {
-                            f(id);
+                crate::notify::DesktopNotifier::new(&gw.inner.broker, timeout)
+                    .while_enabled(gw.inner.notifying.clone())
+                    .on_open(Arc::new({
+                        let slot = gw.inner.notification_open.clone();
+                        move |id: &str| {
+                            if let Some(f) = slot.read().as_ref() {
+                                f(id);
+                            }
                         }
-                    }
-                })),
+                    })),
             ));
         }
         gw.reload_agents()?;
@@ -373,10 +378,22 @@ impl Gateway {
         self.inner.upstreams.write().insert(name, up);
     }
 
-    /// Why a local server may not start: nobody consented to its exact
-    /// command, or it changed since. `None` when it may start.
+    /// Why a server may not start: nobody consented to its exact command
+    /// (or, for a remote server sent a keychain secret, its address and
+    /// headers), or it changed since. `None` when it may start.
     fn consent_problem(&self, name: &str, spec: &ServerSpec) -> Option<String> {
         let hash = spec.consent_hash()?;
+        let (what, changed) = if spec.command.is_some() {
+            (
+                "its command",
+                "its command, arguments or environment changed",
+            )
+        } else {
+            (
+                "where its keychain secret is sent",
+                "its address or headers changed, so its keychain secret would go somewhere new",
+            )
+        };
         let policy = self
             .inner
             .store
@@ -384,14 +401,14 @@ impl Gateway {
             .and_then(|c| warden_store::tools::server_policy(&c, name));
         match policy {
             Err(e) => Some(format!(
-                "Warden could not check the admin's approval of its command ({e})"
+                "Warden could not check the admin's approval of {what} ({e})"
             )),
             Ok(p) if p.consent_hash.as_deref() == Some(hash.as_str()) => None,
             Ok(p) if p.consent_hash.is_none() => Some(format!(
-                "no admin has approved its command yet; an admin can review and approve it with: warden server consent {name}"
+                "no admin has approved {what} yet; an admin can review and approve it with: warden server consent {name}"
             )),
             Ok(_) => Some(format!(
-                "its command, arguments or environment changed since an admin approved them; an admin can review and approve the new command with: warden server consent {name}"
+                "{changed} since an admin approved them; an admin can review and approve the change with: warden server consent {name}"
             )),
         }
     }
@@ -562,6 +579,19 @@ impl Gateway {
         self.inner
             .paused
             .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Puts settings an admin approved in force (they were held back when
+    /// the file asked for them).
+    pub fn apply_guarded(&self, g: &crate::config::Guarded) {
+        let mut c = self.inner.config.write();
+        c.approvals.timeout_secs = g.approval_timeout_secs;
+        c.approvals.desktop_notifications = g.desktop_notifications;
+        c.activity.retention_days = g.retention_days;
+        c.activity.max_rows = g.max_rows;
+        self.inner
+            .notifying
+            .store(g.desktop_notifications, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn paused(&self) -> bool {

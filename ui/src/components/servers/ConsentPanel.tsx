@@ -1,4 +1,5 @@
-// A local server that has not started: an admin reads its exact command
+// A server that has not started: an admin reads its exact command (or, for
+// a remote server sent a secret from the keychain, where that secret goes)
 // and approves it with a fresh code.
 import { useState } from "react";
 import { Alert, Button, Code, Group, Stack, Text, TextInput } from "@mantine/core";
@@ -6,7 +7,7 @@ import { IconTerminal2 } from "@tabler/icons-react";
 import { keys, useAction, useAsk, useCall } from "../../api";
 import { ErrorAlert } from "../ErrorAlert";
 
-export function ConsentPanel({ name, admin }: { name: string; admin: boolean }) {
+export function ConsentPanel({ name, admin, remote }: { name: string; admin: boolean; remote: boolean }) {
   const call = useAsk();
   const [asking, setAsking] = useState(false);
   const consent = useCall(keys.consent(name), { call: "server_consent", name, hash: null, totp: null }, "consent", {
@@ -20,7 +21,9 @@ export function ConsentPanel({ name, admin }: { name: string; admin: boolean }) 
   if (!admin) {
     return (
       <Text size="sm" c="dimmed">
-        An admin needs to approve this server's command before it starts.
+        {remote
+          ? "An admin needs to approve where this server's secret is sent before Warden connects to it."
+          : "An admin needs to approve this server's command before it starts."}
       </Text>
     );
   }
@@ -34,17 +37,21 @@ export function ConsentPanel({ name, admin }: { name: string; admin: boolean }) 
         onClick={() => setAsking(true)}
         data-testid="consent-show"
       >
-        Review its command
+        {remote ? "Review where its secret goes" : "Review its command"}
       </Button>
     );
   }
-  if (consent.isPending) return <Text size="sm">Loading the command…</Text>;
+  if (consent.isPending) return <Text size="sm">Loading what to approve…</Text>;
   if (consent.isError) return <ErrorAlert error={consent.error} onRetry={() => void consent.refetch()} />;
   const c = consent.data;
   return (
-    <Alert color="orange" variant="light" title="Approve this command?">
+    <Alert color="orange" variant="light" title={c.remote ? "Approve this address?" : "Approve this command?"}>
       <Stack gap="xs">
-        <Text size="sm">This is exactly what will run on this computer, with your permissions:</Text>
+        <Text size="sm">
+          {c.remote
+            ? "The server's entry in Warden's configuration changed or is new. Warden will send the secret named here to this address:"
+            : "This is exactly what will run on this computer, with your permissions:"}
+        </Text>
         <Code block data-testid="consent-command">
           {c.command_line}
         </Code>
@@ -76,7 +83,7 @@ export function ConsentPanel({ name, admin }: { name: string; admin: boolean }) 
                 disabled={!/^\d{6}$/.test(code.replace(/\s/g, ""))}
                 data-testid="consent-approve"
               >
-                Approve and start
+                {c.remote ? "Approve and connect" : "Approve and start"}
               </Button>
               <Button variant="default" onClick={() => setAsking(false)}>
                 Not now

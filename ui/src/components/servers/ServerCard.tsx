@@ -65,7 +65,7 @@ export function ServerCard({
           {admin ? <ServerMenu server={server} /> : null}
         </Group>
         <ServerProblem server={server} />
-        {state === "blocked" ? <ConsentPanel name={server.name} admin={admin} /> : null}
+        {state === "blocked" ? <ConsentPanel name={server.name} admin={admin} remote={remote} /> : null}
         {remote && admin ? <SignInPanel server={server} autoStart={signInNow} onAutoStarted={onSignInStarted} /> : null}
         {probe ? (
           <Group gap="xs">
