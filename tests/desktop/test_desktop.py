@@ -596,8 +596,8 @@ def signed_in_cli(app: App):
     gateway over its socket): returns a function that runs one command."""
     env = dict(os.environ, WARDEN_BROWSER="none")
     cli = [str(WARDEN), "--data-dir", str(app.data)]
-    login = sp.run([*cli, "login", "ada", "--password-stdin", "--totp", app.codes.next()],
-                   input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=env)
+    login = sp.run([*cli, "login", "ada", "--password-stdin"],
+                   input=PASSWORD + "\n" + app.codes.next() + "\n", capture_output=True, text=True, timeout=60, env=env)
     assert login.returncode == 0, login.stderr
 
     def run(*args: str) -> None:

@@ -59,8 +59,10 @@ class Person:
         return totp(self.secret, now, step - int(now // 30))
 
     def login(self, check: bool = True, code: str | None = None) -> subprocess.CompletedProcess:
+        # The code follows the password on standard input, as a person
+        # types it: never on the command line, which any process can read.
         return self.warden.cli(
-            "login", self.name, "--password-stdin", "--totp", code or self.next_code(), input=self.password + "\n", check=check
+            "login", self.name, "--password-stdin", input=self.password + "\n" + (code or self.next_code()) + "\n", check=check
         )
 
 

@@ -229,10 +229,10 @@ def test_critical_tools_need_a_fresh_code_and_admins_see_risk_and_why(warden, fi
     assert req["risk"] == "critical"
     no_code = warden.cli("approvals", "approve", req["id"], check=False)
     assert no_code.returncode != 0 and "fresh authenticator code" in no_code.stderr
-    wrong = warden.cli("approvals", "approve", req["id"], "--totp", "000000", check=False)
+    wrong = warden.cli("approvals", "approve", req["id"], "--totp", check=False, input="000000\n")
     assert wrong.returncode != 0 and "wrong authenticator code" in wrong.stderr
     assert not (files_root / "c.txt").exists()
-    warden.cli("approvals", "approve", req["id"], "--totp", ana.next_code())
+    warden.cli("approvals", "approve", req["id"], "--totp", input=ana.next_code() + "\n")
     assert not result_of(f)[0].get("isError")
     assert (files_root / "c.txt").read_text() == "critical"
     rows = log(warden)
@@ -309,14 +309,14 @@ def test_a_changed_local_command_waits_for_an_admins_fresh_consent(warden):
     shown = warden.cli("server", "consent", "ev", input="n\n").stdout
     assert "NODE_OPTIONS=--max-old-space-size=256 " in shown and "mcp-server-everything stdio" in shown, shown
     assert "Not approved" in shown
-    no_code = warden.cli("server", "consent", "ev", "--yes", "--totp", "", check=False)
+    no_code = warden.cli("server", "consent", "ev", "--yes", check=False, input="\n")
     assert no_code.returncode != 0
     # The running Warden checks the code once it has seen the admin's
     # password, which seals the authenticator secret.
-    early = warden.cli("server", "consent", "ev", "--yes", "--totp", warden.admin.next_code(), check=False)
+    early = warden.cli("server", "consent", "ev", "--yes", check=False, input=warden.admin.next_code() + "\n")
     assert early.returncode != 0 and "sign in again" in early.stderr.lower(), early.stderr
     warden.admin.login()
-    warden.cli("server", "consent", "ev", "--yes", "--totp", warden.admin.next_code())
+    warden.cli("server", "consent", "ev", "--yes", input=warden.admin.next_code() + "\n")
     warden.wait_state("ev", "ready")
     assert any(n.startswith("ev__") for n in list_tools(warden, token))
     assert {s["name"]: s["state"] for s in warden.servers()}["sneaky"] == "blocked"
@@ -478,7 +478,7 @@ def test_an_edit_of_the_configuration_that_loosens_it_waits_for_an_admin(warden,
         # Where the secret goes is approved the same way, and only then sent.
         shown = warden.cli("server", "consent", "work", input="n\n").stdout
         assert elsewhere.url in shown and "work-token" in shown, shown
-        warden.cli("server", "consent", "work", "--yes", "--totp", warden.admin.next_code())
+        warden.cli("server", "consent", "work", "--yes", input=warden.admin.next_code() + "\n")
         deadline = time.time() + 30
         while not elsewhere.seen and time.time() < deadline:
             time.sleep(0.2)

@@ -104,7 +104,7 @@ def test_people_sign_in_with_totp_and_members_are_limited(warden):
 
     # Sign-in: wrong password, replayed code, recovery code.
     code = ada.next_code()
-    wrong = warden.cli("login", "ada", "--password-stdin", "--totp", code, input="not-her-password\n", check=False)
+    wrong = warden.cli("login", "ada", "--password-stdin", input="not-her-password\n" + code + "\n", check=False)
     assert wrong.returncode != 0 and "not right" in wrong.stderr
     ada.login(code=code)
     replay = ada.login(check=False, code=code)
@@ -143,9 +143,9 @@ def test_people_sign_in_with_totp_and_members_are_limited(warden):
 
     # A recovery code works once.
     rc = ada.recovery_codes[0]
-    ok = warden.cli("login", "ada", "--password-stdin", "--recovery", rc, input=ada.password + "\n", check=False)
+    ok = warden.cli("login", "ada", "--password-stdin", "--recovery", input=ada.password + "\n" + rc + "\n", check=False)
     assert ok.returncode == 0, ok.stderr
-    again = warden.cli("login", "ada", "--password-stdin", "--recovery", rc, input=ada.password + "\n", check=False)
+    again = warden.cli("login", "ada", "--password-stdin", "--recovery", input=ada.password + "\n" + rc + "\n", check=False)
     assert again.returncode != 0
 
     # The record names who did what to whom.
@@ -161,7 +161,7 @@ def test_people_sign_in_with_totp_and_members_are_limited(warden):
 def test_repeated_failures_slow_sign_in_down(warden):
     bob = warden.add_person("bob")
     for _ in range(4):
-        out = warden.cli("login", "bob", "--password-stdin", "--totp", "000000", input="wrong-password-x\n", check=False)
+        out = warden.cli("login", "bob", "--password-stdin", input="wrong-password-x\n000000\n", check=False)
         assert out.returncode != 0
     out = bob.login(check=False)
     assert out.returncode != 0 and "wait" in out.stderr, "even the right password waits out the delay"

@@ -73,7 +73,7 @@ def test_a_session_whose_code_is_stale_cannot_grant_power(warden, files_root):
 
     # The person, with their password and a code of their own, does it in
     # one step (no Warden runs, so this process opens the sealed secret).
-    warden.cli("confirm", "--password-stdin", "--totp", warden.admin.next_code(), input=warden.admin.password + "\n")
+    warden.cli("confirm", "--password-stdin", input=warden.admin.password + "\n" + warden.admin.next_code() + "\n")
     warden.cli("user", "enable", "mia")
     assert {p["name"]: p["status"] for p in snapshot(warden)["people"]}["mia"] == "active"
 
@@ -119,7 +119,7 @@ def test_nothing_a_process_of_yours_can_read_makes_your_codes(warden):
     # so that the person's own code still works at the end.
     codes = list(dict.fromkeys(c for v in secrets + cells for c in codes_from(v, time.time())))[:3]
     for code in codes:
-        out = warden.cli("confirm", "--totp", code, check=False)
+        out = warden.cli("confirm", check=False, input=code + "\n")
         assert out.returncode != 0, "a code computed from a stolen value confirmed"
     tried = len(codes)
     rows = [json.loads(l) for l in warden.cli("log", "--json", "--limit", "2000").stdout.splitlines()]
@@ -128,9 +128,9 @@ def test_nothing_a_process_of_yours_can_read_makes_your_codes(warden):
 
     # No Warden running and no password: nothing to check a code against.
     warden.stop()
-    out = warden.cli("confirm", "--totp", warden.admin.next_code(), check=False, input="")
+    out = warden.cli("confirm", check=False, input=warden.admin.next_code() + "\n")
     assert out.returncode != 0, "a code confirmed without the password that unseals its secret"
-    warden.cli("confirm", "--password-stdin", "--totp", warden.admin.next_code(), input=warden.admin.password + "\n")
+    warden.cli("confirm", "--password-stdin", input=warden.admin.password + "\n" + warden.admin.next_code() + "\n")
 
 
 def test_an_admin_who_adds_a_person_never_holds_what_signs_in_as_them(warden):
@@ -212,3 +212,21 @@ def test_another_process_of_the_same_user_cannot_read_wardens_memory(tmp_path):
     finally:
         shutil.rmtree(place, ignore_errors=True)
 
+
+
+def test_a_code_never_rides_on_the_command_line(warden):
+    """Every process of the computer reads command lines (the process list):
+    a code there could be read and spent before the person's own command."""
+    code = warden.admin.next_code()
+    rows_before = warden.cli("log", "--json", "--limit", "500").stdout.splitlines()
+    for args in (("login", "admin", "--password-stdin", "--totp", code),
+                 ("login", "admin", "--password-stdin", "--recovery", "abcd-efgh-ijkl"),
+                 ("confirm", "--password-stdin", "--totp", code),
+                 ("approvals", "approve", "0123abcd", "--totp", code),
+                 ("server", "consent", "files", "--yes", "--totp", code)):
+        out = warden.cli(*args, check=False, input=warden.admin.password + "\n")
+        assert out.returncode != 0 and "takes no code on the command line" in out.stderr, (args, out.stderr)
+    # Nothing was sent: no sign-in attempt or refusal in the log, and the
+    # code is still good when given as a person types it.
+    assert warden.cli("log", "--json", "--limit", "500").stdout.splitlines() == rows_before
+    warden.admin.login(code=code)

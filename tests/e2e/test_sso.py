@@ -281,12 +281,18 @@ def test_a_critical_approval_takes_a_fresh_provider_sign_in(warden, idp, files_r
     assert any(s.get("how") == "sso" and s["result"] == "verified" for s in steps), steps
 
 
-def sso_login_with(warden, idp: str, who: str, *args: str, password: str | None = None) -> sp.CompletedProcess:
+def sso_login_with(warden, idp: str, who: str, *args: str, password: str | None = None,
+                   code: str | None = None) -> sp.CompletedProcess:
+    """`warden login --sso`; with `code`, a Warden code given (as a person
+    types it) after the password on standard input."""
     extra = ("--password-stdin",) if password is not None else ()
+    extra += ("--totp",) if code is not None else ()
     p = sp.Popen([str(WARDEN), "--data-dir", str(warden.data_dir), "login", "--sso", "--no-browser", *args, *extra],
                  env=dict(os.environ, WARDEN_BROWSER="none"), stdin=sp.PIPE, stdout=sp.PIPE, stderr=sp.PIPE, text=True)
     if password is not None:
         p.stdin.write(password + "\n")
+    if code is not None:
+        p.stdin.write(code + "\n")
     p.stdin.close()
     p.stdin = None  # communicate() below must not touch it again
     url = None
@@ -395,7 +401,7 @@ def test_a_warden_code_can_stand_in_for_mfa_when_the_admin_allows_it(warden, idp
     configure(warden, idp, "--totp-fallback")
     pat = warden.add_person("pat")
     # Until pat's Warden account is linked, a code does not help.
-    unlinked = sso_login_with(warden, idp, "pat", "--totp", pat.next_code(), password=pat.password)
+    unlinked = sso_login_with(warden, idp, "pat", code=pat.next_code(), password=pat.password)
     assert unlinked.returncode != 0 and "linked" in unlinked.stderr, unlinked.stderr
     # pat's provider account shows no MFA, so she cannot link it herself
     # (the link would rest on the provider's word alone); an admin does.
@@ -408,12 +414,12 @@ def test_a_warden_code_can_stand_in_for_mfa_when_the_admin_allows_it(warden, idp
     assert bare.returncode != 0 and "--totp" in bare.stderr, bare.stderr
     # Her authenticator secret is sealed with her Warden password: with no
     # Warden running, a code alone cannot be checked.
-    locked = sp.run([str(WARDEN), "--data-dir", str(warden.data_dir), "login", "--sso", "--no-browser", "--totp",
-                     pat.next_code()], env=dict(os.environ, WARDEN_BROWSER="none"), stdin=sp.DEVNULL,
+    locked = sp.run([str(WARDEN), "--data-dir", str(warden.data_dir), "login", "--sso", "--no-browser", "--totp"],
+                    env=dict(os.environ, WARDEN_BROWSER="none"), input=pat.next_code() + "\n",
                     capture_output=True, text=True, timeout=60)
     assert locked.returncode != 0 and "password" in locked.stderr, "a code was checked without the password that unseals it"
-    wrong = sso_login_with(warden, idp, "pat", "--totp", "000000", password=pat.password)
+    wrong = sso_login_with(warden, idp, "pat", code="000000", password=pat.password)
     assert wrong.returncode != 0 and "wrong authenticator code" in wrong.stderr, wrong.stderr
-    ok = sso_login_with(warden, idp, "pat", "--totp", pat.next_code(), password=pat.password)
+    ok = sso_login_with(warden, idp, "pat", code=pat.next_code(), password=pat.password)
     assert ok.returncode == 0, ok.stderr
     assert whoami(warden) == "pat (member)"

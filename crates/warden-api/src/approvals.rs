@@ -118,7 +118,7 @@ impl Api {
         Err(ApiError::new(
             ErrorCode::MfaRequired,
             format!(
-                "to {what}, confirm it is you first: run `warden confirm --totp CODE` with a code from your authenticator app (it lasts 5 minutes), then try again"
+                "to {what}, confirm it is you first: run `warden confirm` and give it a code from your authenticator app (it lasts 5 minutes), then try again"
             ),
         ))
     }

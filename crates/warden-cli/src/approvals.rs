@@ -28,8 +28,9 @@ pub enum ApprovalsCommand {
         /// Always allow this agent these exact arguments (a standing approval you can revoke).
         #[arg(long)]
         always: bool,
-        /// A fresh code from your authenticator app (needed for critical tools).
-        #[arg(long)]
+        /// Asks for a fresh code from your authenticator app (needed for critical tools). Takes no
+        /// value: a code on the command line is readable by every program.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "")]
         totp: Option<String>,
         /// For a critical tool: sign in again at your identity provider instead of a code.
         #[arg(long, conflicts_with = "totp")]
@@ -253,6 +254,13 @@ pub async fn run(paths: &Paths, cmd: Option<ApprovalsCommand>) -> Result<()> {
             totp,
             sso,
         } => {
+            crate::codes::refuse_on_command_line("--totp", totp.as_deref())?;
+            let totp = match totp {
+                Some(_) => Some(crate::codes::read_code(
+                    "Current code from your authenticator app: ",
+                )?),
+                None => None,
+            };
             if sso {
                 let stored = crate::people::stored_session(paths).await?;
                 let flow = crate::sso::sso_round_trip(

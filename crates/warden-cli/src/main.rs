@@ -5,6 +5,7 @@
 mod activity;
 mod agents;
 mod approvals;
+mod codes;
 mod connect;
 mod people;
 mod presence;
@@ -95,15 +96,17 @@ enum Command {
         /// With --sso: print the address to open instead of opening a browser.
         #[arg(long, requires = "sso")]
         no_browser: bool,
-        /// Read the password from stdin. With --sso and --totp: your Warden password, which
-        /// unlocks the authenticator when no Warden is running.
+        /// Read the password from stdin (and then the code, on the next line). With --sso and
+        /// --totp: your Warden password, which unlocks the authenticator when no Warden is running.
         #[arg(long)]
         password_stdin: bool,
-        /// The 6-digit code from your authenticator app.
-        #[arg(long)]
+        /// Asks for the 6-digit code from your authenticator app (always asked without --sso;
+        /// with --sso: use a Warden code when the provider's sign-in had no MFA). Takes no value:
+        /// a code on the command line is readable by every program.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "")]
         totp: Option<String>,
-        /// One of your recovery codes, if you cannot use the app.
-        #[arg(long)]
+        /// Asks for one of your recovery codes instead, if you cannot use the app.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "")]
         recovery: Option<String>,
     },
     /// Sign out and forget the session.
@@ -112,7 +115,9 @@ enum Command {
     /// adding people, allow grants, agents with roles, secrets, removing servers, pruning the log)
     /// need one from the last 5 minutes.
     Confirm {
-        #[arg(long)]
+        /// The code is always asked for (from the terminal, or stdin's next line); this flag
+        /// takes no value.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "")]
         totp: Option<String>,
         /// Read your password from stdin instead of prompting. It is asked only when no Warden is
         /// running: your authenticator secret is sealed with it.

@@ -101,7 +101,7 @@ fn print_enrollment(e: &Enrollment, json: bool) -> Result<()> {
     for c in &e.recovery_codes {
         println!("  {}", c.expose());
     }
-    println!("\nThen sign in: warden login {} --totp CODE", e.user.name);
+    println!("\nThen sign in: warden login {}", e.user.name);
     Ok(())
 }
 
@@ -191,12 +191,18 @@ pub async fn login(
     totp: Option<String>,
     recovery: Option<String>,
 ) -> Result<()> {
+    crate::codes::refuse_on_command_line("--totp", totp.as_deref())?;
+    crate::codes::refuse_on_command_line("--recovery", recovery.as_deref())?;
     let password = read_password(password_stdin, "Password: ")?;
-    let totp = match (totp, &recovery) {
-        (None, None) if !password_stdin => Some(rpassword::prompt_password(
-            "Code from your authenticator app: ",
-        )?),
-        (t, _) => t,
+    let (totp, recovery) = if recovery.is_some() {
+        (None, Some(crate::codes::read_code("Recovery code: ")?))
+    } else {
+        (
+            Some(crate::codes::read_code(
+                "Code from your authenticator app: ",
+            )?),
+            None,
+        )
     };
     let req = Request::Login {
         name,
@@ -242,21 +248,13 @@ pub async fn confirm(paths: &Paths, totp: Option<String>, password_stdin: bool) 
     let running = warden_api::ControlClient::connect(&paths.data_dir)
         .await
         .is_some();
+    crate::codes::refuse_on_command_line("--totp", totp.as_deref())?;
     let password = if running && !password_stdin {
         None
     } else {
         Some(read_password(password_stdin, "Your password: ")?)
     };
-    let totp = match totp {
-        Some(t) => t,
-        None => {
-            print!("Current code from your authenticator app: ");
-            std::io::Write::flush(&mut std::io::stdout())?;
-            let mut code = String::new();
-            std::io::stdin().read_line(&mut code)?;
-            code.trim().to_string()
-        }
-    };
+    let totp = crate::codes::read_code("Current code from your authenticator app: ")?;
     call(paths, Request::Confirm { totp, password }).await?;
     println!("Confirmed for the next 5 minutes.");
     Ok(())

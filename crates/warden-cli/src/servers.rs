@@ -88,8 +88,8 @@ pub enum ServerCommand {
     /// Review and approve the exact command of a local server, or where a remote server's keychain secret is sent (needed after either changed).
     Consent {
         name: String,
-        /// A fresh code from your authenticator app.
-        #[arg(long)]
+        /// Takes no value: the code is asked for (from the terminal, or stdin's next line).
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "")]
         totp: Option<String>,
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -283,6 +283,7 @@ pub async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
             Ok(())
         }
         ServerCommand::Consent { name, totp, yes } => {
+            crate::codes::refuse_on_command_line("--totp", totp.as_deref())?;
             let Response::Consent(c) = call(
                 paths,
                 Request::ServerConsent {
@@ -326,16 +327,7 @@ pub async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                     return Ok(());
                 }
             }
-            let totp = match totp {
-                Some(t) => t,
-                None => {
-                    print!("Current code from your authenticator app: ");
-                    std::io::Write::flush(&mut std::io::stdout())?;
-                    let mut code = String::new();
-                    std::io::stdin().read_line(&mut code)?;
-                    code.trim().to_string()
-                }
-            };
+            let totp = crate::codes::read_code("Current code from your authenticator app: ")?;
             call(
                 paths,
                 Request::ServerConsent {

@@ -76,10 +76,7 @@ pub async fn config(paths: &Paths, cmd: ConfigCommand) -> Result<()> {
                     return Ok(());
                 }
             }
-            print!("Current code from your authenticator app: ");
-            std::io::Write::flush(&mut std::io::stdout())?;
-            let mut code = String::new();
-            std::io::stdin().read_line(&mut code)?;
+            let code = crate::codes::read_code("Current code from your authenticator app: ")?;
             call(
                 paths,
                 Request::SettingsApprove {

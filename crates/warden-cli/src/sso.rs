@@ -47,6 +47,7 @@ pub async fn login_sso(
     // A Warden code stands in for the provider's MFA. Its secret is sealed
     // with your Warden password: a running Warden opened it when you last
     // signed in to it; this process on its own needs the password.
+    crate::codes::refuse_on_command_line("--totp", totp.as_deref())?;
     let running = warden_api::ControlClient::connect(&paths.data_dir)
         .await
         .is_some();
@@ -58,6 +59,13 @@ pub async fn login_sso(
         _ => None,
     };
     let flow = sso_round_trip(paths, Request::SsoLoginStart, no_browser, None).await?;
+    // Asked after the browser, so the code is fresh.
+    let totp = match totp {
+        Some(_) => Some(crate::codes::read_code(
+            "Code from your Warden authenticator app: ",
+        )?),
+        None => None,
+    };
     let finish = Request::SsoLoginFinish {
         flow,
         totp,

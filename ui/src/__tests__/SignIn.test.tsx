@@ -120,7 +120,7 @@ describe("sign-in form", () => {
         }
         fail(
           "unauthenticated",
-          "your sign-in at https://idp.example did not use multi-factor authentication, which Warden requires. Sign in again with MFA, or add the code from your Warden authenticator app: warden login --sso --totp CODE",
+          "your sign-in at https://idp.example did not use multi-factor authentication, which Warden requires. Sign in again with MFA, or add a code from your Warden authenticator app: warden login --sso --totp (it asks for the code)",
         );
       });
     await user.click(await screen.findByTestId("signin-sso"));

@@ -683,7 +683,7 @@ impl Api {
             (None, None) => {
                 return Err(ApiError::new(
                     ErrorCode::Unauthenticated,
-                    "a code from your authenticator app is required (--totp CODE), or a recovery code (--recovery CODE)",
+                    "a code from your authenticator app is required, or one of your recovery codes (warden login NAME --recovery)",
                 ));
             }
         };

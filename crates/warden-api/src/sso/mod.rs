@@ -424,7 +424,7 @@ impl Api {
                     "no MFA",
                     if cfg.totp_fallback {
                         format!(
-                            "your sign-in at {} did not use multi-factor authentication, which Warden requires. Sign in again with MFA, or add the code from your Warden authenticator app: warden login --sso --totp CODE",
+                            "your sign-in at {} did not use multi-factor authentication, which Warden requires. Sign in again with MFA, or add a code from your Warden authenticator app: warden login --sso --totp (it asks for the code)",
                             cfg.issuer
                         )
                     } else {
