@@ -91,6 +91,14 @@ class App:
     def present(self, testid: str) -> bool:
         return any(e.is_displayed() for e in self.d.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
 
+    def wait_gone(self, testid: str, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while self.present(testid):
+            if time.time() > deadline:
+                self.shot(f"still-{testid}")
+                raise AssertionError(f"{testid!r} was still shown after {timeout}s")
+            time.sleep(0.2)
+
     def click(self, testid: str, timeout: float = 30) -> None:
         # An element can be on screen but covered for a moment (a dialog
         # closing, a notification sliding by): try again until it takes.
@@ -235,12 +243,14 @@ def end_app(data: Path) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path):
+def app(tmp_path: Path, request):
     home, data, files = tmp_path / "home", tmp_path / "data", tmp_path / "files"
     for d in (home, data, files):
         d.mkdir()
     # Any free port: tests never collide with each other or a running Warden.
-    (data / "config.toml").write_text('[gateway]\nlisten = "127.0.0.1:0"\n')
+    # A test may give more of the file (indirect parametrization).
+    extra = getattr(request, "param", "")
+    (data / "config.toml").write_text('[gateway]\nlisten = "127.0.0.1:0"\n' + extra)
     env = dict(os.environ)
     env.update(
         HOME=str(home),
@@ -541,8 +551,18 @@ def test_a_denied_write_reaches_the_agent_as_a_denial(app: App):
     app.shot("15b-tray-resume-opens-home")
 
 
+@pytest.mark.parametrize("app", ["\n[approvals]\ntimeout_secs = 600\n"], ids=["edited-config"], indirect=True)
 def test_a_person_an_admin_added_sets_up_their_own_account(app: App):
     first_run(app)
+    # Someone edited the configuration file before the app started: Home
+    # says what waits, and the admin's code puts it in force.
+    held = app.find("held-settings")
+    assert "calls that wait up to 600 s for a person" in held.text and "In force now: 120 s" in held.text, held.text
+    app.shot("04b-looser-settings-wait")
+    app.click("held-review")
+    app.type("held-code", app.codes.next())
+    app.click("held-approve")
+    app.wait_gone("held-settings")
     app.click("nav-people")
     app.click("person-add")
     app.type("person-name", "mia")

@@ -107,6 +107,9 @@ const SENTENCES: Record<string, (actor: string, target: string | null) => string
   "agents.paused": (a) => `${a} paused every agent`,
   "agents.unpaused": (a) => `${a} resumed every agent`,
   "sso.configured": (a) => `${a} changed the single sign-on settings`,
+  "config.change_held": () => "Warden kept the approved settings: the configuration file asks for looser ones",
+  "config.change_approved": (a) => `${a} approved the settings in the configuration file`,
+  "server.command_approved": (a, t) => `${a} approved what the server ${t ?? ""} runs or is sent`.replace("  ", " "),
 };
 
 const OUTCOMES: Record<string, string> = {

@@ -1,6 +1,7 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import { EVENTS } from "../backend";
-import { approval, defaultState, user as person } from "../test/fakeBackend";
+import { describeRow } from "../activityWords";
+import { approval, defaultState, row, user as person } from "../test/fakeBackend";
 import { renderApp, shell } from "../test/render";
 
 const member = person("bob", "member", 2);
@@ -117,5 +118,16 @@ describe("settings the configuration file loosens", () => {
     await user.click(within(card).getByTestId("held-approve"));
     await waitFor(() => expect(screen.queryByTestId("held-settings")).not.toBeInTheDocument());
     expect(fake.calls).toContainEqual({ call: "settings_approve", hash: "settings-1", totp: "123456" });
+  });
+});
+
+describe("activity about the configuration file", () => {
+  it("is told in words", () => {
+    expect(describeRow(row(1, { kind: "config.change_held", agent: null, on_behalf_of: null }))).toBe(
+      "Warden kept the approved settings: the configuration file asks for looser ones",
+    );
+    expect(describeRow(row(2, { kind: "config.change_approved", agent: null, on_behalf_of: "alice" }))).toBe(
+      "alice approved the settings in the configuration file",
+    );
   });
 });
