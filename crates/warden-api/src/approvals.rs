@@ -219,6 +219,7 @@ impl Api {
                     Ok(())
                 })
                 .await?;
+                self.attempt_succeeded(id);
                 self.record_step_up(purpose, "verified").await?;
                 Ok(())
             }

@@ -88,6 +88,9 @@ pub struct Api {
     /// Set for a request that came over the control socket: who sent it and
     /// the proof of presence it brought ([`presence`]).
     remote: Option<presence::Remote>,
+    /// Failed attempts and used code steps as this process counted them,
+    /// beside the database's columns, which a same-user process can reset.
+    attempts: Arc<std::sync::Mutex<std::collections::HashMap<i64, people::Attempts>>>,
 }
 
 impl Api {
@@ -110,6 +113,7 @@ impl Api {
             explicit_data_dir: None,
             unlocked: Arc::default(),
             remote: None,
+            attempts: Arc::default(),
         }
     }
 

@@ -154,6 +154,51 @@ async fn concurrent_wrong_codes_all_count_toward_the_lockout() {
     assert!(refused.message.contains("wait"), "{}", refused.message);
 }
 
+/// A same-user process that writes the database resets the failure count,
+/// the lockout and the last used step after each try: the running Warden
+/// counts them in its own memory as well, so it still refuses a replayed
+/// code and still locks after the free attempts (before, both columns were
+/// all it knew).
+#[tokio::test]
+async fn resetting_the_lockout_and_last_step_columns_gains_a_database_writer_nothing() {
+    let s = setup().await;
+    let db = s._dir.path().join("w.db");
+    let reset = || {
+        rusqlite::Connection::open(&db)
+            .expect("the database opens")
+            .execute(
+                "UPDATE users SET failed_attempts = 0, locked_until_s = NULL, totp_last_step = NULL",
+                [],
+            )
+            .expect("the columns reset");
+    };
+    let code = s.code();
+    s.login(&code).await.expect("the current code signs in");
+    reset();
+    let replay = s
+        .login(&code)
+        .await
+        .expect_err("a used code stays used in this process");
+    assert_eq!(
+        replay.code,
+        ErrorCode::Unauthenticated,
+        "{}",
+        replay.message
+    );
+
+    s.clock.set(s.clock.now() + 120);
+    for _ in 0..warden_auth::FREE_ATTEMPTS {
+        reset();
+        s.login("000000").await.expect_err("wrong code");
+    }
+    reset();
+    let locked = s
+        .login(&s.code())
+        .await
+        .expect_err("locked, whatever the columns say");
+    assert!(locked.message.contains("wait"), "{}", locked.message);
+}
+
 /// The same code sent by several processes at the same moment signs in
 /// once (before, each read the last used step before any wrote it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

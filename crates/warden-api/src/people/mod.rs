@@ -25,6 +25,15 @@ pub(crate) enum Unseal<'a> {
     Unlocked,
 }
 
+/// What this process counted for one person: failed attempts and the
+/// lockout they earned, and the last code step used.
+#[derive(Debug, Default)]
+pub(crate) struct Attempts {
+    failures: i64,
+    locked_until: Option<i64>,
+    last_step: Option<i64>,
+}
+
 /// What a new person needs once, to set up their authenticator.
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Enrollment {
@@ -238,12 +247,36 @@ impl Api {
     /// reset, or they set up a new authenticator).
     fn forget_totp(&self, user_id: i64) {
         self.unlocked_lock().remove(&user_id);
+        // A new secret's codes start afresh, as the database's column does.
+        if let Some(a) = self.attempts_lock().get_mut(&user_id) {
+            a.last_step = None;
+        }
+    }
+
+    fn attempts_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, Attempts>> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Counts an attempt at a person's password or code before it is
     /// checked, so concurrent attempts cannot all be checked before the
-    /// first failure is written. `Err(until)` while a lockout runs.
+    /// first failure is written. `Err(until)` while a lockout runs. The
+    /// count is kept twice: in the database (for every process), and in
+    /// this process's memory, where a same-user process that resets the
+    /// columns cannot reach. (Restarting Warden clears the memory, but also
+    /// what it opened with the person's password: it then checks no code
+    /// until the person signs in again.)
     pub(crate) async fn begin_attempt(&self, user_id: i64, now: i64) -> ApiResult<Result<(), i64>> {
+        {
+            let mut all = self.attempts_lock();
+            let mine = all.entry(user_id).or_default();
+            if let Some(until) = mine.locked_until.filter(|u| *u > now) {
+                return Ok(Err(until));
+            }
+            mine.failures += 1;
+            mine.locked_until = warden_auth::lockout_until(mine.failures, now);
+        }
         let store = self.store.clone();
         blocking(move || {
             Ok(users::begin_attempt(
@@ -254,6 +287,39 @@ impl Api {
             )?)
         })
         .await
+    }
+
+    /// A proven sign-in or step-up: this process's count starts again (the
+    /// database's is reset beside it, [`users::record_success`]).
+    pub(crate) fn attempt_succeeded(&self, user_id: i64) {
+        let mut all = self.attempts_lock();
+        let mine = all.entry(user_id).or_default();
+        mine.failures = 0;
+        mine.locked_until = None;
+    }
+
+    /// An admin's reset or a new enrolment: what this process counted for
+    /// the person no longer applies.
+    fn forget_attempts(&self, user_id: i64) {
+        self.attempts_lock().remove(&user_id);
+    }
+
+    /// Takes `step` as used in this process's memory: `false` when it or a
+    /// later one was used here already, whatever the database says.
+    fn claim_step_here(&self, user_id: i64, step: i64) -> bool {
+        let mut all = self.attempts_lock();
+        let mine = all.entry(user_id).or_default();
+        if mine.last_step.is_some_and(|last| last >= step) {
+            return false;
+        }
+        mine.last_step = Some(step);
+        true
+    }
+
+    /// The latest step used, by the database's count or this process's.
+    fn last_step(&self, user_id: i64, stored: Option<i64>) -> Option<i64> {
+        let here = self.attempts_lock().get(&user_id).and_then(|a| a.last_step);
+        stored.max(here)
     }
 
     /// Checks a TOTP code against the person's secret and, when it is
@@ -276,7 +342,8 @@ impl Api {
         let Some(opened) = opened else {
             return Ok(None);
         };
-        let verdict = totp::verify(opened.1.expose(), code, now, creds.totp_last_step);
+        let last = self.last_step(creds.user.id, creds.totp_last_step);
+        let verdict = totp::verify(opened.1.expose(), code, now, last);
         let Ok(step) = verdict else {
             return Ok(Some(verdict));
         };
@@ -285,8 +352,9 @@ impl Api {
         }
         let store = self.store.clone();
         let id = creds.user.id;
-        let claimed =
-            blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, step)?)).await?;
+        let claimed = blocking(move || Ok(users::claim_totp_step(&store.connect()?, id, step)?))
+            .await?
+            && self.claim_step_here(id, step);
         Ok(Some(if claimed {
             // `take` means the caller proved the password (or the secret
             // came from memory already).
@@ -379,6 +447,7 @@ impl Api {
         })
         .await?;
         self.forget_totp(user.id);
+        self.forget_attempts(user.id);
         let account = self.totp_account(user.id)?;
         let kc = self.keychain.clone();
         let _ = tokio::task::spawn_blocking(move || kc.delete(&account)).await;
@@ -456,6 +525,9 @@ impl Api {
             // Another request with the same code got there first.
             return Err(refuse("enrolment code already used").await);
         }
+        // A new password and authenticator: counted afresh, as the
+        // database's columns are.
+        self.forget_attempts(id);
         let enrollment = match self.new_totp(&creds.user, &pw).await {
             Ok(e) => e,
             Err(e) => {
@@ -605,6 +677,7 @@ impl Api {
             return Err(e.clone());
         }
         changed?;
+        self.attempt_succeeded(id);
         self.record("person.password_changed", None, None, None)
             .await
     }
@@ -712,6 +785,7 @@ impl Api {
             Ok(())
         })
         .await?;
+        self.attempt_succeeded(id);
         self.record_sign_in(
             name,
             true,
