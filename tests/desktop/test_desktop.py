@@ -443,6 +443,11 @@ def test_first_run_connect_a_server_and_an_app_then_approve_a_write(app: App):
     call = Call(entry, "files__write_file", {"path": str(target), "content": "written with Ada's click"})
     call.start()
     prompt_window(app)
+    # The notification that came with it says in words what the call does,
+    # and names no command a person would have to type.
+    notified = notification_text("claude asks to use write_file (files)")
+    assert "files/hello.txt" in notified and "Open Warden to allow or deny it" in notified, notified
+    assert "warden approvals" not in notified and "{" not in notified, notified
     # Enter is never "approve": pressing it in the window changes nothing.
     app.find("prompt-tool")
     ActionChains(app.d).send_keys(Keys.ENTER).perform()
@@ -669,6 +674,20 @@ def follow_authorization(url: str) -> None:
 
 def dunstctl(*args: str) -> str:
     return sp.run(["dunstctl", *args], capture_output=True, text=True, timeout=10, check=True).stdout
+
+
+def notification_text(summary: str, timeout: float = 30) -> str:
+    """The body of the notification (shown by dunst) whose headline is
+    `summary`: shown ones are closed into dunst's history, then read."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        dunstctl("close-all")
+        for group in json.loads(dunstctl("history"))["data"]:
+            for n in group:
+                if n["summary"]["data"] == summary:
+                    return n["body"]["data"]
+        time.sleep(0.5)
+    raise AssertionError(f"no notification {summary!r}: {dunstctl('history')[:2000]}")
 
 
 def test_a_lapsed_server_sign_in_is_renewed_from_its_notification(app: App, protected_server: str):

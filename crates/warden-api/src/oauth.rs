@@ -164,7 +164,7 @@ impl OAuthTokens {
                     warden_gateway::notify::notice_to(
                         format!("Sign in to {server} again"),
                         format!(
-                            "Warden could not renew its sign-in to {server}, so its tools are unavailable until someone signs in again (in Warden, or: warden server login {server})."
+                            "Warden could not renew its sign-in to {server}, so its tools are unavailable until someone signs in to it again in Warden."
                         ),
                         Some((
                             format!("/servers?server={server}&signin=1"),

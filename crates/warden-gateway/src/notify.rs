@@ -19,7 +19,8 @@ const APP_NAME: &str = "Warden";
 /// any process of the same user can emit (notify-rust does not check the
 /// sender), so an agent could approve its own call. A forged Deny or Open
 /// costs nothing. Approving needs a person's session, so it happens in the
-/// approval window or with `warden approvals approve`.
+/// approval window or with `warden approvals approve`; the notification's
+/// words say what the call would do and never name a command.
 pub struct DesktopNotifier {
     broker: Weak<Broker>,
     /// Approval id → notification id, to replace it when answered.
@@ -58,29 +59,74 @@ impl DesktopNotifier {
     }
 }
 
+/// A value as a person reads it: text as it is, on one line and cut at 60
+/// characters (a path keeps its end, where the file's name is), anything
+/// else as JSON.
+fn value_words(v: &serde_json::Value) -> String {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let line: Vec<char> = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() <= 60 {
+        return line.into_iter().collect();
+    }
+    let path = text.starts_with('/') || text.starts_with("~/") || text.contains(":\\");
+    if path {
+        format!("…{}", line[line.len() - 59..].iter().collect::<String>())
+    } else {
+        format!("{}…", line[..59].iter().collect::<String>())
+    }
+}
+
+/// The notification's headline: who asks to do what, in words.
+fn summary(r: &ApprovalRequest) -> String {
+    format!("{} asks to use {} ({})", r.agent, r.tool, r.server)
+}
+
+/// The notification's text: what the call would do, why Warden asks, and
+/// what happens without an answer. The arguments are the log's (secrets
+/// masked: a notification can show on a locked screen), at most three.
 fn body(r: &ApprovalRequest) -> String {
-    let who = r.person.as_deref().unwrap_or("no owner");
-    let args = r
-        .arguments
-        .as_ref()
-        .map(|a| {
-            let s = a.to_string();
-            if s.chars().count() > 200 {
-                format!("{}…", s.chars().take(200).collect::<String>())
-            } else {
-                s
+    let mut lines = Vec::new();
+    match r.arguments.as_ref().and_then(|a| a.as_object()) {
+        Some(args) if !args.is_empty() => {
+            for (k, v) in args.iter().take(3) {
+                lines.push(format!("{k}: {}", value_words(v)));
             }
-        })
-        .unwrap_or_else(|| "(no arguments)".into());
-    format!(
-        "Agent {} (for {who}) wants to run {} on {}.\nRisk: {} — {}\nArguments: {args}\nApprove in Warden or with: warden approvals approve {}",
-        r.agent,
-        r.tool,
-        r.server,
-        r.risk.as_str(),
-        r.why.join("; "),
-        r.id
-    )
+            if args.len() > 3 {
+                lines.push(format!("and {} more", args.len() - 3));
+            }
+        }
+        _ => lines.push("It sends no details with the call.".into()),
+    }
+    if let Some(why) = r.why.first() {
+        let mut why = why.clone();
+        if let Some(first) = why.get(..1) {
+            why.replace_range(..1, &first.to_uppercase());
+        }
+        if !why.ends_with('.') {
+            why.push('.');
+        }
+        lines.push(format!("Why Warden asks: {why}"));
+    }
+    let secs = (r.expires_at_us - r.requested_at_us).max(0) / 1_000_000;
+    let wait = if secs >= 120 && secs % 60 == 0 {
+        format!("{} minutes", secs / 60)
+    } else {
+        format!("{secs} seconds")
+    };
+    let owner = match r.person.as_deref() {
+        Some(p) => format!(" It acts for {p}."),
+        None => String::new(),
+    };
+    lines.push(format!(
+        "Open Warden to allow or deny it.{owner} With no answer in {wait}, it is denied."
+    ));
+    lines.join("\n")
 }
 
 impl Surface for DesktopNotifier {
@@ -88,7 +134,7 @@ impl Surface for DesktopNotifier {
         if !self.enabled.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        let summary = format!("Approve {} on {}?", r.tool, r.server);
+        let summary = summary(r);
         let body = body(r);
         let id = r.id.clone();
         let shown = self.shown.clone();
@@ -227,4 +273,47 @@ pub fn notice_to(summary: String, body: String, link: Option<(String, String)>) 
             Err(e) => tracing::warn!(error = %e, %summary, "could not show a desktop notification"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_says_what_the_call_does_and_names_no_command() {
+        let r = ApprovalRequest {
+            id: "0123abcd".into(),
+            agent_id: 7,
+            agent: "claude-desktop".into(),
+            person: Some("ana".into()),
+            chain: None,
+            server: "files".into(),
+            tool: "write_file".into(),
+            risk: warden_policy::Risk::High,
+            why: vec!["it may change or delete files".into()],
+            arguments: Some(serde_json::json!({
+                "path": "/home/ana/a folder with a long name/and another one/notes.txt",
+                "content": "line one\nline two",
+                "mode": 420,
+                "backup": true,
+            })),
+            arguments_hash: "a".into(),
+            definition_hash: "d".into(),
+            method: "tools/call".into(),
+            sent: None,
+            session: "s".into(),
+            session_choice: true,
+            requested_at_us: 0,
+            expires_at_us: 120_000_000,
+        };
+        assert_eq!(summary(&r), "claude-desktop asks to use write_file (files)");
+        let text = body(&r);
+        assert_eq!(
+            text,
+            "path: …ome/ana/a folder with a long name/and another one/notes.txt\ncontent: line one line two\nmode: 420\nand 1 more\n\
+             Why Warden asks: It may change or delete files.\n\
+             Open Warden to allow or deny it. It acts for ana. With no answer in 2 minutes, it is denied."
+        );
+        assert!(!text.contains("warden ") && !text.contains('{'), "{text}");
+    }
 }

@@ -540,8 +540,7 @@ impl Gateway {
                 crate::notify::notice(
                     format!("Warden quarantined {} on {server}", change.tool),
                     format!(
-                        "{why}. Agents cannot see or call it until an admin reviews it: warden tool review {server} {}",
-                        change.tool
+                        "Warden holds it because {why}. Agents cannot see or call it until an admin looks at it in Warden (Servers, then the tool)."
                     ),
                 );
             }
