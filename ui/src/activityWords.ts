@@ -91,6 +91,7 @@ const SENTENCES: Record<string, (actor: string, target: string | null) => string
   "auth.sign_in": (a) => `${a} signed in`,
   "auth.sign_out": (a) => `${a} signed out`,
   "auth.sign_in_failed": (a) => `A sign-in as ${a} failed`,
+  "auth.first_code_failed": (a) => `${a}'s first code from a newly set up authenticator app did not work`,
   "person.created": (a, t) => (t && t !== a ? `${a} added ${t}` : `${a} was added as the first admin`),
   "person.disabled": (a, t) => `${a} disabled ${t ?? "a person"}`,
   "person.enabled": (a, t) => `${a} enabled ${t ?? "a person"}`,

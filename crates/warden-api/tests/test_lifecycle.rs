@@ -154,6 +154,32 @@ async fn concurrent_wrong_codes_all_count_toward_the_lockout() {
     assert!(refused.message.contains("wait"), "{}", refused.message);
 }
 
+/// The first code of an authenticator just set up, typed wrong, is a slip
+/// while setting up, and the log says so (not a failed sign-in); once the
+/// person signed in, a wrong code is a failed sign-in again.
+#[tokio::test]
+async fn a_wrong_first_code_is_logged_as_setting_up_not_as_a_failed_sign_in() {
+    let s = setup().await;
+    let db = s._dir.path().join("w.db");
+    let last_kind = || -> String {
+        rusqlite::Connection::open(&db)
+            .expect("the database opens")
+            .query_row(
+                "SELECT kind FROM activity ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("a row")
+    };
+    s.login("000000").await.expect_err("a wrong first code");
+    assert_eq!(last_kind(), "auth.first_code_failed");
+    s.clock.set(s.clock.now() + 60);
+    s.login(&s.code()).await.expect("the right code");
+    s.clock.set(s.clock.now() + 60);
+    s.login("000000").await.expect_err("a wrong code");
+    assert_eq!(last_kind(), "auth.sign_in_failed");
+}
+
 /// A same-user process that writes the database resets the failure count,
 /// the lockout and the last used step after each try: the running Warden
 /// counts them in its own memory as well, so it still refuses a replayed

@@ -75,7 +75,11 @@ describe("first run", () => {
     await user.click(await screen.findByTestId("enroll-saved"));
     await user.type(screen.getByTestId("enroll-code"), "000000");
     await user.click(screen.getByTestId("enroll-continue"));
-    expect(await screen.findByTestId("enroll-error")).toHaveTextContent(/not right/);
+    const error = await screen.findByTestId("enroll-error");
+    expect(error).toHaveTextContent("That code did not work");
+    expect(error).toHaveTextContent(/the code your app shows for Warden \(alice\)/);
+    expect(error).toHaveTextContent(/sets its time automatically/);
+    expect(error).not.toHaveTextContent(/name, password or code/);
     expect(screen.getByTestId("enroll-secret")).toBeInTheDocument();
   });
 

@@ -129,5 +129,8 @@ describe("activity about the configuration file", () => {
     expect(describeRow(row(2, { kind: "config.change_approved", agent: null, on_behalf_of: "alice" }))).toBe(
       "alice approved the settings in the configuration file",
     );
+    expect(describeRow(row(3, { kind: "auth.first_code_failed", agent: null, on_behalf_of: "alice" }))).toBe(
+      "alice's first code from a newly set up authenticator app did not work",
+    );
   });
 });

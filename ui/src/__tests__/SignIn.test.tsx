@@ -40,6 +40,10 @@ describe("sign-in form", () => {
     expect(error).toHaveTextContent("The name, password or code is not right; check them and try again.");
     expect(fake.made("login")).toHaveLength(1);
     expect(screen.queryByTestId("nav-home")).not.toBeInTheDocument();
+    // The code is kept (it still works if the password was the wrong part),
+    // with a word about the phone's clock.
+    expect(screen.getByTestId("signin-code")).toHaveValue("123456");
+    expect(screen.getByTestId("signin-clock-hint")).toHaveTextContent(/date and time automatically/);
   });
 
   it("signs in with name, password and code, then shows the app", async () => {

@@ -2,6 +2,7 @@
 import { useState } from "react";
 import { Button, Container, Paper, PasswordInput, Stack, Stepper, Text, TextInput, Title } from "@mantine/core";
 import { useAsk } from "../api";
+import { isCode } from "../errors";
 import { Brand } from "../components/Brand";
 import { EnrollmentView } from "../components/EnrollmentView";
 import { ErrorAlert } from "../components/ErrorAlert";
@@ -61,7 +62,16 @@ export function FirstRun({ onSignedIn }: { onSignedIn: () => void }) {
       setPw2("");
       onSignedIn();
     } catch (e) {
-      setError(e);
+      // Here the password was just set, so a refusal is about the code: say
+      // what to check, not "name, password or code".
+      setError(
+        isCode(e, "unauthenticated")
+          ? {
+              code: "invalid_input",
+              message: `that code did not work. Check that you typed the code your app shows for Warden (${name.trim()}), the newest one, and that your phone sets its time automatically (codes depend on the clock); then type the code it shows now`,
+            }
+          : e,
+      );
       setBusy(false);
     }
   };
@@ -144,7 +154,7 @@ export function FirstRun({ onSignedIn }: { onSignedIn: () => void }) {
                     disabled={!saved}
                     description={saved ? undefined : "First tick that you saved your recovery codes."}
                   />
-                  <ErrorAlert error={error} testId="enroll-error" />
+                  <ErrorAlert error={error} testId="enroll-error" title="That code did not work" />
                   <Button type="submit" loading={busy} disabled={!saved} data-testid="enroll-continue">
                     Sign in to Warden
                   </Button>

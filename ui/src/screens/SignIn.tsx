@@ -21,6 +21,7 @@ import { Brand } from "../components/Brand";
 import { CopyField } from "../components/CopyField";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { toFailure } from "../backend";
+import { isCode } from "../errors";
 import { Enrol } from "./Enrol";
 
 export interface SignInFields {
@@ -84,8 +85,8 @@ export function SignIn({ sso, onSignedIn }: { sso: boolean; onSignedIn: () => vo
       );
       onSignedIn();
     } catch (e) {
+      // The code stays: when the password was the wrong part, it still works.
       setError(e);
-      set({ code: "" });
       setBusy(false);
     }
   };
@@ -245,6 +246,12 @@ export function SignIn({ sso, onSignedIn }: { sso: boolean; onSignedIn: () => vo
                     {f.useRecovery ? "Use a code from my authenticator app" : "Lost your phone? Use a recovery code"}
                   </Anchor>
                   <ErrorAlert error={error} testId="signin-error" title="Could not sign in" />
+                  {error && isCode(error, "unauthenticated") && !f.useRecovery ? (
+                    <Text size="sm" c="dimmed" data-testid="signin-clock-hint">
+                      If the code keeps failing, check that your phone sets its date and time automatically: the codes
+                      depend on its clock.
+                    </Text>
+                  ) : null}
                   <Button type="submit" loading={busy} data-testid="signin-submit">
                     Sign in
                   </Button>

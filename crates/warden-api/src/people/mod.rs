@@ -767,6 +767,18 @@ impl Api {
                 "the account is disabled"
             } else if !pw_ok {
                 "wrong password"
+            } else if !creds.user.totp_enrolled {
+                // Setting up: the person types the first code of an
+                // authenticator they just added. Not a failed sign-in.
+                let _ = self
+                    .record_attempt(
+                        "auth.first_code_failed",
+                        name,
+                        false,
+                        "the first code of a newly set up authenticator was not right",
+                    )
+                    .await;
+                return Err(ApiError::new(ErrorCode::Unauthenticated, SIGN_IN_FAILED));
             } else {
                 "wrong second factor"
             };
