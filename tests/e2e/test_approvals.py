@@ -301,7 +301,7 @@ def test_a_changed_local_command_waits_for_an_admins_fresh_consent(warden):
     cfg.write_text(text_)
     warden.start()
     states = {s["name"]: s for s in warden.servers()}
-    assert states["ev"]["state"] == "blocked" and "changed since an admin approved" in states["ev"]["reason"], states
+    assert states["ev"]["state"] == "blocked" and "an admin approved an earlier form of it" in states["ev"]["reason"], states
     assert states["sneaky"]["state"] == "blocked" and "no admin has approved" in states["sneaky"]["reason"]
     token = warden.add_agent("bot")
     assert list_tools(warden, token) == set(), "nothing of a blocked server is reachable"
@@ -439,7 +439,7 @@ def test_an_edit_of_the_configuration_that_loosens_it_waits_for_an_admin(warden,
         cfg.write_text(text_)
         warden.start()
         work = warden.wait_state("work", "blocked")
-        assert "keychain secret would go somewhere new" in work["reason"], work
+        assert "would go somewhere new" in work["reason"], work
         assert first.seen == [] and elsewhere.seen == [], "the secret went nowhere"
 
         review = warden.cli("config", "review").stdout
@@ -475,15 +475,32 @@ def test_an_edit_of_the_configuration_that_loosens_it_waits_for_an_admin(warden,
         [req] = wait_pending(warden)
         assert req["expires_at_us"] / 1e6 - time.time() > 3000, "the approved timeout is in force"
 
+        # Nor can a new sign-in be aimed at the edited address.
+        login = warden.cli("server", "login", "work", "--no-browser", check=False)
+        assert login.returncode != 0 and "has not been approved by an admin" in login.stderr, login.stderr
+        assert elsewhere.seen == []
+
         # Where the secret goes is approved the same way, and only then sent.
         shown = warden.cli("server", "consent", "work", input="n\n").stdout
-        assert elsewhere.url in shown and "work-token" in shown, shown
+        assert elsewhere.url in shown and "the secret work-token" in shown and "host: 127.0.0.1:" in shown, shown
         warden.cli("server", "consent", "work", "--yes", input=warden.admin.next_code() + "\n")
         deadline = time.time() + 30
         while not elsewhere.seen and time.time() < deadline:
             time.sleep(0.2)
         assert elsewhere.seen and {k.lower(): v for k, v in elsewhere.seen[0].items()}["authorization"] == secret, elsewhere.seen
         assert first.seen == []
+
+        # A removed server's approval goes with it: the same entry put back
+        # by hand waits for an admin again.
+        entry = cfg.read_text()
+        warden.cli("server", "remove", "work")
+        warden.stop()
+        cfg.write_text(entry)
+        sent = len(elsewhere.seen)
+        warden.start()
+        back = warden.wait_state("work", "blocked")
+        assert "no admin has approved" in back["reason"], back
+        assert len(elsewhere.seen) == sent
     finally:
         first.close()
         elsewhere.close()

@@ -29,15 +29,15 @@ pub struct ToolReview {
     pub diff: String,
 }
 
-/// What an admin consents to for a server: a local server's command, or
-/// where a remote server's keychain secret is sent.
+/// What an admin consents to for a server: a local server's command, or a
+/// remote server's address and headers.
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Consent {
     pub server: String,
-    /// The command line, or for a remote server its address and the
-    /// secrets its headers carry.
+    /// The command line, or for a remote server its host, address and
+    /// headers (secrets by their keychain name), one per line.
     pub command_line: String,
-    /// A remote server (nothing runs here; a secret is sent there).
+    /// A remote server (nothing runs here; calls are sent there).
     pub remote: bool,
     pub hash: String,
     pub approved: bool,
@@ -524,9 +524,7 @@ impl Api {
         else {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                format!(
-                    "{name:?} is a remote server that is sent no secret from the keychain: there is nothing to approve"
-                ),
+                format!("{name:?} has neither a command nor an address to approve"),
             ));
         };
         let remote = spec.command.is_none();
@@ -561,7 +559,11 @@ impl Api {
             actor,
             Some(token),
             code.trim(),
-            &format!("the command of {name}"),
+            &if remote {
+                format!("the address of {name}")
+            } else {
+                format!("the command of {name}")
+            },
             Unseal::Unlocked,
         )
         .await?;

@@ -292,7 +292,9 @@ fn fake_jwt(claims: serde_json::Value) -> String {
 }
 
 impl Api {
-    fn remote_url(&self, name: &str) -> ApiResult<url::Url> {
+    /// A remote server's address, once an admin approved it as it is now
+    /// (an edit of the file must not aim a new sign-in elsewhere).
+    async fn remote_url(&self, name: &str) -> ApiResult<url::Url> {
         let spec = self
             .load_config()?
             .servers
@@ -301,6 +303,7 @@ impl Api {
             .ok_or_else(|| {
                 ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
             })?;
+        self.require_consent(name, &spec).await?;
         let raw = spec.url.ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidInput,
@@ -318,7 +321,7 @@ impl Api {
         client_secret: Option<Sensitive<String>>,
         scopes: Option<String>,
     ) -> ApiResult<Response> {
-        let url = self.remote_url(&name)?;
+        let url = self.remote_url(&name).await?;
         let guard = Guard::for_server(system_resolver(), &url);
         guard
             .check(url.as_str(), "server address")
@@ -375,7 +378,8 @@ impl Api {
                 _ => None,
             },
         };
-        let metadata_url = self.load_config()?.oauth.client_metadata_url;
+        // As in force: an edit of the file waits for an admin (settings.rs).
+        let metadata_url = self.config_in_force()?.oauth.client_metadata_url;
         let client = flow::register(
             &guard,
             &found.auth_server,
@@ -564,7 +568,7 @@ impl Api {
     /// Tries the server with no token and with bad ones; every one must be
     /// refused with 401 (or 403) and a Bearer challenge.
     pub(crate) async fn probe(&self, name: String) -> ApiResult<Response> {
-        let url = self.remote_url(&name)?;
+        let url = self.remote_url(&name).await?;
         let http = http_client();
         let other_aud = "https://another-server.invalid/mcp";
         let now = warden_store::now_us() / 1_000_000;

@@ -88,7 +88,7 @@ impl Api {
                 ApiError::new(
                     ErrorCode::MfaRequired,
                     format!(
-                        "from the command line, Warden asks each time before it lets you {what}: run the command in a terminal so your system can ask for your password, or add `--code CODE` with a code from your authenticator app"
+                        "from the command line, Warden asks each time before it lets you {what}: run the command in a terminal so your system can ask for your password, or run it again as `warden --code …`, which asks for a code from your authenticator app"
                     ),
                 ),
             ),
@@ -113,7 +113,7 @@ impl Api {
                     "presence not confirmed",
                     ApiError::new(
                         ErrorCode::MfaRequired,
-                        "Warden could not tell which program asked, so it cannot ask your system to confirm it is you: add `--code CODE` with a code from your authenticator app",
+                        "Warden could not tell which program asked, so it cannot ask your system to confirm it is you: run it again as `warden --code …`, which asks for a code from your authenticator app",
                     ),
                 ),
             },
@@ -131,7 +131,7 @@ async fn system_confirms(peer: Peer) -> ApiResult<()> {
         ApiError::new(
             ErrorCode::MfaRequired,
             format!(
-                "your system could not ask you to confirm it is you ({detail}), so nothing was changed: add `--code CODE` with a code from your authenticator app, or ask your administrator to install Warden's polkit action"
+                "your system could not ask you to confirm it is you ({detail}), so nothing was changed: run it again as `warden --code …`, which asks for a code from your authenticator app, or ask your administrator to install Warden's polkit action"
             ),
         )
     };
@@ -219,7 +219,7 @@ async fn system_confirms(peer: Peer) -> ApiResult<()> {
     }
     Err(ApiError::new(
         ErrorCode::MfaRequired,
-        "your system did not confirm it is you (the password was wrong, the prompt was dismissed, or no password prompt could be shown), so nothing was changed. Run the command in a terminal or your desktop session, or add `--code CODE` with a code from your authenticator app",
+        "your system did not confirm it is you (the password was wrong, the prompt was dismissed, or no password prompt could be shown), so nothing was changed. Run the command in a terminal or your desktop session, or run it again as `warden --code …`, which asks for a code from your authenticator app",
     ))
 }
 
@@ -229,7 +229,7 @@ async fn system_confirms(peer: Peer) -> ApiResult<()> {
 async fn system_confirms(_peer: Peer) -> ApiResult<()> {
     Err(ApiError::new(
         ErrorCode::MfaRequired,
-        "Warden cannot yet ask this operating system to confirm it is you: add `--code CODE` with a code from your authenticator app",
+        "Warden cannot yet ask this operating system to confirm it is you: run it again as `warden --code …`, which asks for a code from your authenticator app",
     ))
 }
 

@@ -37,8 +37,8 @@ impl Api {
                 ),
             ));
         }
-        // The admin adding a server consents to its exact command (or to
-        // where its keychain secret goes).
+        // The admin adding a server consents to its exact command (or its
+        // address and headers).
         if let Some(hash) = spec.consent_hash() {
             let store = self.store.clone();
             let (n, by) = (name.to_string(), self.actor.clone().unwrap_or_default());
@@ -75,6 +75,11 @@ impl Api {
                 blocking(move || Ok(Config::remove_server_from(&path, &n)?)).await?
             }
         }
+        // What an admin approved for it goes with it: the same entry put
+        // back into config.toml by hand waits for an admin again.
+        let store = self.store.clone();
+        let n = name.to_string();
+        blocking(move || Ok(warden_store::tools::forget_server(&store.connect()?, &n)?)).await?;
         self.record("server.removed", Some(name), None, None)
             .await?;
         Ok(Response::Done)
@@ -126,6 +131,28 @@ impl Api {
             .collect())
     }
 
+    /// Refuses to run, call, probe or sign in to a server whose entry an
+    /// admin has not approved in its current form.
+    pub(crate) async fn require_consent(&self, name: &str, spec: &ServerSpec) -> ApiResult<()> {
+        let Some(hash) = spec.consent_hash() else {
+            return Ok(());
+        };
+        let store = self.store.clone();
+        let n = name.to_string();
+        let policy =
+            blocking(move || Ok(warden_store::tools::server_policy(&store.connect()?, &n)?))
+                .await?;
+        if policy.consent_hash.as_deref() == Some(hash.as_str()) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "server {name:?} has not been approved by an admin in its current form (its command, or its address and headers); review and approve it with: warden server consent {name}"
+            ),
+        ))
+    }
+
     pub(crate) async fn server_tools(&self, name: &str) -> ApiResult<Vec<serde_json::Value>> {
         if let Some(gw) = &self.gateway {
             gw.settle(Duration::from_secs(30)).await;
@@ -136,22 +163,7 @@ impl Api {
         let spec = config.servers.get(name).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no server is named {name:?}"))
         })?;
-        // A server runs (or is sent a secret) only as an admin approved it.
-        if let Some(hash) = spec.consent_hash() {
-            let store = self.store.clone();
-            let n = name.to_string();
-            let policy =
-                blocking(move || Ok(warden_store::tools::server_policy(&store.connect()?, &n)?))
-                    .await?;
-            if policy.consent_hash.as_deref() != Some(hash.as_str()) {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "server {name:?} has not been approved by an admin in its current form (its command, or where its keychain secret is sent); review and approve it with: warden server consent {name}"
-                    ),
-                ));
-            }
-        }
+        self.require_consent(name, &spec).await?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let up = Upstream::start(
             name.to_string(),

@@ -84,6 +84,17 @@ pub(crate) fn hold_loosened(
 }
 
 impl Api {
+    /// The configuration as it is in force: the running gateway's, or the
+    /// file's with what it loosens held back.
+    pub(crate) fn config_in_force(&self) -> ApiResult<Config> {
+        if let Some(gw) = &self.gateway {
+            return Ok(gw.config());
+        }
+        let mut config = self.load_config()?;
+        hold_loosened(&self.store, &mut config)?;
+        Ok(config)
+    }
+
     /// Records, once at start, the settings the file asked for and did not get.
     pub(crate) async fn record_held_settings(&self, held: &[HeldSetting]) -> ApiResult<()> {
         if held.is_empty() {
@@ -110,7 +121,14 @@ impl Api {
     async fn settings_review(&self) -> ApiResult<SettingsReview> {
         let mut config = self.load_config()?;
         let store = self.store.clone();
-        let approved = blocking(move || read_approved(&store)).await?;
+        // An unreadable approval approves nothing: the defaults hold, and an
+        // admin's approval writes a good one in its place.
+        let approved = blocking(move || Ok(read_approved(&store)))
+            .await?
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e.message, "using Warden's default settings");
+                None
+            });
         let hash = Guarded::of(&config).hash();
         let held = config.hold_loosened(
             &approved
@@ -139,6 +157,13 @@ impl Api {
         let Some(hash) = hash else {
             return Ok(Response::Settings(review));
         };
+        if self.gateway.is_none() {
+            // Codes are checked by the Warden the person signed in to.
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "settings are approved in the running Warden: start it (the app, or `warden serve`), sign in, then try again",
+            ));
+        }
         if hash != review.hash {
             return Err(ApiError::new(
                 ErrorCode::Conflict,
@@ -175,7 +200,7 @@ impl Api {
         let text = serde_json::to_string(&approved)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let before = blocking(move || {
-            let before = approved_settings(&store)?;
+            let before = approved_settings(&store).unwrap_or_default();
             store.connect()?.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [KEY, text.as_str()],

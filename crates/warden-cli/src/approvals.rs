@@ -215,9 +215,12 @@ pub async fn interactive(paths: &Paths) -> Result<()> {
                 std::io::stdout().flush()?;
                 reason = read_line().await?.filter(|s| !s.is_empty());
             } else if r.needs_step_up() {
-                print!("Current code from your authenticator app: ");
-                std::io::stdout().flush()?;
-                code = read_line().await?;
+                code = Some(
+                    tokio::task::spawn_blocking(|| {
+                        crate::codes::read_code("Current code from your authenticator app: ")
+                    })
+                    .await??,
+                );
             }
             match decide(paths, r.id.clone(), choice, reason, code).await {
                 Ok(()) => println!("Done: {choice}."),

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 pub fn refuse_on_command_line(flag: &str, given: Option<&str>) -> Result<()> {
     if given.is_some_and(|v| !v.is_empty()) {
         bail!(
-            "{flag} takes no code on the command line: every program on this computer can read a command line (the process list shows it) and use the code before you. Give {flag} alone and type the code when asked, or send it on standard input"
+            "{flag} takes no code on the command line: every program on this computer can read a command line (the process list shows it) and use the code before you, so other programs may have seen this one: wait for the next code. Give {flag} alone and type the code when asked, or send it on standard input"
         );
     }
     Ok(())

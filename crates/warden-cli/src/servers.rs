@@ -85,7 +85,7 @@ pub enum ServerCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Review and approve the exact command of a local server, or where a remote server's keychain secret is sent (needed after either changed).
+    /// Review and approve the exact command of a local server, or a remote server's address and headers (needed after either changed).
     Consent {
         name: String,
         /// Takes no value: the code is asked for (from the terminal, or stdin's next line).
@@ -298,9 +298,9 @@ pub async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
             };
             let (shown, what, ask) = if c.remote {
                 (
-                    format!("Server {name} is reached at, and sent, this:"),
-                    "this address and these secrets",
-                    "Allow Warden to send these secrets there?",
+                    format!("Server {name} is reached here, with these headers:"),
+                    "this address and these headers",
+                    "Allow Warden to send agents' calls there, with these headers?",
                 )
             } else {
                 (
@@ -309,7 +309,10 @@ pub async fn server(paths: &Paths, cmd: ServerCommand) -> Result<()> {
                     "Allow Warden to run it?",
                 )
             };
-            println!("{shown}\n\n  {}\n", text::safe(&c.command_line));
+            println!(
+                "{shown}\n\n  {}\n",
+                text::safe(&c.command_line).replace('\n', "\n  ")
+            );
             if c.approved {
                 println!(
                     "An admin ({}) already approved exactly {what}.",

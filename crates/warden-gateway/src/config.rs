@@ -144,12 +144,11 @@ pub enum Transport<'a> {
 }
 
 impl ServerSpec {
-    /// The hash of what an admin consents to, when the server needs consent:
-    /// for a local server exactly what runs (command, arguments, folder,
-    /// environment); for a remote server that is sent a secret from the
-    /// keychain, its address and headers, so that an edit of the file
-    /// cannot send that secret somewhere else. A change to any of it needs
-    /// fresh consent. Other remote servers need none.
+    /// The hash of what an admin consents to: for a local server exactly
+    /// what runs (command, arguments, folder, environment); for a remote
+    /// server its address and headers, so that an edit of the file cannot
+    /// send calls, a keychain secret or a new sign-in somewhere else. A
+    /// change to any of it needs fresh consent.
     pub fn consent_hash(&self) -> Option<String> {
         use sha2::Digest;
         let what = match (&self.command, &self.url) {
@@ -159,7 +158,7 @@ impl ServerSpec {
                 "cwd": self.cwd,
                 "env": self.env,
             }),
-            (None, Some(url)) if self.sends_keychain_secret() => serde_json::json!({
+            (None, Some(url)) => serde_json::json!({
                 "url": url,
                 "headers": self.headers,
             }),
@@ -170,29 +169,42 @@ impl ServerSpec {
         )))
     }
 
-    /// Whether a remote server's headers carry a `keychain:` value.
-    pub fn sends_keychain_secret(&self) -> bool {
-        self.headers
-            .values()
-            .any(|v| v.trim_start().starts_with("keychain:"))
-    }
-
     /// What an admin's consent covers, in words: the command line of a
-    /// local server, or where a remote server's keychain secret goes.
+    /// local server; for a remote server the host on a line of its own (a
+    /// URL can hide where it goes), the whole address, and every header,
+    /// secrets by their keychain name.
     pub fn consent_subject(&self) -> Option<String> {
         if self.command.is_some() {
             return self.command_line();
         }
-        let url = self.url.as_ref().filter(|_| self.sends_keychain_secret())?;
-        let secrets: Vec<String> = self
-            .headers
-            .iter()
-            .filter_map(|(k, v)| {
-                let name = v.trim_start().strip_prefix("keychain:")?;
-                Some(format!("{k} (the secret {name})"))
+        let raw = self.url.as_ref()?;
+        let host = url::Url::parse(raw)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                })
             })
-            .collect();
-        Some(format!("{url}, sent {}", secrets.join(", ")))
+            .unwrap_or_else(|| "?".into());
+        let mut text = format!(
+            "host: {host}
+address: {raw}"
+        );
+        for (k, v) in &self.headers {
+            match v.trim_start().strip_prefix("keychain:") {
+                Some(name) => text.push_str(&format!(
+                    "
+header {k}: the secret {name}"
+                )),
+                None => text.push_str(&format!(
+                    "
+header {k}: {v}"
+                )),
+            }
+        }
+        Some(text)
     }
 
     /// The full command line as an admin reviews it.
@@ -215,6 +227,14 @@ impl ServerSpec {
 
     pub fn validate(&self, name: &str) -> Result<()> {
         validate_server_name(name)?;
+        for header in self.headers.keys() {
+            let h = header.to_ascii_lowercase();
+            if h == "host" || h == "forwarded" || h.starts_with("x-forwarded-") {
+                return Err(Error::Config(format!(
+                    "server {name:?} sets the {header} header, which can send its requests to another site than its address says; remove it"
+                )));
+            }
+        }
         match (&self.command, &self.url) {
             (Some(c), None) if !c.trim().is_empty() => Ok(()),
             (None, Some(u)) => validate_url(u).map(|_| ()),
@@ -253,6 +273,11 @@ pub fn validate_server_name(name: &str) -> Result<()> {
 pub fn validate_url(raw: &str) -> Result<url::Url> {
     let url = url::Url::parse(raw)
         .map_err(|e| Error::Config(format!("{raw:?} is not a valid URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(format!(
+            "{raw} has a user name before its host, which hides where it goes; give the address without it (a secret goes in a header: keychain:NAME)"
+        )));
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback_host(&url) => Ok(url),
@@ -447,12 +472,22 @@ pub fn server_exists(name: &str) -> Error {
 /// approve`), and the approved value stays in force meanwhile.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 pub struct Guarded {
+    #[serde(default = "default_approval_timeout")]
     pub approval_timeout_secs: u64,
+    #[serde(default = "default_true")]
     pub desktop_notifications: bool,
     /// `None`: kept for good.
+    #[serde(default)]
     pub retention_days: Option<u32>,
     /// `None`: no limit.
+    #[serde(default)]
     pub max_rows: Option<i64>,
+    /// Which client document Warden presents to authorization servers
+    /// (`oauth.client_metadata_url`): any other one waits, since it decides
+    /// where a provider sends the person's sign-in. `None`: Warden's own
+    /// registration.
+    #[serde(default)]
+    pub client_metadata_url: Option<String>,
 }
 
 impl Default for Guarded {
@@ -480,6 +515,7 @@ impl Guarded {
             desktop_notifications: config.approvals.desktop_notifications,
             retention_days: config.activity.retention_days,
             max_rows: config.activity.max_rows,
+            client_metadata_url: config.oauth.client_metadata_url.clone(),
         }
     }
 
@@ -558,6 +594,22 @@ impl Config {
             });
             r.max_rows = approved.max_rows;
         }
+        let o = &mut self.oauth;
+        if o.client_metadata_url.is_some() && o.client_metadata_url != approved.client_metadata_url
+        {
+            held.push(HeldSetting {
+                setting: "oauth.client_metadata_url".into(),
+                wanted: format!(
+                    "sign-ins to servers as the client described at {}",
+                    o.client_metadata_url.as_deref().unwrap_or_default()
+                ),
+                kept: approved
+                    .client_metadata_url
+                    .clone()
+                    .unwrap_or_else(|| "Warden's own registration".into()),
+            });
+            o.client_metadata_url = approved.client_metadata_url.clone();
+        }
         held
     }
 }
@@ -574,6 +626,7 @@ mod tests {
         c.approvals.desktop_notifications = false;
         c.activity.retention_days = Some(1);
         c.activity.max_rows = Some(10);
+        c.oauth.client_metadata_url = Some("https://attacker.example/client.json".into());
         let held = c.hold_loosened(&approved);
         let names: Vec<&str> = held.iter().map(|h| h.setting.as_str()).collect();
         assert_eq!(
@@ -582,9 +635,15 @@ mod tests {
                 "approvals.timeout_secs",
                 "approvals.desktop_notifications",
                 "activity.retention_days",
-                "activity.max_rows"
+                "activity.max_rows",
+                "oauth.client_metadata_url"
             ]
         );
+        // An approval written before a setting was guarded reads with the
+        // default for it.
+        let old: Guarded = serde_json::from_str(r#"{"approval_timeout_secs":60}"#).expect("reads");
+        assert_eq!(old.approval_timeout_secs, 60);
+        assert!(old.desktop_notifications && old.client_metadata_url.is_none());
         assert_eq!(Guarded::of(&c), approved, "the approved values stay");
 
         // Stricter than approved: applies without anyone's approval.
@@ -608,20 +667,33 @@ mod tests {
     }
 
     #[test]
-    fn a_remote_server_sent_a_keychain_secret_needs_consent_to_its_address() {
+    fn a_remote_servers_consent_covers_its_address_and_every_header() {
         let mut spec = ServerSpec {
             url: Some("https://mcp.example.com/mcp".into()),
             ..Default::default()
         };
-        assert_eq!(spec.consent_hash(), None, "nothing secret goes there");
+        let bare = spec.consent_hash().expect("a remote server needs consent");
         spec.headers
             .insert("Authorization".into(), "keychain:work-token".into());
-        let before = spec.consent_hash().expect("a secret goes there");
-        spec.url = Some("https://elsewhere.example/mcp".into());
-        assert_ne!(spec.consent_hash().as_deref(), Some(before.as_str()));
+        let with_secret = spec.consent_hash().expect("consent");
+        assert_ne!(bare, with_secret);
+        spec.headers.insert("X-Team".into(), "blue".into());
+        assert_ne!(spec.consent_hash().as_deref(), Some(with_secret.as_str()));
+        spec.url = Some("https://elsewhere.example:8443/mcp".into());
         let subject = spec.consent_subject().expect("words for the admin");
-        assert!(subject.contains("elsewhere.example"), "{subject}");
-        assert!(subject.contains("work-token"), "{subject}");
+        assert!(
+            subject.starts_with("host: elsewhere.example:8443\n"),
+            "{subject}"
+        );
+        assert!(
+            subject.contains("header Authorization: the secret work-token"),
+            "{subject}"
+        );
+        assert!(subject.contains("header X-Team: blue"), "{subject}");
+
+        spec.headers.insert("Host".into(), "evil.example".into());
+        assert!(spec.validate("work").is_err(), "a Host header is refused");
+        assert!(validate_url("https://good.example@evil.example/mcp").is_err());
     }
 
     #[test]

@@ -289,8 +289,10 @@ impl Api {
         .await
     }
 
-    /// A proven sign-in or step-up: this process's count starts again (the
-    /// database's is reset beside it, [`users::record_success`]).
+    /// A sign-in or step-up proved with a code of the authenticator: this
+    /// process's count starts again (the database's is reset beside it,
+    /// [`users::record_success`]). Other proofs (a provider's sign-in, a
+    /// password alone) leave it: a database writer could stand behind them.
     pub(crate) fn attempt_succeeded(&self, user_id: i64) {
         let mut all = self.attempts_lock();
         let mine = all.entry(user_id).or_default();
@@ -677,7 +679,6 @@ impl Api {
             return Err(e.clone());
         }
         changed?;
-        self.attempt_succeeded(id);
         self.record("person.password_changed", None, None, None)
             .await
     }
@@ -797,7 +798,9 @@ impl Api {
             Ok(())
         })
         .await?;
-        self.attempt_succeeded(id);
+        if code.is_some() {
+            self.attempt_succeeded(id);
+        }
         self.record_sign_in(
             name,
             true,

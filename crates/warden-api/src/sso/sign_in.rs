@@ -112,7 +112,6 @@ impl Api {
             Ok(())
         })
         .await?;
-        self.attempt_succeeded(id);
         if let Some(rt) = o.refresh_token {
             let kc = self.keychain.clone();
             let acct = format!("{}/sso/session/{hash}", self.store.install_id()?);

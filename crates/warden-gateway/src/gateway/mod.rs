@@ -379,8 +379,8 @@ impl Gateway {
     }
 
     /// Why a server may not start: nobody consented to its exact command
-    /// (or, for a remote server sent a keychain secret, its address and
-    /// headers), or it changed since. `None` when it may start.
+    /// (for a remote server, its address and headers), or it changed since.
+    /// `None` when it may start.
     fn consent_problem(&self, name: &str, spec: &ServerSpec) -> Option<String> {
         let hash = spec.consent_hash()?;
         let (what, changed) = if spec.command.is_some() {
@@ -390,8 +390,8 @@ impl Gateway {
             )
         } else {
             (
-                "where its keychain secret is sent",
-                "its address or headers changed, so its keychain secret would go somewhere new",
+                "its address and headers",
+                "its address or headers changed, so its calls (and any secret or sign-in) would go somewhere new",
             )
         };
         let policy = self
@@ -408,19 +408,38 @@ impl Gateway {
                 "no admin has approved {what} yet; an admin can review and approve it with: warden server consent {name}"
             )),
             Ok(_) => Some(format!(
-                "{changed} since an admin approved them; an admin can review and approve the change with: warden server consent {name}"
+                "{changed}: an admin approved an earlier form of it, and can review and approve the change with: warden server consent {name}"
             )),
         }
     }
 
-    /// Starts a server again after an admin's consent or a trust change.
+    /// Starts a server again after an admin's consent or a trust change,
+    /// with its entry as the file has it now (what a consent was given to;
+    /// the consent is checked again at launch).
     pub async fn restart_server(&self, name: &str) -> Result<()> {
-        let spec = self
-            .config()
+        let path = self.inner.config_path.clone();
+        let from_file = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| Error::Config(e.to_string()))??
             .servers
             .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("no server is named {name:?}")))?;
+            .cloned();
+        let spec = match from_file {
+            Some(spec) => {
+                self.inner
+                    .config
+                    .write()
+                    .servers
+                    .insert(name.to_string(), spec.clone());
+                spec
+            }
+            None => self
+                .config()
+                .servers
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(format!("no server is named {name:?}")))?,
+        };
         let old = self.inner.upstreams.write().remove(name);
         if let Some(up) = old {
             up.stop().await;
@@ -588,6 +607,7 @@ impl Gateway {
         c.approvals.desktop_notifications = g.desktop_notifications;
         c.activity.retention_days = g.retention_days;
         c.activity.max_rows = g.max_rows;
+        c.oauth.client_metadata_url = g.client_metadata_url.clone();
         self.inner
             .notifying
             .store(g.desktop_notifications, std::sync::atomic::Ordering::SeqCst);

@@ -1,6 +1,5 @@
-// A server that has not started: an admin reads its exact command (or, for
-// a remote server sent a secret from the keychain, where that secret goes)
-// and approves it with a fresh code.
+// A server that has not started: an admin reads its exact command (for a
+// remote server, its address and headers) and approves it with a fresh code.
 import { useState } from "react";
 import { Alert, Button, Code, Group, Stack, Text, TextInput } from "@mantine/core";
 import { IconTerminal2 } from "@tabler/icons-react";
@@ -22,7 +21,7 @@ export function ConsentPanel({ name, admin, remote }: { name: string; admin: boo
     return (
       <Text size="sm" c="dimmed">
         {remote
-          ? "An admin needs to approve where this server's secret is sent before Warden connects to it."
+          ? "An admin needs to approve this server's address before Warden connects to it."
           : "An admin needs to approve this server's command before it starts."}
       </Text>
     );
@@ -37,7 +36,7 @@ export function ConsentPanel({ name, admin, remote }: { name: string; admin: boo
         onClick={() => setAsking(true)}
         data-testid="consent-show"
       >
-        {remote ? "Review where its secret goes" : "Review its command"}
+        {remote ? "Review its address" : "Review its command"}
       </Button>
     );
   }
@@ -49,7 +48,7 @@ export function ConsentPanel({ name, admin, remote }: { name: string; admin: boo
       <Stack gap="xs">
         <Text size="sm">
           {c.remote
-            ? "The server's entry in Warden's configuration changed or is new. Warden will send the secret named here to this address:"
+            ? "The server's entry in Warden's configuration changed or is new. Warden will send agents' calls to this address, with these headers (secrets by their name in the keychain):"
             : "This is exactly what will run on this computer, with your permissions:"}
         </Text>
         <Code block data-testid="consent-command">
