@@ -2,16 +2,16 @@
 // approved. Any program on this computer can edit that file, so Warden keeps
 // the approved values until an admin approves the new ones with a code.
 import { useState } from "react";
-import { Alert, Button, Group, List, Stack, Text, TextInput } from "@mantine/core";
+import { Alert, Button, Group, List, Stack, Text } from "@mantine/core";
 import { IconFileAlert } from "@tabler/icons-react";
 import { keys, useAction, useAsk, useCall } from "../api";
+import { CodeApproval } from "./CodeApproval";
 import { ErrorAlert } from "./ErrorAlert";
 import type { HeldSetting } from "../types";
 
 export function HeldSettings({ held }: { held: HeldSetting[] }) {
   const call = useAsk();
   const [asking, setAsking] = useState(false);
-  const [code, setCode] = useState("");
   const review = useCall(keys.heldSettings, { call: "settings_approve", hash: null, totp: null }, "settings", {
     enabled: asking,
   });
@@ -19,10 +19,7 @@ export function HeldSettings({ held }: { held: HeldSetting[] }) {
     (v: { hash: string; totp: string }) => call({ call: "settings_approve", hash: v.hash, totp: v.totp }, "done"),
     {
       invalidate: [keys.status, keys.heldSettings],
-      onSuccess: () => {
-        setAsking(false);
-        setCode("");
-      },
+      onSuccess: () => setAsking(false),
     },
   );
   const shown = review.data?.held ?? held;
@@ -55,36 +52,14 @@ export function HeldSettings({ held }: { held: HeldSetting[] }) {
         ) : review.isError ? (
           <ErrorAlert error={review.error} onRetry={() => void review.refetch()} />
         ) : (
-          <form
-            onSubmit={(e) => {
-              e.preventDefault();
-              if (review.data) approve.mutate({ hash: review.data.hash, totp: code.replace(/\s/g, "") });
-            }}
-          >
-            <Group align="flex-end" gap="xs">
-              <TextInput
-                label="Code from your authenticator app"
-                inputMode="numeric"
-                autoComplete="one-time-code"
-                maxLength={7}
-                value={code}
-                onChange={(e) => setCode(e.currentTarget.value)}
-                data-testid="held-code"
-              />
-              <Button
-                type="submit"
-                color="orange"
-                loading={approve.isPending || review.isPending}
-                disabled={!review.data || !/^\d{6}$/.test(code.replace(/\s/g, ""))}
-                data-testid="held-approve"
-              >
-                Approve and apply
-              </Button>
-              <Button variant="default" onClick={() => setAsking(false)}>
-                Not now
-              </Button>
-            </Group>
-          </form>
+          <CodeApproval
+            label="Approve and apply"
+            busy={approve.isPending || review.isPending}
+            ready={!!review.data}
+            testId="held"
+            onApprove={(totp) => review.data && approve.mutate({ hash: review.data.hash, totp })}
+            onCancel={() => setAsking(false)}
+          />
         )}
         <ErrorAlert error={approve.error} />
       </Stack>

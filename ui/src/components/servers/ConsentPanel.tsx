@@ -1,9 +1,10 @@
 // A server that has not started: an admin reads its exact command (for a
 // remote server, its address and headers) and approves it with a fresh code.
 import { useState } from "react";
-import { Alert, Button, Code, Group, Stack, Text, TextInput } from "@mantine/core";
+import { Alert, Button, Code, Stack, Text } from "@mantine/core";
 import { IconTerminal2 } from "@tabler/icons-react";
 import { keys, useAction, useAsk, useCall } from "../../api";
+import { CodeApproval } from "../CodeApproval";
 import { ErrorAlert } from "../ErrorAlert";
 
 export function ConsentPanel({ name, admin, remote }: { name: string; admin: boolean; remote: boolean }) {
@@ -12,7 +13,6 @@ export function ConsentPanel({ name, admin, remote }: { name: string; admin: boo
   const consent = useCall(keys.consent(name), { call: "server_consent", name, hash: null, totp: null }, "consent", {
     enabled: admin && asking,
   });
-  const [code, setCode] = useState("");
   const approve = useAction(
     (v: { hash: string; totp: string }) => call({ call: "server_consent", name, hash: v.hash, totp: v.totp }, "done"),
     { invalidate: [keys.servers, keys.consent(name)], onSuccess: () => setAsking(false) },
@@ -59,36 +59,13 @@ export function ConsentPanel({ name, admin, remote }: { name: string; admin: boo
             Approved{c.approved_by ? ` by ${c.approved_by}` : ""}.
           </Text>
         ) : (
-          <form
-            onSubmit={(e) => {
-              e.preventDefault();
-              approve.mutate({ hash: c.hash, totp: code.replace(/\s/g, "") });
-            }}
-          >
-            <Group align="flex-end" gap="xs">
-              <TextInput
-                label="Code from your authenticator app"
-                inputMode="numeric"
-                autoComplete="one-time-code"
-                maxLength={7}
-                value={code}
-                onChange={(e) => setCode(e.currentTarget.value)}
-                data-testid="consent-code"
-              />
-              <Button
-                type="submit"
-                color="orange"
-                loading={approve.isPending}
-                disabled={!/^\d{6}$/.test(code.replace(/\s/g, ""))}
-                data-testid="consent-approve"
-              >
-                {c.remote ? "Approve and connect" : "Approve and start"}
-              </Button>
-              <Button variant="default" onClick={() => setAsking(false)}>
-                Not now
-              </Button>
-            </Group>
-          </form>
+          <CodeApproval
+            label={c.remote ? "Approve and connect" : "Approve and start"}
+            busy={approve.isPending}
+            testId="consent"
+            onApprove={(totp) => approve.mutate({ hash: c.hash, totp })}
+            onCancel={() => setAsking(false)}
+          />
         )}
         <ErrorAlert error={approve.error} />
       </Stack>
