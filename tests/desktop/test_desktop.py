@@ -595,10 +595,35 @@ def test_a_person_an_admin_added_sets_up_their_own_account(app: App):
     app.click("enroll-saved")
     app.click("enrol-done")
     app.type("signin-password", mine)
-    app.type("signin-code", Codes(secret).next())
+    codes = Codes(secret)
+    app.type("signin-code", codes.next())
     app.click("signin-submit")
     app.find("nav-home", timeout=60)
     assert app.find("user-menu").get_attribute("aria-label") == "Signed in as mia"
+
+    # Her own account, in Settings: a new password, new recovery codes.
+    app.click("nav-settings")
+    newer = "a newer " + mine
+    app.type("account-current", mine)
+    app.type("account-new", newer)
+    app.type("account-again", newer)
+    app.click("account-password-save")
+    app.wait_gone("account-password-problem")
+    deadline = time.time() + 30
+    while "Your password is changed" not in app.d.find_element(By.TAG_NAME, "body").text:
+        assert time.time() < deadline, "the password change was never confirmed"
+        time.sleep(0.3)
+    app.type("account-recovery-password", newer)
+    app.click("account-recovery-go")
+    time.sleep(0.5)
+    if app.present("mfa-code"):
+        # WebDriver's click is not a physical device's: a code confirms it.
+        app.type("mfa-code", codes.next())
+        app.click("mfa-submit")
+    listed = app.find("account-recovery-codes")
+    assert len(listed.find_elements(By.TAG_NAME, "code")) == 10, listed.text
+    app.shot("23-your-account-new-recovery-codes")
+    app.click("account-recovery-done")
 
 
 @pytest.fixture

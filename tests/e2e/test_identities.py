@@ -147,6 +147,13 @@ def test_people_sign_in_with_totp_and_members_are_limited(warden):
     assert ok.returncode == 0, ok.stderr
     again = warden.cli("login", "ada", "--password-stdin", "--recovery", input=ada.password + "\n" + rc + "\n", check=False)
     assert again.returncode != 0
+    # New recovery codes replace the old ones, which stop working.
+    fresh = json.loads(warden.cli("recovery-codes", "--password-stdin", "--json", input=ada.password + "\n").stdout)
+    assert len(fresh) == 10 and not set(fresh) & set(ada.recovery_codes), fresh
+    old = warden.cli("login", "ada", "--password-stdin", "--recovery", input=ada.password + "\n" + ada.recovery_codes[1] + "\n", check=False)
+    assert old.returncode != 0, "an old recovery code still signs in"
+    new = warden.cli("login", "ada", "--password-stdin", "--recovery", input=ada.password + "\n" + fresh[0] + "\n", check=False)
+    assert new.returncode == 0, new.stderr
 
     # The record names who did what to whom.
     admin.login()

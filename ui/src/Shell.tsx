@@ -48,7 +48,7 @@ const NAV: NavItem[] = [
   { to: "/activity", label: "Activity", icon: <IconActivity size={18} />, id: "activity" },
   { to: "/connect-app", label: "Connect your AI app", icon: <IconApps size={18} />, id: "connect-app" },
   { to: "/people", label: "People & agents", icon: <IconUsers size={18} />, id: "people", admin: true },
-  { to: "/settings", label: "Settings", icon: <IconSettings size={18} />, id: "settings", admin: true },
+  { to: "/settings", label: "Settings", icon: <IconSettings size={18} />, id: "settings" },
 ];
 
 export function Shell({
@@ -118,7 +118,7 @@ export function Shell({
           <Route path="/activity" element={<Activity admin={admin} />} />
           <Route path="/connect-app" element={<ConnectApp />} />
           {admin ? <Route path="/people" element={<People me={user} />} /> : null}
-          {admin ? <Route path="/settings" element={<Settings />} /> : null}
+          <Route path="/settings" element={<Settings admin={admin} />} />
           <Route path="*" element={<Navigate to="/" replace />} />
         </Routes>
       </AppShell.Main>

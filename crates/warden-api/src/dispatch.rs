@@ -40,6 +40,7 @@ fn sensitive(actor: Option<&User>, req: &Request) -> Option<&'static str> {
         Request::UserAdd { .. } => Some("add a person"),
         Request::UserReset { .. } => Some("reset a person's sign-in"),
         Request::TotpReenrol { .. } => Some("set up your authenticator again"),
+        Request::RecoveryRenew { .. } => Some("make new recovery codes"),
         Request::UserEnable { .. } => Some("enable a person"),
         Request::UserAllowRole { .. } => Some("let a person give a role"),
         Request::UserSsoBind { .. } => Some("link a person to a provider account"),
@@ -115,6 +116,9 @@ impl Api {
             Request::TotpReenrol { password } => Ok(Response::Enrolled(Box::new(
                 self.reenrol(actor, password).await?,
             ))),
+            Request::RecoveryRenew { password } => Ok(Response::RecoveryCodes(
+                self.renew_recovery_codes(actor, password).await?,
+            )),
             Request::Confirm { totp, password } => {
                 self.confirm(actor, token, &totp, password.as_ref()).await
             }

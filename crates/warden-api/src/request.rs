@@ -82,6 +82,12 @@ pub enum Request {
         #[ts(type = "string")]
         password: Sensitive<String>,
     },
+    /// The signed-in person gets ten new recovery codes; the old ones stop
+    /// working. Their password proves it is them.
+    RecoveryRenew {
+        #[ts(type = "string")]
+        password: Sensitive<String>,
+    },
     UserList,
     UserDisable {
         name: String,
@@ -359,6 +365,8 @@ pub enum Response {
     Agents(Vec<Agent>),
     Roles(Vec<warden_store::roles::Role>),
     Enrolled(Box<Enrollment>),
+    /// New recovery codes, shown once.
+    RecoveryCodes(#[ts(type = "Array<string>")] Vec<Sensitive<String>>),
     Invited(Box<Invitation>),
     /// The provider account a link bound: its name and `ISSUER|SUBJECT`.
     Linked(String),

@@ -85,6 +85,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make ten new recovery codes (the old ones stop working); asks for your password.
+    RecoveryCodes {
+        /// Read your password from stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Sign in; the session is kept in the OS keychain.
     Login {
         /// Your Warden name (not needed with --sso).
@@ -289,6 +297,10 @@ async fn run(cli: Cli) -> Result<()> {
             password_stdin,
             json,
         } => people::reenrol(&paths, password_stdin, json).await,
+        Command::RecoveryCodes {
+            password_stdin,
+            json,
+        } => people::recovery_codes(&paths, password_stdin, json).await,
         Command::Sso(cmd) => sso::sso(&paths, cmd).await,
         Command::Config(cmd) => settings::config(&paths, cmd).await,
         Command::Logout => people::logout(&paths).await,

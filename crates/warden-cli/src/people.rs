@@ -175,6 +175,26 @@ pub async fn reenrol(paths: &Paths, password_stdin: bool, json: bool) -> Result<
     print_enrollment(&e, json)
 }
 
+pub async fn recovery_codes(paths: &Paths, password_stdin: bool, json: bool) -> Result<()> {
+    let password = read_password(password_stdin, "Your password: ")?;
+    let Response::RecoveryCodes(codes) = call(paths, Request::RecoveryRenew { password }).await?
+    else {
+        bail!("unexpected answer")
+    };
+    if json {
+        let codes: Vec<&String> = codes.iter().map(|c| c.expose()).collect();
+        println!("{}", serde_json::to_string_pretty(&codes)?);
+        return Ok(());
+    }
+    println!(
+        "New recovery codes, each usable once (shown once; keep them safe). The old ones no longer work:"
+    );
+    for c in &codes {
+        println!("  {}", c.expose());
+    }
+    Ok(())
+}
+
 pub async fn init(paths: &Paths, admin: String, password_stdin: bool, json: bool) -> Result<()> {
     let password = read_password(password_stdin, "Password for the new admin: ")?;
     let Response::Enrolled(e) = call_as(paths, None, Request::Init { admin, password }).await?

@@ -39,8 +39,15 @@ describe("app shell", () => {
     renderApp({ state: { status: memberStatus } });
     await shell();
     expect(screen.queryByTestId("nav-people")).not.toBeInTheDocument();
-    expect(screen.queryByTestId("nav-settings")).not.toBeInTheDocument();
     expect(screen.queryByTestId("pause-toggle")).not.toBeInTheDocument();
+  });
+
+  it("gives members their own account in Settings, and nothing of the admins'", async () => {
+    const { user } = renderApp({ state: { status: memberStatus } });
+    await shell();
+    await user.click(screen.getByTestId("nav-settings"));
+    expect(await screen.findByTestId("your-account")).toBeInTheDocument();
+    expect(screen.queryByText(/single sign-on/i)).not.toBeInTheDocument();
   });
 
   it("moves between screens with the navigation links", async () => {

@@ -1,4 +1,5 @@
-// Settings (admins): single sign-on, approvals, starting with the computer.
+// Settings: your account (everyone); approvals and single sign-on (admins);
+// starting with the computer.
 import { useEffect, useState } from "react";
 import {
   ActionIcon,
@@ -23,6 +24,7 @@ import { keys, useAction, useAsk, useBackend, useCall } from "../api";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { errorLine } from "../errors";
 import type { SsoConfig } from "../types";
+import { YourAccount } from "./YourAccount";
 
 export const SSO_DEFAULTS: SsoConfig = {
   issuer: "",
@@ -40,27 +42,33 @@ export const SSO_DEFAULTS: SsoConfig = {
   totp_fallback: false,
 };
 
-export function Settings() {
+export function Settings({ admin = true }: { admin?: boolean }) {
   const status = useCall(keys.status, { call: "status" }, "status");
   return (
     <Stack gap="lg" maw={860}>
       <Title order={2}>Settings</Title>
-      <SsoSettings />
-      <Card>
-        <Title order={3} size="h4" mb="xs">
-          Approvals
-        </Title>
-        <Text size="sm">
-          How long Warden waits for an answer before denying a call is set in Warden's configuration file, not here, so
-          it cannot be changed by accident.
-          {status.data?.data_dir ? (
-            <>
-              {" "}
-              Warden keeps its data in <Code>{status.data.data_dir}</Code>.
-            </>
-          ) : null}
-        </Text>
-      </Card>
+      <YourAccount />
+      {admin ? (
+        <>
+          <Card>
+            <Title order={3} size="h4" mb="xs">
+              Approvals
+            </Title>
+            <Text size="sm">
+              How long Warden waits for an answer before denying a call is set in Warden's configuration file. A longer
+              wait, or turning notifications off, takes effect only once an admin approves it with a code (Home shows
+              what waits), so no program can change it behind your back.
+              {status.data?.data_dir ? (
+                <>
+                  {" "}
+                  Warden keeps its data in <Code>{status.data.data_dir}</Code>.
+                </>
+              ) : null}
+            </Text>
+          </Card>
+          <SsoSettings />
+        </>
+      ) : null}
       <StartAtLogin />
     </Stack>
   );
@@ -110,7 +118,7 @@ function SsoSettings() {
         <Stack>
           <Stack gap={2}>
             <Title order={3} size="h4">
-              Single sign-on
+              Company sign-in (for IT): single sign-on
             </Title>
             <Text size="sm" c="dimmed">
               Let people sign in with their company account (OpenID Connect). Register Warden with your identity

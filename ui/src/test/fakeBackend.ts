@@ -359,6 +359,16 @@ export class FakeBackend implements Backend {
       case "agents_pause":
         s.status = { ...s.status, paused: req.paused };
         return { kind: "done" };
+      case "password_change":
+        if (req.current !== s.password) fail("unauthenticated", "your current password is not right");
+        s.password = req.new;
+        return { kind: "done" };
+      case "recovery_renew":
+        if (req.password !== s.password) fail("unauthenticated", "your password is not right: check it and try again");
+        return { kind: "recovery_codes", value: Array.from({ length: 10 }, (_, i) => `new0${i}-code-${i}`) };
+      case "totp_reenrol":
+        if (req.password !== s.password) fail("unauthenticated", "your password is not right: check it and try again");
+        return { kind: "enrolled", value: enrollment(needUser().name) };
       case "settings_approve": {
         if (req.hash === null) {
           return { kind: "settings", value: { held: s.status.held_settings, hash: "settings-1", approved_by: null } };

@@ -605,6 +605,31 @@ impl Api {
         })
     }
 
+    /// The signed-in person's ten new recovery codes (the old ones stop
+    /// working), after their password proved it is them.
+    pub(crate) async fn renew_recovery_codes(
+        &self,
+        actor: &User,
+        pw: Sensitive<String>,
+    ) -> ApiResult<Vec<Sensitive<String>>> {
+        self.prove_password(actor, &pw).await?;
+        let codes = warden_auth::recovery_codes();
+        let hashes = recovery_hashes(&codes);
+        let store = self.store.clone();
+        let id = actor.id;
+        blocking(move || {
+            Ok(users::replace_recovery_codes(
+                &mut store.connect()?,
+                id,
+                &hashes,
+            )?)
+        })
+        .await?;
+        self.record("person.recovery_codes_renewed", None, None, None)
+            .await?;
+        Ok(codes)
+    }
+
     /// The signed-in person proves their password again (counted toward
     /// the account's lockout like a sign-in); a wrong one is logged.
     async fn prove_password(&self, actor: &User, pw: &Sensitive<String>) -> ApiResult<()> {
@@ -900,6 +925,7 @@ pub fn permitted(actor: &User, req: &Request) -> Result<(), String> {
         | Request::Whoami
         | Request::PasswordChange { .. }
         | Request::TotpReenrol { .. }
+        | Request::RecoveryRenew { .. }
         | Request::Logout
         | Request::Confirm { .. }
         | Request::SsoStepUpStart
