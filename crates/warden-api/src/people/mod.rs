@@ -289,10 +289,11 @@ impl Api {
         .await
     }
 
-    /// A sign-in or step-up proved with a code of the authenticator: this
-    /// process's count starts again (the database's is reset beside it,
-    /// [`users::record_success`]). Other proofs (a provider's sign-in, a
-    /// password alone) leave it: a database writer could stand behind them.
+    /// A sign-in with the password and a second factor, or a step-up with
+    /// a code: this process's count starts again (the database's is reset
+    /// beside it, [`users::record_success`]). Other proofs (a provider's
+    /// sign-in, a password alone) leave it: a database writer could stand
+    /// behind them.
     pub(crate) fn attempt_succeeded(&self, user_id: i64) {
         let mut all = self.attempts_lock();
         let mine = all.entry(user_id).or_default();
@@ -823,9 +824,8 @@ impl Api {
             Ok(())
         })
         .await?;
-        if code.is_some() {
-            self.attempt_succeeded(id);
-        }
+        // The password and a second factor (a code or a recovery code).
+        self.attempt_succeeded(id);
         self.record_sign_in(
             name,
             true,
