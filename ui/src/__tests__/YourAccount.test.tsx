@@ -20,7 +20,7 @@ describe("your account", () => {
     expect(fake.made("password_change")).toHaveLength(0);
     await user.type(within(card).getByTestId("account-again"), "e");
     await user.click(within(card).getByTestId("account-password-save"));
-    expect(await screen.findByText(/Your password is changed/)).toBeInTheDocument();
+    expect(await within(card).findByTestId("account-password-changed")).toHaveTextContent("Your password is changed");
     expect(fake.state.password).toBe("a much longer new passphrase");
   });
 

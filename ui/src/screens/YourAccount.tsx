@@ -3,7 +3,6 @@
 // shows what is new once.
 import { useState } from "react";
 import { Button, Card, Code, Group, PasswordInput, SimpleGrid, Stack, Text, Title } from "@mantine/core";
-import { notifications } from "@mantine/notifications";
 import { useAction, useAsk } from "../api";
 import { EnrollmentView } from "../components/EnrollmentView";
 import { ErrorAlert } from "../components/ErrorAlert";
@@ -24,15 +23,13 @@ function ChangePassword() {
   const [next, setNext] = useState("");
   const [again, setAgain] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
+  const [changed, setChanged] = useState(false);
   const change = useAction(() => call({ call: "password_change", current, new: next }, "done"), {
     onSuccess: () => {
       setCurrent("");
       setNext("");
       setAgain("");
-      notifications.show({
-        color: "teal",
-        message: "Your password is changed. Other places where you were signed in are signed out.",
-      });
+      setChanged(true);
     },
   });
   return (
@@ -41,6 +38,7 @@ function ChangePassword() {
         e.preventDefault();
         const p = passwordChangeProblem(current, next, again);
         setProblem(p);
+        setChanged(false);
         if (!p) change.mutate(undefined);
       }}
     >
@@ -71,6 +69,11 @@ function ChangePassword() {
         {problem ? (
           <Text size="sm" c="red.8" data-testid="account-password-problem">
             {problem}
+          </Text>
+        ) : null}
+        {changed ? (
+          <Text size="sm" c="teal.8" data-testid="account-password-changed">
+            Your password is changed. Use the new one from now on; other places where you were signed in are signed out.
           </Text>
         ) : null}
         <ErrorAlert error={change.error} testId="account-password-error" />
@@ -108,6 +111,7 @@ function WithPassword({
         <PasswordInput
           label="Your password"
           autoComplete="current-password"
+          w={280}
           value={pw}
           onChange={(e) => setPw(e.currentTarget.value)}
           data-testid={`${testId}-password`}
