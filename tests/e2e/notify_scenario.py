@@ -48,7 +48,9 @@ def main(root: Path) -> None:
         dunstctl("close-all")
         history = json.loads(dunstctl("history"))
         texts = [n["summary"]["data"] + " " + n["body"]["data"] for n in history["data"][0]]
-        assert any("write_file on fs" in t and req["id"] in t for t in texts), texts
+        # In words: who asks for what, the file, and no command to type.
+        assert any("desk-bot asks to use write_file (fs)" in t and "n.txt" in t for t in texts), texts
+        assert not any("warden approvals" in t or req["id"] in t for t in texts), texts
         print("notification shown:", texts[0].splitlines()[0])
         w.cli("approvals", "approve", req["id"])
         result, _ = result_of(f)

@@ -22,5 +22,5 @@ def test_an_approval_request_shows_a_desktop_notification(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "notification shown: Approve write_file on fs?" in out.stdout, out.stdout
+    assert "notification shown: desk-bot asks to use write_file (fs)" in out.stdout, out.stdout
     assert "approved from the CLI; the call completed" in out.stdout
