@@ -89,7 +89,11 @@ class App:
         raise AssertionError(f"{testid!r} did not appear within {timeout}s ({last})")
 
     def present(self, testid: str) -> bool:
-        return any(e.is_displayed() for e in self.d.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
+        try:
+            return any(e.is_displayed() for e in self.d.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
+        except WebDriverException:
+            # It went from the page between finding and looking at it.
+            return False
 
     def wait_gone(self, testid: str, timeout: float = 30) -> None:
         deadline = time.time() + timeout
