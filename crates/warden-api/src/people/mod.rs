@@ -585,19 +585,8 @@ impl Api {
         pw: Sensitive<String>,
     ) -> ApiResult<Enrollment> {
         self.prove_password(actor, &pw).await?;
-        let codes = warden_auth::recovery_codes();
-        let hashes = recovery_hashes(&codes);
         let enrollment = self.new_totp(actor, &pw).await?;
-        let store = self.store.clone();
-        let id = actor.id;
-        blocking(move || {
-            Ok(users::replace_recovery_codes(
-                &mut store.connect()?,
-                id,
-                &hashes,
-            )?)
-        })
-        .await?;
+        let codes = self.replace_recovery_codes(actor.id).await?;
         self.record_enrolment(&actor.name, true, "authenticator set up again")
             .await?;
         Ok(Enrollment {
@@ -614,20 +603,26 @@ impl Api {
         pw: Sensitive<String>,
     ) -> ApiResult<Vec<Sensitive<String>>> {
         self.prove_password(actor, &pw).await?;
+        let codes = self.replace_recovery_codes(actor.id).await?;
+        self.record("person.recovery_codes_renewed", None, None, None)
+            .await?;
+        Ok(codes)
+    }
+
+    /// Ten new recovery codes for the person, kept as hashes in place of
+    /// the old ones; the codes themselves are shown once, by the caller.
+    async fn replace_recovery_codes(&self, user_id: i64) -> ApiResult<Vec<Sensitive<String>>> {
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
         let store = self.store.clone();
-        let id = actor.id;
         blocking(move || {
             Ok(users::replace_recovery_codes(
                 &mut store.connect()?,
-                id,
+                user_id,
                 &hashes,
             )?)
         })
         .await?;
-        self.record("person.recovery_codes_renewed", None, None, None)
-            .await?;
         Ok(codes)
     }
 
