@@ -4,6 +4,7 @@ folder, real MCP servers from npm behind it, and agents with credentials."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -61,9 +62,15 @@ class Person:
     def login(self, check: bool = True, code: str | None = None) -> subprocess.CompletedProcess:
         # The code follows the password on standard input, as a person
         # types it: never on the command line, which any process can read.
-        return self.warden.cli(
+        out = self.warden.cli(
             "login", self.name, "--password-stdin", input=self.password + "\n" + (code or self.next_code()) + "\n", check=check
         )
+        if out.returncode == 0:
+            # The CLI keeps this person's session: when no Warden runs, its
+            # commands open the records with this person's password.
+            self.warden.signed_in = self
+            self.warden.sso_signed_in = False
+        return out
 
 
 def peer(name: str) -> str:
@@ -84,11 +91,16 @@ class Warden:
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.admin: Person | None = None
+        self.signed_in: Person | None = None
+        # The CLI's session came from the identity provider (no password).
+        self.sso_signed_in = False
+        self.people: dict[str, Person] = {}
 
     def init_admin(self, name: str = "admin") -> Person:
         password = "test-" + os.urandom(9).hex()
         out = self.cli("init", "--admin", name, "--password-stdin", "--json", input=password + "\n")
         self.admin = Person(self, name, password, json.loads(out.stdout))
+        self.people[name] = self.admin
         self.admin.login()
         return self.admin
 
@@ -97,9 +109,49 @@ class Warden:
         invited = json.loads(self.cli("user", "add", name, "--json", *args).stdout)
         # The person enrols themselves with the admin's one-time code.
         out = self.cli("enrol", name, "--password-stdin", "--json", input=invited["code"] + "\n" + password + "\n")
-        return Person(self, name, password, json.loads(out.stdout))
+        self.people[name] = Person(self, name, password, json.loads(out.stdout))
+        return self.people[name]
+
+    def signed_in_through_provider(self, stdout: str) -> None:
+        """After `warden login --sso`: the CLI's session is now that of the
+        person it names, whose own password (if they have one) unlocks."""
+        m = re.search(r"Signed in as (\S+) \(", stdout)
+        person = self.people.get(m.group(1)) if m else None
+        if person:
+            self.signed_in, self.sso_signed_in = person, False
+        else:
+            self.sso_signed_in = True
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def opens_records(self, args) -> bool:
+        """Whether `warden ARGS` opens the records in its own process (and
+        so asks for the password that unlocks them): every command when no
+        Warden runs but those that bring a password of their own, and an
+        export always."""
+        if args[:2] == ("audit", "export"):
+            return True
+        return not self.running() and args[0] not in ("init", "login", "enrol", "unlock", "serve")
+
+    def unlock_answer(self) -> str:
+        """What the CLI asks for to unlock the records: the signed-in
+        person's password, or (for a person who signs in only through the
+        provider) the admin's name and password."""
+        if self.sso_signed_in and self.admin:
+            return self.admin.name + "\n" + self.admin.password + "\n"
+        return self.signed_in.password + "\n" if self.signed_in else ""
+
+    def unlock_line(self) -> str:
+        """What a command that opens the records itself reads last."""
+        return self.unlock_answer() if not self.running() else ""
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        if self.signed_in and args and self.opens_records(args):
+            # The CLI opens the records itself and asks for the signed-in
+            # person's password after the command's own lines, as a person
+            # types it when asked.
+            input = (input or "") + self.unlock_answer()
         out = subprocess.run(
             self.argv(*args),
             env=self.env,
@@ -145,6 +197,9 @@ class Warden:
         if not line.startswith("http://127.0.0.1:"):
             raise AssertionError(f"warden serve did not print its endpoint: {line!r}\n{self.log()}")
         self.url = line
+        if self.signed_in and not self.sso_signed_in:
+            # A Warden that just started is locked until a person unlocks it.
+            self.cli("unlock", "--password-stdin", input=self.signed_in.password + "\n")
         if settle:
             self.wait_ready()
 

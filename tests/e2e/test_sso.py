@@ -60,7 +60,12 @@ def sso_login(warden, idp: str, who: str, keep: dict | None = None) -> sp.Comple
     open the address, sign in at the provider as WHO, follow the redirects
     back to Warden's loopback listener."""
     p = sp.Popen([str(WARDEN), "--data-dir", str(warden.data_dir), "login", "--sso", "--no-browser"],
-                 env=dict(os.environ, WARDEN_BROWSER="none"), stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+                 env=dict(os.environ, WARDEN_BROWSER="none"), stdin=sp.PIPE, stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    # With no Warden running, the person signed in on this CLI unlocks the
+    # records for the new session.
+    p.stdin.write(warden.unlock_line())
+    p.stdin.close()
+    p.stdin = None
     url, seen = None, []
     deadline = time.time() + 30
     while time.time() < deadline and url is None:
@@ -90,6 +95,8 @@ def sso_login(warden, idp: str, who: str, keep: dict | None = None) -> sp.Comple
     except httpx2.HTTPError:
         pass
     out, err = p.communicate(timeout=60)
+    if p.returncode == 0:
+        warden.signed_in_through_provider(out)
     return sp.CompletedProcess(p.args, p.returncode, "".join(seen) + out, err)
 
 
@@ -293,6 +300,7 @@ def sso_login_with(warden, idp: str, who: str, *args: str, password: str | None 
         p.stdin.write(password + "\n")
     if code is not None:
         p.stdin.write(code + "\n")
+    p.stdin.write(warden.unlock_line())
     p.stdin.close()
     p.stdin = None  # communicate() below must not touch it again
     url = None
@@ -303,14 +311,19 @@ def sso_login_with(warden, idp: str, who: str, *args: str, password: str | None 
             url = line.strip()
     follow_provider(idp, url, who)
     out, err = p.communicate(timeout=60)
+    if p.returncode == 0:
+        warden.signed_in_through_provider(out)
     return sp.CompletedProcess(p.args, p.returncode, out, err)
 
 
 def sso_link(warden, idp: str, who: str) -> sp.CompletedProcess:
     """`warden sso link` for whoever is signed in, signing in at the
     provider as WHO."""
-    p = sp.Popen([str(WARDEN), "--data-dir", str(warden.data_dir), "sso", "link", "--no-browser"],
-                 env=dict(os.environ, WARDEN_BROWSER="none"), stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    p = sp.Popen([*warden.prefix, str(WARDEN), "--data-dir", str(warden.data_dir), "sso", "link", "--no-browser"],
+                 env=dict(os.environ, WARDEN_BROWSER="none"), stdin=sp.PIPE, stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    p.stdin.write(warden.unlock_line())
+    p.stdin.close()
+    p.stdin = None
     url = None
     while url is None:
         line = p.stdout.readline()
@@ -381,14 +394,14 @@ def test_a_person_links_their_own_provider_account_while_signed_in(warden, idp):
 def test_linking_needs_a_fresh_second_factor(warden, idp):
     # A session found lying around, whose code is long past, cannot tie a
     # Warden account to a provider account someone else holds.
-    import sqlite3
     configure(warden, idp)
     ben = warden.add_person("ben")
-    with sqlite3.connect(warden.data_dir / "warden.db") as db:
-        db.execute("UPDATE sessions SET mfa_at_s = mfa_at_s - 3600")
+    # Six minutes on (the CLI under faketime), the code is past.
+    warden.prefix = ["faketime", "-f", "+6m"]
     stale = sso_link(warden, idp, "ana")
-    assert stale.returncode != 0 and "confirm it is you" in stale.stderr, stale.stderr
     bind = warden.cli("user", "sso-link", "ben", "--subject", "ana", check=False)
+    warden.prefix = []
+    assert stale.returncode != 0 and "confirm it is you" in stale.stderr, stale.stderr
     assert bind.returncode != 0 and "confirm it is you" in bind.stderr, bind.stderr
     out = sso_login(warden, idp, "ana")
     assert out.returncode == 0 and whoami(warden) == "ana (admin)", "ana is a new person, made by the provider"
@@ -422,4 +435,5 @@ def test_a_warden_code_can_stand_in_for_mfa_when_the_admin_allows_it(warden, idp
     assert wrong.returncode != 0 and "wrong authenticator code" in wrong.stderr, wrong.stderr
     ok = sso_login_with(warden, idp, "pat", code=pat.next_code(), password=pat.password)
     assert ok.returncode == 0, ok.stderr
+    warden.signed_in = pat
     assert whoami(warden) == "pat (member)"

@@ -33,6 +33,7 @@ const CODES: ErrorCode[] = [
   "unauthenticated",
   "forbidden",
   "mfa_required",
+  "locked",
   "internal",
 ];
 

@@ -31,6 +31,10 @@ const PREFIX: Record<ErrorCode, { title: string; advice: string }> = {
     title: "Confirm it is you",
     advice: "Enter the 6-digit code from your authenticator app.",
   },
+  locked: {
+    title: "Warden is locked",
+    advice: "Sign in with your password: Warden opens its records with it once after it starts.",
+  },
   internal: {
     title: "Something went wrong inside Warden",
     advice: "Try again. If it keeps happening, restart Warden.",

@@ -97,6 +97,7 @@ impl Api {
         match req {
             // Signing in and out.
             Request::Init { .. }
+            | Request::Unlock { .. }
             | Request::Login { .. }
             | Request::Enrol { .. }
             | Request::SsoLoginStart

@@ -15,6 +15,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The change needs a fresh second factor (`confirm`) first.
     MfaRequired,
+    /// No person has unlocked this Warden since it started.
+    Locked,
     Internal,
 }
 
@@ -54,6 +56,8 @@ impl From<warden_store::Error> for ApiError {
             warden_store::Error::Exists(_) => ErrorCode::Conflict,
             warden_store::Error::NotFound(_) => ErrorCode::NotFound,
             warden_store::Error::LogUnavailable(_) => ErrorCode::Unavailable,
+            warden_store::Error::Locked => ErrorCode::Locked,
+            warden_store::Error::Forged(_) => ErrorCode::Forbidden,
             _ => ErrorCode::Internal,
         };
         ApiError::new(code, e.to_string())

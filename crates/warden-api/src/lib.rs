@@ -31,6 +31,7 @@ mod secrets;
 mod servers;
 pub mod settings;
 mod sso;
+mod vault;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -187,7 +188,7 @@ impl Api {
     ) -> ApiResult<Response> {
         match req {
             Request::Init { admin, password } => {
-                let enrolled = self.enroll(&admin, "admin", password, true).await?;
+                let enrolled = self.enroll_first_admin(&admin, password).await?;
                 let api = Api {
                     actor: Some(admin.clone()),
                     ..self.clone()
@@ -217,6 +218,15 @@ impl Api {
                 self.sign_in(&name, password, totp, recovery).await?,
             )),
             Request::Status => self.status(session).await,
+            Request::Unlock { password } => {
+                let token = session.ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "sign in instead: `warden login NAME` unlocks Warden too",
+                    )
+                })?;
+                Ok(Response::Me(self.unlock(token, password, true).await?))
+            }
             Request::SsoLoginStart => self.sso_start(sso::Purpose::SignIn).await,
             Request::SsoLoginFinish {
                 flow,

@@ -34,6 +34,12 @@ pub enum Request {
     },
     Logout,
     Whoami,
+    /// Unlocks a Warden that started since anyone signed in to it, with the
+    /// password of the session's person (the session is checked after).
+    Unlock {
+        #[ts(type = "string")]
+        password: Sensitive<String>,
+    },
     /// Walks the activity log's hash chain and signed checkpoints.
     AuditVerify,
     /// Applies retention now: rows older than the days given, or past the

@@ -124,6 +124,12 @@ pub async fn audit(paths: &Paths, cmd: AuditCommand) -> Result<()> {
             .with_context(|| format!("could not create {}", output.display()))?;
             let session = people::stored_session(paths).await?;
             let api = paths.open_api(None)?;
+            // The export reads the files itself (streaming them through the
+            // control socket would only copy them twice): it unlocks them
+            // with your password, running Warden or not.
+            if let Some(token) = &session {
+                people::unlock_here(&api, token).await?;
+            }
             let progress = Box::new(|done: u64, total: u64| {
                 eprint!("\rexported {done} of {total} rows");
                 if done == total {

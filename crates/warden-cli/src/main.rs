@@ -70,6 +70,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Unlock a Warden that started since you last signed in to it: it
+    /// opens its records with your password (asked for, or one line of
+    /// standard input with --password-stdin).
+    Unlock {
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Change your password (asks for the current one, then the new one;
     /// with --password-stdin, one per line).
     Passwd {
@@ -293,6 +300,7 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => people::enrol(&paths, name, password_stdin, json).await,
         Command::Passwd { password_stdin } => people::passwd(&paths, password_stdin).await,
+        Command::Unlock { password_stdin } => people::unlock(&paths, password_stdin).await,
         Command::Reenrol {
             password_stdin,
             json,
@@ -357,6 +365,20 @@ async fn call_as(
         }
         None => {
             let api = paths.open_api(None)?;
+            // This process opens the records itself: it needs the vault
+            // key, which only your password opens.
+            // A provider's sign-in brings no password of ours: the person
+            // signed in on this CLI unlocks the records for it.
+            let stored = match (&req, session) {
+                (Request::SsoLoginFinish { .. }, None) => people::stored_session(paths).await?,
+                _ => None,
+            };
+            let unlock_as = session.or(stored.as_ref());
+            if let Some(token) =
+                unlock_as.filter(|_| people::needs_unlock(&req) && !api.store().vault().is_open())
+            {
+                people::unlock_here(&api, token).await?;
+            }
             let answer = api.call(session, req).await;
             // What this run wrote (refusals included) is covered by a signed
             // checkpoint before the process ends.

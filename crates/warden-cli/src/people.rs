@@ -254,6 +254,93 @@ pub async fn logout(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
+/// Whether a request, run on the data folder by this process, needs the
+/// vault key first (all but those that bring a password or code of their
+/// own and open it themselves).
+pub fn needs_unlock(req: &Request) -> bool {
+    !matches!(
+        req,
+        Request::Init { .. }
+            | Request::Login { .. }
+            | Request::Enrol { .. }
+            | Request::Unlock { .. }
+            | Request::SsoLoginStart
+    )
+}
+
+/// Unlocks the records this process opened itself: with the signed-in
+/// person's password, asked for in a terminal, else the next line of
+/// standard input. A person who signs in only through the identity
+/// provider has no password that does it: then someone who has one (a
+/// name, then their password) unlocks for them.
+pub async fn unlock_here(api: &warden_api::Api, session: &Sensitive<String>) -> Result<()> {
+    use std::io::IsTerminal;
+    let tty = std::io::stdin().is_terminal();
+    let own = api
+        .session_can_unlock(session)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    // One command may open the records more than once (a sign-in at the
+    // provider has two steps): what was typed is asked for once.
+    let given = UNLOCKED_WITH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let (name, pw) = match given {
+        Some(g) => g,
+        None if own => {
+            if tty {
+                eprintln!(
+                    "This command opens Warden's records itself; your password unlocks them."
+                );
+            }
+            (None, read_password(!tty, "Your password: ")?)
+        }
+        None => {
+            if tty {
+                eprintln!(
+                    "This command opens Warden's records itself, and you sign in only through your provider: a person with a Warden password unlocks them."
+                );
+            }
+            let name = read_line(tty, "Their name: ")?;
+            (Some(name), read_password(!tty, "Their password: ")?)
+        }
+    };
+    let done = match &name {
+        None => api.unlock(session, pw.clone(), false).await.map(|_| ()),
+        Some(n) => api.unlock_person(n, pw.clone(), false).await.map(|_| ()),
+    };
+    done.map_err(|e| anyhow::anyhow!(e.message))?;
+    *UNLOCKED_WITH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((name, pw));
+    Ok(())
+}
+
+/// What unlocked the records in this process, for its next opening of them.
+static UNLOCKED_WITH: std::sync::Mutex<Option<(Option<String>, Sensitive<String>)>> =
+    std::sync::Mutex::new(None);
+
+fn read_line(tty: bool, prompt: &str) -> Result<String> {
+    if tty {
+        eprint!("{prompt}");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("could not read a name from standard input")?;
+    Ok(line.trim().to_string())
+}
+
+pub async fn unlock(paths: &Paths, password_stdin: bool) -> Result<()> {
+    let password = read_password(password_stdin, "Your password: ")?;
+    let Response::Me(me) = call(paths, Request::Unlock { password }).await? else {
+        bail!("unexpected answer")
+    };
+    println!("Warden is unlocked ({} signed in).", me.name);
+    Ok(())
+}
+
 pub async fn whoami(paths: &Paths) -> Result<()> {
     let Response::Me(me) = call(paths, Request::Whoami).await? else {
         bail!("unexpected answer")

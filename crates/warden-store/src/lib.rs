@@ -16,6 +16,7 @@ pub mod roles;
 pub mod server_auth;
 pub mod tools;
 pub mod users;
+pub mod vault;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +58,14 @@ pub enum Error {
     NotFound(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    /// The vault key is not held: no person unlocked this process yet.
+    #[error(
+        "Warden is locked: it opens its records with your password once after it starts; sign in to the Warden app, or run `warden unlock`"
+    )]
+    Locked,
+    /// A sealed row did not check: something other than Warden wrote it.
+    #[error("{0}; Warden does not trust it")]
+    Forged(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -72,6 +81,7 @@ pub fn now_us() -> i64 {
 pub struct Store {
     path: Arc<PathBuf>,
     activity: ActivityLog,
+    vault: Arc<vault::Vault>,
 }
 
 impl Store {
@@ -89,12 +99,14 @@ impl Store {
             p.push(side);
             let _ = private::narrow(Path::new(&p), 0o600);
         }
-        let mut conn = open_connection(path)?;
+        let vault = Arc::new(vault::Vault::default());
+        let mut conn = open_connection(path, &vault)?;
         migrate::apply(&mut conn)?;
-        let activity = ActivityLog::start(open_connection(path)?)?;
+        let activity = ActivityLog::start(open_connection(path, &vault)?)?;
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
             activity,
+            vault,
         })
     }
 
@@ -106,10 +118,15 @@ impl Store {
         &self.activity
     }
 
+    /// The vault key this process holds once a person unlocked it.
+    pub fn vault(&self) -> &vault::Vault {
+        &self.vault
+    }
+
     /// A fresh connection for short, blocking work (CLI commands, admin calls).
     /// Async callers run it under `spawn_blocking`.
     pub fn connect(&self) -> Result<Connection> {
-        open_connection(&self.path)
+        open_connection(&self.path, &self.vault)
     }
 
     /// A setting from the settings table.
@@ -134,7 +151,7 @@ impl Store {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection> {
+fn open_connection(path: &Path, vault: &Arc<vault::Vault>) -> Result<Connection> {
     let mut conn = Connection::open(path).map_err(|source| Error::Open {
         path: path.to_path_buf(),
         source,
@@ -148,5 +165,6 @@ fn open_connection(path: &Path) -> Result<Connection> {
     // answers "database is locked" at once instead of waiting out the busy
     // timeout; taking the write lock at BEGIN makes it wait its turn.
     conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+    vault::register(&conn, vault)?;
     Ok(conn)
 }

@@ -62,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "20261201000000_enrolments",
         include_str!("../migrations/20261201000000_enrolments.sql"),
     ),
+    (
+        "20261203000000_sealed_rows",
+        include_str!("../migrations/20261203000000_sealed_rows.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

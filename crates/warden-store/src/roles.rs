@@ -305,6 +305,9 @@ mod tests {
     fn roles_leave_only_the_owners_agents() {
         let mut c = Connection::open_in_memory().expect("db");
         crate::migrate::apply(&mut c).expect("migrate");
+        let vault = std::sync::Arc::new(crate::vault::Vault::default());
+        vault.open(&[1; crate::vault::KEY_LEN]).expect("open");
+        crate::vault::register(&c, &vault).expect("functions");
         for r in ["dev", "ops", "prod"] {
             add(&c, r, "").expect("role");
         }

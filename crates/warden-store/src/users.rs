@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::vault::{self, ENROLMENTS, RECOVERY_CODES, SESSIONS, USERS};
 use crate::{Error, Result, now_us};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -29,10 +30,44 @@ pub struct Credentials {
     pub totp_last_step: Option<i64>,
     pub failed_attempts: i64,
     pub locked_until_s: Option<i64>,
+    /// The vault key sealed under the person's password (none before they
+    /// enrolled, or for a person who signs in only through SSO).
+    pub vault: Option<String>,
+    /// Whether the row's seal checks: `None` while the vault is locked, so
+    /// a sign-in reads this row before it can check it.
+    pub sealed: Option<bool>,
 }
 
-const COLUMNS: &str = "id, name, role, status, totp_enrolled, created_at_us, last_login_us, \
-     EXISTS(SELECT 1 FROM enrolments e WHERE e.user_id = users.id)";
+impl Credentials {
+    /// `Ok` once the row's seal checked.
+    pub fn checked(&self) -> Result<()> {
+        vault::checked(&USERS, self.sealed, &format!("person {}", self.user.name))
+    }
+}
+
+fn columns() -> String {
+    format!(
+        "id, name, role, status, totp_enrolled, created_at_us, last_login_us, \
+         EXISTS(SELECT 1 FROM enrolments e WHERE e.user_id = users.id), {}",
+        vault::check_expr(&USERS)
+    )
+}
+
+/// A person's row as read, with whether its seal checks.
+fn row_checked(r: &rusqlite::Row<'_>) -> rusqlite::Result<(User, Option<bool>)> {
+    Ok((row(r)?, r.get(8)?))
+}
+
+/// Only a row whose seal checks is a person.
+fn trusted(found: Option<(User, Option<bool>)>) -> Result<Option<User>> {
+    match found {
+        None => Ok(None),
+        Some((user, check)) => {
+            vault::checked(&USERS, check, &format!("person {}", user.name))?;
+            Ok(Some(user))
+        }
+    }
+}
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -60,53 +95,95 @@ pub fn insert(conn: &Connection, name: &str, role: &str, password_hash: &str) ->
     if exists {
         return Err(Error::Exists(format!("a person named {name:?}")));
     }
-    conn.execute(
-        "INSERT INTO users (name, role, password_hash, created_at_us) VALUES (?1, ?2, ?3, ?4)",
-        params![name, role, password_hash, now_us()],
-    )?;
+    vault::write(conn, |c| {
+        c.execute(
+            "INSERT INTO users (name, role, password_hash, created_at_us) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role, password_hash, now_us()],
+        )?;
+        vault::reseal(c, &USERS, "id = last_insert_rowid()", [])
+    })?;
     get(conn, name)?.ok_or_else(|| Error::NotFound(format!("person {name:?}")))
 }
 
+/// Keeps the vault key sealed under the person's password.
+pub fn set_vault(conn: &Connection, id: i64, sealed: &str) -> Result<()> {
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE users SET vault = ?1 WHERE id = ?2",
+            params![sealed, id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])
+    })
+}
+
 pub fn get(conn: &Connection, name: &str) -> Result<Option<User>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE name = ?1"),
+    trusted(
+        conn.query_row(
+            &format!("SELECT {} FROM users WHERE name = ?1", columns()),
             [name],
-            row,
+            row_checked,
         )
-        .optional()?)
+        .optional()?,
+    )
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+    trusted(
+        conn.query_row(
+            &format!("SELECT {} FROM users WHERE id = ?1", columns()),
             [id],
-            row,
+            row_checked,
         )
-        .optional()?)
+        .optional()?,
+    )
 }
 
+/// Of the people other than `id`: how many there are, and how many of
+/// their rows check under the key held.
+pub fn others_checking(conn: &Connection, id: i64) -> Result<(i64, i64)> {
+    Ok(conn.query_row(
+        &format!(
+            "SELECT count(*), coalesce(sum({}), 0) FROM users WHERE id != ?1",
+            vault::check_expr(&USERS)
+        ),
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// Every person whose row checks (one that does not is no one's).
 pub fn list(conn: &Connection) -> Result<Vec<User>> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY name"))?;
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM users ORDER BY name", columns()))?;
     let rows = stmt
-        .query_map([], row)?
+        .query_map([], row_checked)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    let mut out = Vec::new();
+    for (user, check) in rows {
+        match check {
+            Some(true) => out.push(user),
+            Some(false) => {}
+            None => return Err(Error::Locked),
+        }
+    }
+    Ok(out)
 }
 
+/// What a sign-in checks, read before the vault is open: the caller checks
+/// the row ([`Credentials::checked`]) once it is.
 pub fn credentials(conn: &Connection, name: &str) -> Result<Option<Credentials>> {
     Ok(conn
         .query_row(
-            &format!("SELECT {COLUMNS}, password_hash, totp_last_step, failed_attempts, locked_until_s FROM users WHERE name = ?1"),
+            &format!("SELECT {}, password_hash, totp_last_step, failed_attempts, locked_until_s, vault FROM users WHERE name = ?1", columns()),
             [name],
             |r| {
                 Ok(Credentials {
                     user: row(r)?,
-                    password_hash: r.get(8)?,
-                    totp_last_step: r.get(9)?,
-                    failed_attempts: r.get(10)?,
-                    locked_until_s: r.get(11)?,
+                    sealed: r.get(8)?,
+                    password_hash: r.get(9)?,
+                    totp_last_step: r.get(10)?,
+                    failed_attempts: r.get(11)?,
+                    locked_until_s: r.get(12)?,
+                    vault: r.get(13)?,
                 })
             },
         )
@@ -159,20 +236,24 @@ pub fn claim_totp_step(conn: &Connection, id: i64, step: i64) -> Result<bool> {
 /// A successful sign-in or step-up: the failure count and any lockout are
 /// cleared. The TOTP step was taken already ([`claim_totp_step`]).
 pub fn record_success(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE users SET failed_attempts = 0, locked_until_s = NULL, totp_enrolled = 1,
-         last_login_us = ?1 WHERE id = ?2",
-        params![now_us(), id],
-    )?;
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE users SET failed_attempts = 0, locked_until_s = NULL, totp_enrolled = 1,
+             last_login_us = ?1 WHERE id = ?2",
+            params![now_us(), id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])
+    })
 }
 
 pub fn set_status(conn: &Connection, id: i64, status: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE users SET status = ?1 WHERE id = ?2",
-        params![status, id],
-    )?;
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE users SET status = ?1 WHERE id = ?2",
+            params![status, id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])
+    })
 }
 
 pub fn remove(conn: &Connection, id: i64) -> Result<()> {
@@ -185,22 +266,36 @@ pub fn remove(conn: &Connection, id: i64) -> Result<()> {
 }
 
 pub fn add_recovery_codes(conn: &Connection, id: i64, hashes: &[String]) -> Result<()> {
-    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
-    let mut stmt =
-        conn.prepare("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)")?;
-    for h in hashes {
-        stmt.execute(params![id, h])?;
-    }
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
+        let mut stmt =
+            c.prepare("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)")?;
+        for h in hashes {
+            stmt.execute(params![id, h])?;
+        }
+        vault::reseal(c, &RECOVERY_CODES, "user_id = ?1", [id])
+    })
 }
 
-/// Marks a recovery code used; false when it does not exist or was used.
+/// Marks a recovery code used; false when it does not exist, was used, or
+/// its row does not check (it was put there outside Warden).
 pub fn use_recovery_code(conn: &Connection, id: i64, hash: &str) -> Result<bool> {
-    let n = conn.execute(
-        "UPDATE recovery_codes SET used_at_us = ?1 WHERE user_id = ?2 AND code_hash = ?3 AND used_at_us IS NULL",
-        params![now_us(), id, hash],
-    )?;
-    Ok(n == 1)
+    vault::write(conn, |c| {
+        let n = c.execute(
+            &format!(
+                "UPDATE recovery_codes SET used_at_us = ?1 WHERE user_id = ?2 AND code_hash = ?3 AND used_at_us IS NULL AND {} = 1",
+                vault::check_expr(&RECOVERY_CODES)
+            ),
+            params![now_us(), id, hash],
+        )?;
+        vault::reseal(
+            c,
+            &RECOVERY_CODES,
+            "user_id = ?1 AND code_hash = ?2",
+            params![id, hash],
+        )?;
+        Ok(n == 1)
+    })
 }
 
 pub fn create_session(
@@ -210,20 +305,45 @@ pub fn create_session(
     now_s: i64,
     expires_s: i64,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO sessions (token_hash, user_id, created_s, last_seen_s, expires_s, mfa_at_s) VALUES (?1, ?2, ?3, ?3, ?4, ?3)",
-        params![token_hash, user_id, now_s, expires_s],
-    )?;
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute(
+            "INSERT INTO sessions (token_hash, user_id, created_s, last_seen_s, expires_s, mfa_at_s) VALUES (?1, ?2, ?3, ?3, ?4, ?3)",
+            params![token_hash, user_id, now_s, expires_s],
+        )?;
+        vault::reseal(c, &SESSIONS, "token_hash = ?1", [token_hash])
+    })
 }
 
-/// The session's user and when it was last seen, if the session exists.
+/// The session's user and when it was last seen, if the session exists;
+/// an error for a session row that does not check.
 pub fn session(conn: &Connection, token_hash: &str) -> Result<Option<(i64, i64, i64)>> {
+    let found: Option<(i64, i64, i64, Option<bool>)> = conn
+        .query_row(
+            &format!(
+                "SELECT user_id, last_seen_s, expires_s, {} FROM sessions WHERE token_hash = ?1",
+                vault::check_expr(&SESSIONS)
+            ),
+            [token_hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    match found {
+        None => Ok(None),
+        Some((user, seen, expires, check)) => {
+            vault::checked(&SESSIONS, check, "a session")?;
+            Ok(Some((user, seen, expires)))
+        }
+    }
+}
+
+/// The person a session row names, read without checking it: only to ask
+/// that person for the password that unlocks Warden, which then checks it.
+pub fn session_person_unchecked(conn: &Connection, token_hash: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row(
-            "SELECT user_id, last_seen_s, expires_s FROM sessions WHERE token_hash = ?1",
+            "SELECT u.name FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
             [token_hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| r.get(0),
         )
         .optional()?)
 }
@@ -238,23 +358,35 @@ pub fn touch_session(conn: &Connection, token_hash: &str, now_s: i64) -> Result<
 
 /// Records that the session's person just proved their second factor.
 pub fn mark_mfa(conn: &Connection, token_hash: &str, now_s: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE sessions SET mfa_at_s = ?1 WHERE token_hash = ?2",
-        params![now_s, token_hash],
-    )?;
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE sessions SET mfa_at_s = ?1 WHERE token_hash = ?2",
+            params![now_s, token_hash],
+        )?;
+        vault::reseal(c, &SESSIONS, "token_hash = ?1", [token_hash])
+    })
 }
 
-/// When the session's person last proved their second factor.
+/// When the session's person last proved their second factor (as the
+/// sealed row says).
 pub fn session_mfa_at(conn: &Connection, token_hash: &str) -> Result<Option<i64>> {
-    Ok(conn
+    let found: Option<(Option<i64>, Option<bool>)> = conn
         .query_row(
-            "SELECT mfa_at_s FROM sessions WHERE token_hash = ?1",
+            &format!(
+                "SELECT mfa_at_s, {} FROM sessions WHERE token_hash = ?1",
+                vault::check_expr(&SESSIONS)
+            ),
             [token_hash],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?
-        .flatten())
+        .optional()?;
+    match found {
+        None => Ok(None),
+        Some((at, check)) => {
+            vault::checked(&SESSIONS, check, "a session")?;
+            Ok(at)
+        }
+    }
 }
 
 pub fn end_session(conn: &Connection, token_hash: &str) -> Result<()> {
@@ -269,13 +401,14 @@ pub fn end_sessions_of(conn: &Connection, user_id: i64) -> Result<()> {
 
 /// The person bound to an identity provider's subject (`issuer|sub`).
 pub fn by_sso_subject(conn: &Connection, subject: &str) -> Result<Option<User>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE sso_subject = ?1"),
+    trusted(
+        conn.query_row(
+            &format!("SELECT {} FROM users WHERE sso_subject = ?1", columns()),
             [subject],
-            row,
+            row_checked,
         )
-        .optional()?)
+        .optional()?,
+    )
 }
 
 /// The subject a person is bound to, if any.
@@ -289,19 +422,23 @@ pub fn sso_subject_of(conn: &Connection, id: i64) -> Result<Option<String>> {
 
 /// Binds a person to a provider identity (`iss|sub`), or with `None` unbinds.
 pub fn set_sso_subject(conn: &Connection, id: i64, subject: Option<&str>) -> Result<()> {
-    conn.execute(
-        "UPDATE users SET sso_subject = ?1 WHERE id = ?2",
-        params![subject, id],
-    )?;
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE users SET sso_subject = ?1 WHERE id = ?2",
+            params![subject, id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])
+    })
 }
 
 pub fn set_role(conn: &Connection, id: i64, role: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE users SET role = ?1 WHERE id = ?2",
-        params![role, id],
-    )?;
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE users SET role = ?1 WHERE id = ?2",
+            params![role, id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])
+    })
 }
 
 /// Marks (or clears) that the provider's refusal suspended the person's
@@ -310,20 +447,25 @@ pub fn set_sso_suspended(conn: &Connection, id: i64, suspended: bool) -> Result<
     let was: bool = conn.query_row("SELECT sso_suspended FROM users WHERE id = ?1", [id], |r| {
         r.get(0)
     })?;
-    conn.execute(
-        "UPDATE users SET sso_suspended = ?1 WHERE id = ?2",
-        params![suspended, id],
-    )?;
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE users SET sso_suspended = ?1 WHERE id = ?2",
+            params![suspended, id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])
+    })?;
     Ok(was)
 }
 
 /// Marks a session as following the identity provider.
 pub fn set_sso_refresh(conn: &Connection, token_hash: &str, next_s: Option<i64>) -> Result<()> {
-    conn.execute(
-        "UPDATE sessions SET sso_next_refresh_s = ?1 WHERE token_hash = ?2",
-        params![next_s, token_hash],
-    )?;
-    Ok(())
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE sessions SET sso_next_refresh_s = ?1 WHERE token_hash = ?2",
+            params![next_s, token_hash],
+        )?;
+        vault::reseal(c, &SESSIONS, "token_hash = ?1", [token_hash])
+    })
 }
 
 /// Sessions that follow the identity provider and are due a refresh:
@@ -342,38 +484,71 @@ pub fn sso_sessions_due(conn: &Connection, now_s: i64) -> Result<Vec<(String, i6
 /// password verifies against it.
 pub const NO_PASSWORD: &str = "!enrol";
 
-/// Gives a person a (new) enrolment code, valid until `expires_s`. Their
-/// password, recovery codes and sessions go: they enrol afresh.
+/// Gives a person a (new) enrolment code, valid until `expires_s`, with
+/// the vault key sealed under it. Their password, recovery codes and
+/// sessions go: they enrol afresh.
 pub fn start_enrolment(
     conn: &mut Connection,
     id: i64,
     code_hash: &str,
     expires_s: i64,
+    vault_sealed: &str,
 ) -> Result<()> {
     let tx = conn.transaction()?;
-    // The provider account they were linked to goes too: a reset leaves
-    // nothing that signs in as them but the new code.
-    tx.execute(
-        "UPDATE users SET password_hash = ?1, totp_enrolled = 0, totp_last_step = NULL, failed_attempts = 0, locked_until_s = NULL, sso_subject = NULL WHERE id = ?2",
-        params![NO_PASSWORD, id],
-    )?;
-    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
-    tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
-    tx.execute(
-        "INSERT OR REPLACE INTO enrolments (user_id, code_hash, expires_s) VALUES (?1, ?2, ?3)",
-        params![id, code_hash, expires_s],
-    )?;
+    vault::write(&tx, |c| {
+        // The provider account they were linked to goes too: a reset leaves
+        // nothing that signs in as them but the new code.
+        c.execute(
+            "UPDATE users SET password_hash = ?1, totp_enrolled = 0, totp_last_step = NULL, failed_attempts = 0, locked_until_s = NULL, sso_subject = NULL, vault = NULL WHERE id = ?2",
+            params![NO_PASSWORD, id],
+        )?;
+        c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
+        c.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+        c.execute(
+            "INSERT OR REPLACE INTO enrolments (user_id, code_hash, expires_s, vault) VALUES (?1, ?2, ?3, ?4)",
+            params![id, code_hash, expires_s, vault_sealed],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])?;
+        vault::reseal(c, &ENROLMENTS, "user_id = ?1", [id])
+    })?;
     tx.commit()?;
     Ok(())
 }
 
-/// A person's pending enrolment: the code's hash and when it expires.
-pub fn enrolment(conn: &Connection, id: i64) -> Result<Option<(String, i64)>> {
+/// A person's pending enrolment: the code's hash, when it expires, and
+/// the vault key sealed under the code. Read before the vault is open (the
+/// code opens it); `sealed` says whether the row checks, `None` while
+/// locked.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    pub code_hash: String,
+    pub expires_s: i64,
+    pub vault: Option<String>,
+    pub sealed: Option<bool>,
+}
+
+impl Enrolment {
+    pub fn checked(&self) -> Result<()> {
+        vault::checked(&ENROLMENTS, self.sealed, "an enrolment")
+    }
+}
+
+pub fn enrolment(conn: &Connection, id: i64) -> Result<Option<Enrolment>> {
     Ok(conn
         .query_row(
-            "SELECT code_hash, expires_s FROM enrolments WHERE user_id = ?1",
+            &format!(
+                "SELECT code_hash, expires_s, vault, {} FROM enrolments WHERE user_id = ?1",
+                vault::check_expr(&ENROLMENTS)
+            ),
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok(Enrolment {
+                    code_hash: r.get(0)?,
+                    expires_s: r.get(1)?,
+                    vault: r.get(2)?,
+                    sealed: r.get(3)?,
+                })
+            },
         )
         .optional()?)
 }
@@ -386,42 +561,57 @@ pub fn finish_enrolment(
     code_hash: &str,
     password_hash: &str,
     recovery_hashes: &[String],
+    vault_sealed: &str,
 ) -> Result<bool> {
     let tx = conn.transaction()?;
-    let taken = tx.execute(
-        "DELETE FROM enrolments WHERE user_id = ?1 AND code_hash = ?2",
-        params![id, code_hash],
-    )?;
-    if taken != 1 {
-        return Ok(false);
+    let taken = vault::write(&tx, |c| {
+        let taken = c.execute(
+            "DELETE FROM enrolments WHERE user_id = ?1 AND code_hash = ?2",
+            params![id, code_hash],
+        )?;
+        if taken != 1 {
+            return Ok(false);
+        }
+        c.execute(
+            "UPDATE users SET password_hash = ?1, vault = ?2, failed_attempts = 0, locked_until_s = NULL WHERE id = ?3",
+            params![password_hash, vault_sealed, id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])?;
+        add_recovery_codes(c, id, recovery_hashes)?;
+        Ok(true)
+    })?;
+    if taken {
+        tx.commit()?;
     }
-    tx.execute(
-        "UPDATE users SET password_hash = ?1, failed_attempts = 0, locked_until_s = NULL WHERE id = ?2",
-        params![password_hash, id],
-    )?;
-    add_recovery_codes(&tx, id, recovery_hashes)?;
-    tx.commit()?;
-    Ok(true)
+    Ok(taken)
 }
 
-/// Sets a person's password (after they proved the old one) and ends
-/// every session of theirs but `keep`.
-pub fn set_password(conn: &Connection, id: i64, password_hash: &str, keep: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-        params![password_hash, id],
-    )?;
-    conn.execute(
-        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash != ?2",
-        params![id, keep],
-    )?;
-    Ok(())
+/// Sets a person's password (after they proved the old one), with the
+/// vault key sealed under it, and ends every session of theirs but `keep`.
+pub fn set_password(
+    conn: &Connection,
+    id: i64,
+    password_hash: &str,
+    vault_sealed: &str,
+    keep: &str,
+) -> Result<()> {
+    vault::write(conn, |c| {
+        c.execute(
+            "UPDATE users SET password_hash = ?1, vault = ?2 WHERE id = ?3",
+            params![password_hash, vault_sealed, id],
+        )?;
+        vault::reseal(c, &USERS, "id = ?1", [id])?;
+        c.execute(
+            "DELETE FROM sessions WHERE user_id = ?1 AND token_hash != ?2",
+            params![id, keep],
+        )?;
+        Ok(())
+    })
 }
 
 /// Replaces a person's recovery codes.
 pub fn replace_recovery_codes(conn: &mut Connection, id: i64, hashes: &[String]) -> Result<()> {
     let tx = conn.transaction()?;
-    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
     add_recovery_codes(&tx, id, hashes)?;
     tx.execute("UPDATE users SET totp_last_step = NULL WHERE id = ?1", [id])?;
     tx.commit()?;

@@ -3,4 +3,4 @@
 /**
  * Machine-readable error codes, so callers never match on messages.
  */
-export type ErrorCode = "invalid_input" | "not_found" | "conflict" | "unavailable" | "unauthenticated" | "forbidden" | "mfa_required" | "internal";
+export type ErrorCode = "invalid_input" | "not_found" | "conflict" | "unavailable" | "unauthenticated" | "forbidden" | "mfa_required" | "locked" | "internal";

@@ -75,7 +75,7 @@ pub struct SignedIn {
 const SIGN_IN_FAILED: &str = "the name, password or code is not right; check them and try again";
 
 /// The answer while a lockout runs.
-fn locked_out(until: i64, now: i64) -> ApiError {
+pub(crate) fn locked_out(until: i64, now: i64) -> ApiError {
     ApiError::new(
         ErrorCode::Unauthenticated,
         format!(
@@ -289,6 +289,16 @@ impl Api {
         .await
     }
 
+    /// The end of a lockout that runs now, by this process's count or the
+    /// database's, without counting an attempt.
+    pub(crate) fn locked_until(&self, user_id: i64, stored: Option<i64>, now: i64) -> Option<i64> {
+        let here = self
+            .attempts_lock()
+            .get(&user_id)
+            .and_then(|a| a.locked_until);
+        here.max(stored).filter(|u| *u > now)
+    }
+
     /// A sign-in with the password and a second factor, or a step-up with
     /// a code: this process's count starts again (the database's is reset
     /// beside it, [`users::record_success`]). Other proofs (a provider's
@@ -368,18 +378,28 @@ impl Api {
         }))
     }
 
-    /// Creates a person with a password, a fresh TOTP secret (kept in the
-    /// keychain) and ten recovery codes (kept as hashes).
-    pub(crate) async fn enroll(
+    /// Creates the first admin of a new install: a password, a fresh TOTP
+    /// secret (sealed in the keychain), ten recovery codes (kept as hashes),
+    /// and the install's vault key, sealed under the password.
+    pub(crate) async fn enroll_first_admin(
         &self,
         name: &str,
-        role: &str,
         pw: Sensitive<String>,
-        first_admin: bool,
     ) -> ApiResult<Enrollment> {
+        let (role, first_admin) = ("admin", true);
         validate_person_name(name)?;
         password::check_policy(pw.expose(), name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+        let store = self.store.clone();
+        if blocking(move || Ok(users::count(&store.connect()?)?)).await? > 0 {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "Warden already has an admin: sign in with `warden login NAME`",
+            ));
+        }
+        if !self.store.vault().is_open() {
+            self.new_vault()?;
+        }
         let hash = hash_password(pw.clone()).await?;
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
@@ -400,6 +420,18 @@ impl Api {
             Ok(user)
         })
         .await?;
+        let sealed = match self.seal_for_person(user.id, &pw).await {
+            Ok(s) => s,
+            Err(e) => {
+                let store = self.store.clone();
+                let id = user.id;
+                let _ = blocking(move || Ok(users::remove(&store.connect()?, id)?)).await;
+                return Err(e);
+            }
+        };
+        let store = self.store.clone();
+        let id = user.id;
+        blocking(move || Ok(users::set_vault(&store.connect()?, id, &sealed)?)).await?;
         match self.new_totp(&user, &pw).await {
             Ok(e) => Ok(Enrollment {
                 recovery_codes: codes,
@@ -436,7 +468,9 @@ impl Api {
     /// recovery codes stop working, and their sessions end.
     pub(crate) async fn new_enrolment(&self, user: User) -> ApiResult<Invitation> {
         let code = warden_auth::enrolment_code();
-        let hash = warden_auth::hash_token("enrolment", &normalize_code(code.expose()));
+        let normal = Sensitive::new(normalize_code(code.expose()));
+        let hash = warden_auth::hash_token("enrolment", normal.expose());
+        let sealed = self.seal_for_enrolment(user.id, &normal).await?;
         let expires_s = self.clock.now() + ENROLMENT_S;
         let store = self.store.clone();
         let id = user.id;
@@ -446,6 +480,7 @@ impl Api {
                 id,
                 &hash,
                 expires_s,
+                &sealed,
             )?)
         })
         .await?;
@@ -489,9 +524,10 @@ impl Api {
             let _ = self.record_enrolment(name, false, why).await;
             ApiError::new(ErrorCode::Unauthenticated, ENROLMENT_FAILED)
         };
-        let Some((creds, (stored_hash, expires_s))) = found else {
+        let Some((creds, waiting)) = found else {
             return Err(refuse("no enrolment waiting").await);
         };
+        let (stored_hash, expires_s) = (waiting.code_hash.clone(), waiting.expires_s);
         if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
             let _ = self
                 .record_enrolment(name, false, "locked after failed attempts")
@@ -509,6 +545,16 @@ impl Api {
         }
         password::check_policy(pw.expose(), name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+        // The code opens the vault key the admin sealed under it; a row a
+        // same-user process wrote does not open, or does not check.
+        let normal = Sensitive::new(normalize_code(code));
+        if !self
+            .unlock_enrolment(creds.user.id, &waiting, &normal)
+            .await?
+        {
+            return Err(refuse("the enrolment's key did not open").await);
+        }
+        let vault_sealed = self.seal_for_person(creds.user.id, &pw).await?;
         let pw_hash = hash_password(pw.clone()).await?;
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
@@ -521,6 +567,7 @@ impl Api {
                 &h,
                 &pw_hash,
                 &hashes,
+                &vault_sealed,
             )?)
         })
         .await?;
@@ -536,12 +583,14 @@ impl Api {
             Err(e) => {
                 // No keychain: the code stays good for another try.
                 let store = self.store.clone();
+                let again = waiting.vault.clone().unwrap_or_default();
                 let _ = blocking(move || {
                     Ok(users::start_enrolment(
                         &mut store.connect()?,
                         id,
                         &hash,
                         expires_s,
+                        &again,
                     )?)
                 })
                 .await;
@@ -679,6 +728,7 @@ impl Api {
         }
         // Everything that can fail before the keychain is written.
         let hash = hash_password(new.clone()).await?;
+        let vault_sealed = self.seal_for_person(actor.id, &new).await?;
         if let Some((_, secret)) = secret {
             self.seal_totp(actor.id, &new, secret).await?;
         }
@@ -686,7 +736,7 @@ impl Api {
         let id = actor.id;
         let changed = blocking(move || {
             let conn = store.connect()?;
-            users::set_password(&conn, id, &hash, &keep)?;
+            users::set_password(&conn, id, &hash, &vault_sealed, &keep)?;
             users::record_success(&conn, id)?;
             Ok(())
         })
@@ -749,6 +799,24 @@ impl Api {
         let pw_ok = tokio::task::spawn_blocking(move || password::verify(&stored, &given))
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        // The password opens the vault key (or matches the one held); the
+        // row is then read again and must check.
+        let creds = if pw_ok {
+            match self.unlock_as(&creds, &pw).await {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => {
+                    return Err(fail("the password did not open the vault key").await);
+                }
+                Err(e) => {
+                    let _ = self
+                        .record_sign_in(name, false, "account changed outside Warden")
+                        .await;
+                    return Err(e);
+                }
+            }
+        } else {
+            creds
+        };
         let second_ok = match (&code, &recovery) {
             // Checked either way, so the time taken does not tell whether
             // the password was right; used up only with the right one.
@@ -849,7 +917,13 @@ impl Api {
 
     /// A row for one attempt by `name` (a sign-in, an enrolment): whether it
     /// worked, and how.
-    async fn record_attempt(&self, kind: &str, name: &str, ok: bool, how: &str) -> ApiResult<()> {
+    pub(crate) async fn record_attempt(
+        &self,
+        kind: &str,
+        name: &str,
+        ok: bool,
+        how: &str,
+    ) -> ApiResult<()> {
         self.store
             .activity()
             .append(warden_store::NewEvent {

@@ -24,6 +24,10 @@ impl Api {
         let Some(cfg) = self.sso_config()? else {
             return Ok(0);
         };
+        if !self.store.vault().is_open() {
+            // No session is anyone's until a person unlocked Warden.
+            return Ok(0);
+        }
         let now = self.clock.now();
         let store = self.store.clone();
         let due = blocking(move || Ok(users::sso_sessions_due(&store.connect()?, now)?)).await?;
