@@ -110,8 +110,10 @@ impl Api {
 
     /// Opens the vault with a person's password; `Ok(false)` when it does
     /// not open. The person's row is read again once it is open, and must
-    /// check: a row a same-user process sealed under a key of its own
-    /// opens with its password, and is then not this install's.
+    /// check. (A row a same-user process made whole, sealed under a key of
+    /// its own, opens with its password and checks under that key: while
+    /// Warden holds this install's key, that key is refused; a Warden it
+    /// restarted holds none, which the README names.)
     pub(crate) async fn unlock_as(
         &self,
         creds: &users::Credentials,
@@ -127,9 +129,8 @@ impl Api {
         let store = self.store.clone();
         let name = creds.user.name.clone();
         let fresh = blocking(move || Ok(users::credentials(&store.connect()?, &name)?)).await?;
-        let fits = was_open || self.fits_the_others(creds.user.id).await?;
         match fresh {
-            Some(c) if c.checked().is_ok() && fits => Ok(Some(c)),
+            Some(c) if c.checked().is_ok() => Ok(Some(c)),
             _ => {
                 if !was_open {
                     self.store.vault().close();
@@ -155,9 +156,8 @@ impl Api {
         }
         let store = self.store.clone();
         let fresh = blocking(move || Ok(users::enrolment(&store.connect()?, user_id)?)).await?;
-        let fits = was_open || self.fits_the_others(user_id).await?;
         match fresh {
-            Some(e) if e.checked().is_ok() && fits => Ok(true),
+            Some(e) if e.checked().is_ok() => Ok(true),
             _ => {
                 if !was_open {
                     self.store.vault().close();
@@ -165,18 +165,6 @@ impl Api {
                 Err(mismatch())
             }
         }
-    }
-
-    /// Whether a key just opened through one person's record is the one
-    /// the others' rows were sealed with. A same-user process can replace
-    /// one person's record with one of its own making, sealed under a key
-    /// of its own; that key opens with its password, and checks no one
-    /// else's row.
-    async fn fits_the_others(&self, user_id: i64) -> ApiResult<bool> {
-        let store = self.store.clone();
-        let (others, checking) =
-            blocking(move || Ok(users::others_checking(&store.connect()?, user_id)?)).await?;
-        Ok(others == 0 || checking > 0)
     }
 
     /// Unlocks this process with the password of the person a session

@@ -138,19 +138,6 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>> {
     )
 }
 
-/// Of the people other than `id`: how many there are, and how many of
-/// their rows check under the key held.
-pub fn others_checking(conn: &Connection, id: i64) -> Result<(i64, i64)> {
-    Ok(conn.query_row(
-        &format!(
-            "SELECT count(*), coalesce(sum({}), 0) FROM users WHERE id != ?1",
-            vault::check_expr(&USERS)
-        ),
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?)
-}
-
 /// Every person whose row checks (one that does not is no one's).
 pub fn list(conn: &Connection) -> Result<Vec<User>> {
     let mut stmt = conn.prepare(&format!("SELECT {} FROM users ORDER BY name", columns()))?;
