@@ -940,21 +940,21 @@ impl Api {
     /// The person behind a session token, if the session is still good.
     pub(crate) async fn session_user(&self, token: &Sensitive<String>) -> ApiResult<User> {
         let found = self.session_user_unlogged(token).await;
-        if let Err(e) = &found {
-            if e.code == ErrorCode::Forbidden {
-                // A session or person row that does not check: refused,
-                // and written down.
-                let _ = self
-                    .store
-                    .activity()
-                    .append(warden_store::NewEvent {
-                        kind: "store.row_refused".into(),
-                        outcome: Some("refused".into()),
-                        detail: Some(serde_json::json!({"why": e.message}).to_string()),
-                        ..Default::default()
-                    })
-                    .await;
-            }
+        if let Err(e) = &found
+            && e.code == ErrorCode::Forbidden
+        {
+            // A session or person row that does not check: refused, and
+            // written down.
+            let _ = self
+                .store
+                .activity()
+                .append(warden_store::NewEvent {
+                    kind: "store.row_refused".into(),
+                    outcome: Some("refused".into()),
+                    detail: Some(serde_json::json!({"why": e.message}).to_string()),
+                    ..Default::default()
+                })
+                .await;
         }
         found
     }
