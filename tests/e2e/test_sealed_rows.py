@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 
 from conftest import Warden
 
@@ -87,53 +86,31 @@ def test_a_planted_trigger_cannot_rewrite_a_row_as_warden_writes_it(warden):
     assert warden.cli("whoami").stdout.strip() == "mia (member)"
 
 
-def keychain_items() -> list[dict]:
-    # secret-tool writes the attributes to stderr: one stream, in order.
-    out = subprocess.run(["stdbuf", "-oL", "-eL", "secret-tool", "search", "--all", "--unlock", "service", "warden"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
-    items, item = [], None
-    for line in out.stdout.splitlines():
-        if line.startswith("["):
-            item = {"attributes": {}}
-            items.append(item)
-        elif item is not None and line.startswith("attribute."):
-            k, v = line[len("attribute."):].split(" = ", 1)
-            item["attributes"][k] = v
-        elif item is not None and line.startswith("secret = "):
-            item["secret"] = line.split(" = ", 1)[1]
-    return items
-
-
-def copy_keychain_item(from_account: str, to_account: str) -> None:
-    items = keychain_items()
-    found = [i for i in items if i["attributes"].get("username") == from_account]
-    assert found, (from_account, [i["attributes"] for i in items])
-    item = found[0]
-    attrs = dict(item["attributes"], username=to_account)
-    args = [a for k, v in attrs.items() for a in (k, v)]
-    subprocess.run(["secret-tool", "store", "--label", "warden", *args], input=item["secret"],
-                   text=True, check=True, timeout=30)
-
-
 def test_an_admin_swapped_in_from_an_install_of_the_attackers_does_not_sign_in(warden, tmp_path):
     warden.start()
     # The attacker's own install: an admin "admin" whose password and
     # authenticator it knows.
+    # It gives that install this one's id first, so that its admin's sealed
+    # authenticator secret opens under this install's name for it, and lands
+    # in the keychain where this install's admin's was.
     other = Warden(tmp_path / "other")
     other.data_dir.mkdir()
+    other.cli("whoami", check=False)  # makes its database
+    with db(warden) as c:
+        ours, = c.execute("SELECT value FROM settings WHERE key = 'install_id'").fetchone()
+    with db(other) as c:
+        c.execute("UPDATE settings SET value = ? WHERE key = 'install_id'", (ours,))
     theirs = other.init_admin("admin")
 
-    def install_id(w):
-        with db(w) as c:
-            return c.execute("SELECT value FROM settings WHERE key = 'install_id'").fetchone()[0]
-
-    cols = "password_hash, totp_enrolled, created_at_us, vault, seal"
+    # Everything of its admin's row but the id, name and counters.
     with db(other) as c:
+        have = [r[1] for r in c.execute("PRAGMA table_info(users)")]
+        cols = ", ".join(c for c in ("password_hash", "totp_enrolled", "created_at_us", "vault", "seal") if c in have)
         row = c.execute(f"SELECT {cols} FROM users WHERE name = 'admin'").fetchone()
     with db(warden) as c:
         admin_id, = c.execute("SELECT id FROM users WHERE name = 'admin'").fetchone()
-        c.execute(f"UPDATE users SET ({cols}) = (?, ?, ?, ?, ?) WHERE id = ?", (*row, admin_id))
-    copy_keychain_item(f"{install_id(other)}/totp/1", f"{install_id(warden)}/totp/{admin_id}")
+        marks = ", ".join("?" for _ in row)
+        c.execute(f"UPDATE users SET ({cols}) = ({marks}) WHERE id = ?", (*row, admin_id))
 
     # Against the running Warden, which holds this install's key.
     theirs.warden = warden
