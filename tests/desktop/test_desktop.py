@@ -598,6 +598,9 @@ def test_a_person_an_admin_added_sets_up_their_own_account(app: App):
     app.shot("22-set-up-my-authenticator")
     app.click("enroll-saved")
     app.click("enrol-done")
+    # Signing in says what the password unlocks.
+    assert "unlocks Warden" in app.text("signin-unlock-note"), app.text("signin-unlock-note")
+    app.shot("23-sign-in-unlocks")
     app.type("signin-password", mine)
     codes = Codes(secret)
     app.type("signin-code", codes.next())

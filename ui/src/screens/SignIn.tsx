@@ -200,6 +200,10 @@ export function SignIn({ sso, onSignedIn }: { sso: boolean; onSignedIn: () => vo
               >
                 <Stack>
                   <Title order={2}>Sign in</Title>
+                  <Text size="sm" c="dimmed" data-testid="signin-unlock-note">
+                    Your password also unlocks Warden&apos;s records of who you are, which stay locked each time Warden
+                    starts until someone signs in with a password.
+                  </Text>
                   <TextInput
                     label="Name"
                     autoComplete="username"
