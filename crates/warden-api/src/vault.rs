@@ -282,22 +282,30 @@ impl Api {
             Ok(found) => {
                 let rows: Vec<String> = found.into_iter().map(|(_, what)| what).collect();
                 tracing::warn!(rows = ?rows, "rows changed outside Warden are refused");
-                let _ = self
-                    .store
-                    .activity()
-                    .append(warden_store::NewEvent {
-                        kind: "store.row_refused".into(),
-                        outcome: Some("refused".into()),
-                        detail: Some(
-                            serde_json::json!({"why": "changed outside Warden", "rows": rows})
-                                .to_string(),
-                        ),
-                        ..Default::default()
-                    })
-                    .await;
+                self.record_row_refused(
+                    serde_json::json!({"why": "changed outside Warden", "rows": rows}),
+                )
+                .await;
             }
             Err(e) => tracing::warn!(error = %e.message, "could not check the sealed rows"),
         }
+    }
+}
+
+impl Api {
+    /// A `store.row_refused` row: a sealed row did not check. Best effort:
+    /// the refusal stands whether or not the row could be written.
+    pub(crate) async fn record_row_refused(&self, detail: serde_json::Value) {
+        let _ = self
+            .store
+            .activity()
+            .append(warden_store::NewEvent {
+                kind: "store.row_refused".into(),
+                outcome: Some("refused".into()),
+                detail: Some(detail.to_string()),
+                ..Default::default()
+            })
+            .await;
     }
 }
 

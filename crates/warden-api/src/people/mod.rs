@@ -945,15 +945,7 @@ impl Api {
         {
             // A session or person row that does not check: refused, and
             // written down.
-            let _ = self
-                .store
-                .activity()
-                .append(warden_store::NewEvent {
-                    kind: "store.row_refused".into(),
-                    outcome: Some("refused".into()),
-                    detail: Some(serde_json::json!({"why": e.message}).to_string()),
-                    ..Default::default()
-                })
+            self.record_row_refused(serde_json::json!({"why": e.message}))
                 .await;
         }
         found
