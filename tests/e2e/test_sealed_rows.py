@@ -72,18 +72,38 @@ def log_rows_as_admin(warden) -> list[dict]:
 def test_a_planted_trigger_cannot_rewrite_a_row_as_warden_writes_it(warden):
     mia = warden.add_person("mia")
     # A trigger that would make mia an admin as Warden writes her new
-    # session, inside the very write that seals it.
-    with db(warden) as c:
-        c.execute("CREATE TRIGGER promote AFTER INSERT ON sessions BEGIN "
-                  "UPDATE users SET role = 'admin' WHERE name = 'mia'; END")
-    out = mia.login(check=False)
-    assert out.returncode != 0 and "trigger Warden did not make" in out.stderr, out.stderr
-    with db(warden) as c:
-        role, = c.execute("SELECT role FROM users WHERE name = 'mia'").fetchone()
-        c.execute("DROP TRIGGER promote")
-    assert role == "member", "the planted trigger ran inside Warden's write"
+    # session, inside the very write that seals it; SQLite keeps the table's
+    # name as written, so it is tried in another case too.
+    for table in ("sessions", "Sessions"):
+        with db(warden) as c:
+            c.execute(f"CREATE TRIGGER promote AFTER INSERT ON {table} BEGIN "
+                      "UPDATE users SET role = 'admin' WHERE name = 'mia'; END")
+        out = mia.login(check=False)
+        assert out.returncode != 0 and "trigger Warden did not make" in out.stderr, (table, out.stderr)
+        with db(warden) as c:
+            role, = c.execute("SELECT role FROM users WHERE name = 'mia'").fetchone()
+            c.execute("DROP TRIGGER promote")
+        assert role == "member", f"the planted trigger on {table} ran inside Warden's write"
     mia.login()
     assert warden.cli("whoami").stdout.strip() == "mia (member)"
+
+
+def test_an_emptied_people_table_does_not_let_a_new_admin_take_the_key(warden):
+    # A running, unlocked Warden holds the key. With the people table
+    # emptied, `init` would make a new admin whose password the attacker
+    # chose, with the install's key sealed under it.
+    warden.start()
+    with db(warden) as c:
+        saved = c.execute("SELECT * FROM users").fetchall()
+        c.execute("DELETE FROM users")
+    out = warden.cli("init", "--admin", "eve", "--password-stdin", "--json",
+                     input="a password of the attacker's own\n", check=False)
+    assert out.returncode != 0 and "already has an admin" in out.stderr, out.stdout + out.stderr
+    with db(warden) as c:
+        assert not c.execute("SELECT 1 FROM users WHERE name = 'eve'").fetchall()
+        marks = ", ".join("?" for _ in saved[0])
+        c.executemany(f"INSERT INTO users VALUES ({marks})", saved)
+    assert warden.cli("whoami").stdout.strip() == "admin (admin)"
 
 
 def test_an_admin_swapped_in_from_an_install_of_the_attackers_does_not_sign_in(warden, tmp_path):

@@ -169,6 +169,8 @@ impl Api {
         let creds = blocking(move || Ok(users::credentials(&store.connect()?, &name)?))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "your account was removed"))?;
+        // The password hash and role checked here are the ones Warden sealed.
+        creds.checked()?;
         if matches!(unseal, Unseal::Unlocked) && !self.has_unlocked_totp(creds.user.id).await? {
             // The secret is sealed under the person's password, and this
             // process has not seen it: no code can be checked here.

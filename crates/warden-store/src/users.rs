@@ -108,6 +108,7 @@ pub fn insert(conn: &Connection, name: &str, role: &str, password_hash: &str) ->
 /// Keeps the vault key sealed under the person's password.
 pub fn set_vault(conn: &Connection, id: i64, sealed: &str) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute(
             "UPDATE users SET vault = ?1 WHERE id = ?2",
             params![sealed, id],
@@ -224,6 +225,7 @@ pub fn claim_totp_step(conn: &Connection, id: i64, step: i64) -> Result<bool> {
 /// cleared. The TOTP step was taken already ([`claim_totp_step`]).
 pub fn record_success(conn: &Connection, id: i64) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute(
             "UPDATE users SET failed_attempts = 0, locked_until_s = NULL, totp_enrolled = 1,
              last_login_us = ?1 WHERE id = ?2",
@@ -235,6 +237,7 @@ pub fn record_success(conn: &Connection, id: i64) -> Result<()> {
 
 pub fn set_status(conn: &Connection, id: i64, status: &str) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute(
             "UPDATE users SET status = ?1 WHERE id = ?2",
             params![status, id],
@@ -254,6 +257,7 @@ pub fn remove(conn: &Connection, id: i64) -> Result<()> {
 
 pub fn add_recovery_codes(conn: &Connection, id: i64, hashes: &[String]) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
         let mut stmt =
             c.prepare("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)")?;
@@ -275,12 +279,14 @@ pub fn use_recovery_code(conn: &Connection, id: i64, hash: &str) -> Result<bool>
             ),
             params![now_us(), id, hash],
         )?;
-        vault::reseal(
-            c,
-            &RECOVERY_CODES,
-            "user_id = ?1 AND code_hash = ?2",
-            params![id, hash],
-        )?;
+        if n == 1 {
+            vault::reseal(
+                c,
+                &RECOVERY_CODES,
+                "user_id = ?1 AND code_hash = ?2",
+                params![id, hash],
+            )?;
+        }
         Ok(n == 1)
     })
 }
@@ -346,6 +352,7 @@ pub fn touch_session(conn: &Connection, token_hash: &str, now_s: i64) -> Result<
 /// Records that the session's person just proved their second factor.
 pub fn mark_mfa(conn: &Connection, token_hash: &str, now_s: i64) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &SESSIONS, "token_hash = ?1", [token_hash])?;
         c.execute(
             "UPDATE sessions SET mfa_at_s = ?1 WHERE token_hash = ?2",
             params![now_s, token_hash],
@@ -400,16 +407,22 @@ pub fn by_sso_subject(conn: &Connection, subject: &str) -> Result<Option<User>> 
 
 /// The subject a person is bound to, if any.
 pub fn sso_subject_of(conn: &Connection, id: i64) -> Result<Option<String>> {
-    Ok(
-        conn.query_row("SELECT sso_subject FROM users WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })?,
-    )
+    let (subject, check): (Option<String>, Option<bool>) = conn.query_row(
+        &format!(
+            "SELECT sso_subject, {} FROM users WHERE id = ?1",
+            vault::check_expr(&USERS)
+        ),
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    vault::checked(&USERS, check, &format!("person #{id}"))?;
+    Ok(subject)
 }
 
 /// Binds a person to a provider identity (`iss|sub`), or with `None` unbinds.
 pub fn set_sso_subject(conn: &Connection, id: i64, subject: Option<&str>) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute(
             "UPDATE users SET sso_subject = ?1 WHERE id = ?2",
             params![subject, id],
@@ -420,6 +433,7 @@ pub fn set_sso_subject(conn: &Connection, id: i64, subject: Option<&str>) -> Res
 
 pub fn set_role(conn: &Connection, id: i64, role: &str) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute(
             "UPDATE users SET role = ?1 WHERE id = ?2",
             params![role, id],
@@ -435,6 +449,7 @@ pub fn set_sso_suspended(conn: &Connection, id: i64, suspended: bool) -> Result<
         r.get(0)
     })?;
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute(
             "UPDATE users SET sso_suspended = ?1 WHERE id = ?2",
             params![suspended, id],
@@ -447,6 +462,7 @@ pub fn set_sso_suspended(conn: &Connection, id: i64, suspended: bool) -> Result<
 /// Marks a session as following the identity provider.
 pub fn set_sso_refresh(conn: &Connection, token_hash: &str, next_s: Option<i64>) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &SESSIONS, "token_hash = ?1", [token_hash])?;
         c.execute(
             "UPDATE sessions SET sso_next_refresh_s = ?1 WHERE token_hash = ?2",
             params![next_s, token_hash],
@@ -459,7 +475,10 @@ pub fn set_sso_refresh(conn: &Connection, token_hash: &str, next_s: Option<i64>)
 /// (token hash, person id).
 pub fn sso_sessions_due(conn: &Connection, now_s: i64) -> Result<Vec<(String, i64)>> {
     let mut st = conn.prepare(
-        "SELECT token_hash, user_id FROM sessions WHERE sso_next_refresh_s IS NOT NULL AND sso_next_refresh_s <= ?1",
+        &format!(
+            "SELECT token_hash, user_id FROM sessions WHERE sso_next_refresh_s IS NOT NULL AND sso_next_refresh_s <= ?1 AND {} IS 1",
+            vault::check_expr(&SESSIONS)
+        ),
     )?;
     let rows = st
         .query_map([now_s], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -483,6 +502,7 @@ pub fn start_enrolment(
 ) -> Result<()> {
     let tx = conn.transaction()?;
     vault::write(&tx, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         // The provider account they were linked to goes too: a reset leaves
         // nothing that signs in as them but the new code.
         c.execute(
@@ -552,6 +572,8 @@ pub fn finish_enrolment(
 ) -> Result<bool> {
     let tx = conn.transaction()?;
     let taken = vault::write(&tx, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
+        vault::must_check(c, &ENROLMENTS, "user_id = ?1", [id])?;
         let taken = c.execute(
             "DELETE FROM enrolments WHERE user_id = ?1 AND code_hash = ?2",
             params![id, code_hash],
@@ -583,6 +605,7 @@ pub fn set_password(
     keep: &str,
 ) -> Result<()> {
     vault::write(conn, |c| {
+        vault::must_check(c, &USERS, "id = ?1", [id])?;
         c.execute(
             "UPDATE users SET password_hash = ?1, vault = ?2 WHERE id = ?3",
             params![password_hash, vault_sealed, id],

@@ -84,8 +84,10 @@ const TABLES: [&Sealed; 4] = [&USERS, &SESSIONS, &RECOVERY_CODES, &ENROLMENTS];
 
 /// Columns the seal leaves out on purpose: what Warden writes before anyone
 /// unlocked it (counting a failed attempt, the last code step used, when a
-/// session was last seen). A same-user process that resets them gains
-/// nothing a running Warden does not also count in memory (README).
+/// session was last seen). Resetting the counters gains a same-user process
+/// nothing a running Warden does not also count in memory; setting
+/// `last_seen_s` keeps a session it holds the token of from going idle
+/// (its absolute end is sealed), and `last_login_us` is only shown (README).
 #[cfg(test)]
 const UNSEALED: &[(&str, &[&str])] = &[
     (
@@ -285,21 +287,47 @@ fn guard(conn: &Connection) -> Result<()> {
     if !open {
         return Err(Error::Locked);
     }
-    let names = TABLES
-        .iter()
-        .map(|t| format!("'{}'", t.table))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Warden's own triggers all sit on the activity log, which no sealed
+    // write touches. Any other (whatever the case of its table's name, as
+    // SQLite keeps it as written) could rewrite a row inside this write.
     let planted: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
-        &format!(
-            "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN ({names}) LIMIT 1"
-        ),
+        "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND lower(tbl_name) != 'activity' LIMIT 1",
         [],
         |r| r.get(0),
     ))?;
     if let Some(name) = planted {
         return Err(Error::Forged(format!(
-            "the database has a trigger Warden did not make ({name:?}) on the table of people or sessions"
+            "the database has a trigger Warden did not make ({name:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to go on unless every row of `t` that `filter` picks checks: a
+/// write that reseals a row must start from a row Warden sealed, or it
+/// would seal what a same-user process put there. Only inside [`write`],
+/// whose IMMEDIATE transaction keeps the row as checked until it ends.
+pub(crate) fn must_check(
+    conn: &Connection,
+    t: &Sealed,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<()> {
+    let bad: i64 = conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM {} WHERE ({filter}) AND {} IS NOT 1",
+                t.table,
+                check_expr(t)
+            ),
+            params,
+            |r| r.get(0),
+        )
+        .map_err(locked_or)?;
+    if bad > 0 {
+        return Err(Error::Forged(format!(
+            "a row of table {} was changed outside Warden",
+            t.table
         )));
     }
     Ok(())

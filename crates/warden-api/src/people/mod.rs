@@ -390,6 +390,16 @@ impl Api {
         validate_person_name(name)?;
         password::check_policy(pw.expose(), name)
             .map_err(|m| ApiError::new(ErrorCode::InvalidInput, m))?;
+        // A Warden that holds a key is an install already, whatever the
+        // people table (which a same-user process can empty) says: a new
+        // admin made here would have that key sealed under a password the
+        // caller chose.
+        if self.store.vault().is_open() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "Warden already has an admin: sign in with `warden login NAME`",
+            ));
+        }
         let store = self.store.clone();
         if blocking(move || Ok(users::count(&store.connect()?)?)).await? > 0 {
             return Err(ApiError::new(
@@ -397,9 +407,7 @@ impl Api {
                 "Warden already has an admin: sign in with `warden login NAME`",
             ));
         }
-        if !self.store.vault().is_open() {
-            self.new_vault()?;
-        }
+        self.new_vault()?;
         let hash = hash_password(pw.clone()).await?;
         let codes = warden_auth::recovery_codes();
         let hashes = recovery_hashes(&codes);
@@ -554,6 +562,14 @@ impl Api {
         {
             return Err(refuse("the enrolment's key did not open").await);
         }
+        // Their own row too, now that it can be checked: a role or provider
+        // link written into it while the code waited is not sealed here.
+        let store = self.store.clone();
+        let n = name.to_string();
+        let fresh = blocking(move || Ok(users::credentials(&store.connect()?, &n)?)).await?;
+        if fresh.as_ref().is_none_or(|c| c.checked().is_err()) {
+            return Err(refuse("the person's record was changed outside Warden").await);
+        }
         let vault_sealed = self.seal_for_person(creds.user.id, &pw).await?;
         let pw_hash = hash_password(pw.clone()).await?;
         let codes = warden_auth::recovery_codes();
@@ -684,6 +700,8 @@ impl Api {
         let creds = blocking(move || Ok(users::credentials(&store.connect()?, &n)?))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "your account is gone"))?;
+        // The hash checked against must be the one Warden sealed.
+        creds.checked()?;
         if let Err(until) = self.begin_attempt(creds.user.id, now).await? {
             return Err(locked_out(until, now));
         }
